@@ -1,0 +1,126 @@
+"""send patches over a verified SMTP connection
+
+This extension replaces the SMTP client behind :hg:`email` with one that
+verifies the mail server before any password or patch leaves the machine.
+The settings you already have keep their meaning; nothing else changes.
+
+Enable it with::
+
+  [extensions]
+  securesmtp =
+
+Connection settings (``[smtp]``)
+--------------------------------
+
+``host``
+    The mail server. Required.
+
+``port``
+    Port number or service name (``submission`` is 587). Default 465 with
+    ``tls = smtps``, else 25.
+
+``tls``
+    ``starttls`` (or any true value): connect in cleartext, then STARTTLS
+    before anything else; a server that does not offer STARTTLS is refused.
+    ``smtps``: TLS from the first byte (port 465). ``none`` (or a false
+    value): no encryption. Any other value is a configuration error, never a
+    silent downgrade to cleartext.
+
+``username``, ``password``
+    Credentials for AUTH (PLAIN or LOGIN). Without ``password`` you are
+    prompted when the session is interactive; in a non-interactive run a
+    missing password is an error, not an unauthenticated send.
+
+``local_hostname``
+    The name sent with EHLO. Default: this machine's fully qualified name.
+
+``timeout``
+    Seconds to wait for the server to connect or to answer before giving up.
+    Default 60.
+
+``pipelining``
+    Send each message's envelope (and, where the server offers CHUNKING, the
+    message itself) in one write, as RFC 2920 and RFC 3030 allow, so a
+    message costs one or two round trips instead of three plus one per
+    recipient. Default on; turn it off only for a server that mishandles it.
+
+``allow-cleartext-auth``
+    Send the password over a connection that is not encrypted. Off by
+    default; a server on this machine (loopback) is always allowed.
+
+``verifycert``
+    Legacy (Mercurial 2.6 to 3.8). ``strict`` and ``loose`` verify as usual;
+    a false value disables verification like ``--insecure``, with the same
+    warning.
+
+Verification (``[hostsecurity]``, ``[hostfingerprints]``, ``[web]``)
+---------------------------------------------------------------------
+
+Host names are looked up without the port, as for HTTPS remotes.
+
+``hostsecurity.<host>:fingerprints``
+    Certificate fingerprints (``sha256:``, ``sha512:`` or ``sha1:`` followed
+    by hex; colons and case do not matter; several separated by commas or
+    spaces). When set, the server is trusted if its certificate matches any
+    of them, and CA checks are skipped. Pins are enforced even with
+    ``--insecure``.
+
+``hostsecurity.<host>:pubkeys``
+    Public-key pins: ``sha256:`` followed by the SHA-256 of the certificate's
+    SubjectPublicKeyInfo, as base64 (the form ``hg debugsmtp`` prints and
+    HPKP used) or hex. Unlike a certificate fingerprint, a public-key pin
+    survives a certificate renewal that keeps the same key. Checked like
+    fingerprints; both kinds may be combined.
+
+``hostfingerprints.<host>``
+    Legacy SHA-1 fingerprints. Accepted, with a warning that shows the
+    ``[hostsecurity]`` line to use instead.
+
+``hostsecurity.<host>:verifycertsfile``, ``web.cacerts``
+    A PEM file of CA certificates to trust for that host, or for every host,
+    instead of the system's. A server certificate listed in the file itself
+    is trusted as itself (a self-signed server).
+
+``hostsecurity.minimumprotocol``, ``hostsecurity.<host>:minimumprotocol``
+    ``tls1.2`` (default) or ``tls1.3``. TLS 1.0 and 1.1 are never used; a
+    server that speaks nothing newer is refused with a message that says so.
+
+``hostsecurity.ciphers``, ``hostsecurity.<host>:ciphers``
+    Cipher suites to allow, separated by colons, commas or spaces, in
+    OpenSSL (``ECDHE-RSA-AES128-GCM-SHA256``) or IANA
+    (``TLS_AES_128_GCM_SHA256``) spelling. An unknown name is an error that
+    lists the supported ones. TLS 1.3 suites stay enabled unless named.
+
+Without ``web.cacerts`` the system's trust store is used, falling back to
+the Mozilla roots bundled with this extension. ``--insecure`` disables CA
+and host name checks with a loud warning showing the server's fingerprint.
+
+When verification fails, the message says why and shows the certificate's
+SHA-256 fingerprint and the exact ``[hostsecurity]`` line that would pin it.
+
+Debugging
+---------
+
+``hg email --debug`` prints the SMTP conversation (``C:``/``S:`` lines)
+with AUTH payloads redacted and message bodies shown as a byte count.
+"""
+
+from mercurial import extensions, mail, registrar
+
+from . import transport
+
+testedwith = b"7.2"
+minimumhgversion = b"6.5"
+
+configtable = {}
+configitem = registrar.configitem(configtable)
+
+configitem(b"smtp", b"timeout", default=60.0)
+configitem(b"smtp", b"pipelining", default=True)
+configitem(b"smtp", b"allow-cleartext-auth", default=False)
+configitem(b"smtp", b"verifycert", default=None)
+configitem(b"hostsecurity", b".*:pubkeys$", default=list, generic=True)
+
+
+def extsetup(ui):
+    extensions.wrapfunction(mail, "_smtp", transport.smtp)

@@ -1,0 +1,40 @@
+from typing import Callable, Optional
+
+class SmtpError(Exception):
+    kind: str
+    stage: Optional[str]
+    code: Optional[int]
+    server_text: Optional[str]
+    fingerprint: Optional[str]
+    spki: Optional[str]
+    setting: Optional[str]
+    refused: list[tuple[str, int, str]]
+
+class Session:
+    def authenticate(self, username: str, password: str) -> None: ...
+    def send(self, sender: str, recipients: list[str], message: bytes) -> dict: ...
+    def quit(self) -> None: ...
+    def verdict(self) -> Optional[dict]: ...
+    def info(self) -> dict: ...
+
+def connect(
+    *,
+    host: str,
+    port: int,
+    security: str,
+    hello_name: str,
+    timeout: float,
+    ca_file: Optional[str] = ...,
+    load_default_roots: bool = ...,
+    fingerprints: Optional[str] = ...,
+    legacy_fingerprints: Optional[str] = ...,
+    pubkeys: Optional[str] = ...,
+    insecure: bool = ...,
+    min_version: str = ...,
+    ciphers: Optional[str] = ...,
+    pipelining: bool = ...,
+    allow_cleartext_auth: bool = ...,
+    inspect_only: bool = ...,
+    transcript: Optional[Callable[[str], None]] = ...,
+) -> Session: ...
+def fingerprint(der: bytes, algorithm: str) -> str: ...

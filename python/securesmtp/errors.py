@@ -1,0 +1,91 @@
+"""Turn a core ``SmtpError`` into the Mercurial error a user should see.
+
+Verification and channel-security failures are ``error.SecurityError`` (exit
+255, or 150 with ``ui.detailed-exit-code``), like Mercurial's own; everything
+else is ``error.Abort``. Each carries a hint naming the setting to change.
+"""
+
+from mercurial import error
+from mercurial.i18n import _
+
+# Failures of the channel's security: the server was refused before any
+# credential or message went out.
+_SECURITY = {"verify", "tlsversion", "tls", "starttls", "injection", "cleartextauth"}
+
+
+def _b(text):
+    return text.encode("utf-8", "replace") if isinstance(text, str) else text
+
+
+def pin_hint(host, fingerprint):
+    """The lines that would trust this exact certificate."""
+    return _(
+        b"the server's certificate has fingerprint %s; if you trust it, "
+        b"pin it in your hgrc:\n"
+        b"    [hostsecurity]\n"
+        b"    %s:fingerprints = %s\n"
+        b"or set hostsecurity.%s:verifycertsfile (or web.cacerts) to the "
+        b"certificate of the CA that issued it"
+    ) % (_b(fingerprint), host, _b(fingerprint), host)
+
+
+def _hint(exc, host):
+    kind = exc.kind
+    if kind == "verify":
+        if exc.fingerprint:
+            return pin_hint(host, exc.fingerprint)
+        return _(b"set web.cacerts or hostsecurity.%s:fingerprints") % host
+    if kind == "tlsversion":
+        return _(
+            b"the minimum is set by hostsecurity.minimumprotocol or "
+            b"hostsecurity.%s:minimumprotocol; TLS 1.0 and 1.1 are never used"
+        ) % host
+    if kind == "starttls":
+        return _(
+            b"if this port expects TLS from the start, set smtp.tls=smtps; "
+            b"to send without encryption (not recommended), set smtp.tls=none"
+        )
+    if kind == "injection":
+        return _(b"someone between you and the server may be tampering with the connection")
+    if kind == "tls":
+        return _(b"check smtp.port and smtp.tls (smtps for implicit TLS, starttls otherwise)")
+    if kind == "cleartextauth":
+        return _(
+            b"set smtp.tls=starttls or smtps, or set "
+            b"smtp.allow-cleartext-auth=yes to send the password anyway"
+        )
+    if kind == "auth":
+        return _(b"check smtp.username and smtp.password")
+    if kind == "authmech":
+        return _(b"this client supports AUTH PLAIN and LOGIN")
+    if kind == "connect":
+        return _(b"check smtp.host and smtp.port")
+    if kind == "timeout":
+        return _(b"the server stopped answering; raise smtp.timeout if it is only slow")
+    if kind == "config":
+        setting = {
+            "fingerprints": b"hostsecurity.%s:fingerprints" % host,
+            "hostfingerprints": b"hostfingerprints.%s" % host,
+            "pubkeys": b"hostsecurity.%s:pubkeys" % host,
+            "ciphers": b"hostsecurity.ciphers",
+            "cacerts": b"web.cacerts or hostsecurity.%s:verifycertsfile" % host,
+            "timeout": b"smtp.timeout",
+            "host": b"smtp.host",
+        }.get(exc.setting)
+        return _(b"check %s") % setting if setting else None
+    if kind == "reply" and exc.stage == "MAIL FROM":
+        return _(b"check the sender address (email.from or --from)")
+    if kind in ("recipients", "input"):
+        return _(b"check the recipient addresses (--to, --cc, --bcc)")
+    return None
+
+
+def convert(exc, host, prefix=b"", suffix=b""):
+    """The Mercurial exception for core error ``exc`` talking to ``host``."""
+    message = prefix + _b(str(exc)) + suffix
+    hint = _hint(exc, host)
+    if exc.kind == "config":
+        return error.ConfigError(message, hint=hint)
+    if exc.kind in _SECURITY:
+        return error.SecurityError(message, hint=hint)
+    return error.Abort(message, hint=hint)

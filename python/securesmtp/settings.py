@@ -1,0 +1,183 @@
+"""Read hgrc into the arguments of ``_core.connect``.
+
+Every setting keeps the meaning Mercurial gives it (see ``mail._smtp`` and
+``sslutil``); what Mercurial silently accepted and we refuse (an unknown
+``smtp.tls``) is a configuration error with a hint.
+"""
+
+import os
+import socket
+
+from mercurial import error, util
+from mercurial.i18n import _
+from mercurial.utils import stringutil, urlutil
+
+_PROTOCOLS = (b"tls1.0", b"tls1.1", b"tls1.2", b"tls1.3")
+
+
+def security(ui):
+    """``none``, ``starttls`` or ``smtps`` from ``smtp.tls``."""
+    value = ui.config(b"smtp", b"tls")
+    if value is None or value.lower() in (b"", b"none"):
+        return "none"
+    low = value.lower()
+    if low in (b"starttls", b"smtps"):
+        return low.decode("ascii")
+    flag = stringutil.parsebool(value)
+    if flag is True:
+        return "starttls"  # Mercurial's backward-compatible "tls = true"
+    if flag is False:
+        return "none"
+    raise error.ConfigError(
+        _(b"smtp.tls has unknown value '%s'") % value,
+        hint=_(b"use starttls, smtps or none"),
+    )
+
+
+def host(ui):
+    value = ui.config(b"smtp", b"host")
+    if not value:
+        raise error.Abort(_(b"smtp.host not configured - cannot send mail"))
+    # An IPv6 literal may be written with brackets, as in a URL.
+    if value.startswith(b"[") and value.endswith(b"]"):
+        value = value[1:-1]
+    return value
+
+
+def _ascii_host(bhost):
+    """An internationalised host name in the A-label form DNS and TLS use."""
+    name = bhost.decode("utf-8", "replace")
+    if name.isascii():
+        return name
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise error.ConfigError(
+            _(b"smtp.host is not a valid host name: %s") % bhost
+        )
+
+
+def port(ui, mode):
+    default = 465 if mode == "smtps" else 25
+    value = urlutil.getport(ui.config(b"smtp", b"port", default))
+    if not 0 < value < 65536:
+        raise error.ConfigError(
+            _(b"smtp.port %d is out of range") % value,
+            hint=_(b"use a port number from 1 to 65535 or a service name"),
+        )
+    return value
+
+
+def hello_name(ui):
+    name = ui.config(b"smtp", b"local_hostname")
+    if name:
+        return name.decode("utf-8")
+    # What smtplib sends: the FQDN, or the address literal when there is none.
+    fqdn = socket.getfqdn()
+    return fqdn if "." in fqdn else "[127.0.0.1]"
+
+
+def timeout(ui):
+    value = ui.config(b"smtp", b"timeout")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise error.ConfigError(
+            _(b"smtp.timeout must be a positive number of seconds, not '%s'")
+            % stringutil.forcebytestr(value),
+            hint=_(b"for example: timeout = 60"),
+        )
+    return seconds
+
+
+def _path(ui, value, setting):
+    path = util.expandpath(value)
+    if not os.path.exists(path):
+        raise error.Abort(
+            _(b"path specified by %s does not exist: %s") % (setting, path),
+            hint=_(b"set %s to a PEM file of trusted certificates") % setting,
+        )
+    return path
+
+
+def _minimum(ui, bhost):
+    setting = b"hostsecurity.%s:minimumprotocol" % bhost
+    value = ui.config(b"hostsecurity", b"%s:minimumprotocol" % bhost)
+    if value is None:
+        setting = b"hostsecurity.minimumprotocol"
+        value = ui.config(b"hostsecurity", b"minimumprotocol")
+    value = (value or b"tls1.2").lower()
+    if value not in _PROTOCOLS:
+        raise error.ConfigError(
+            _(b"unsupported protocol from %s: %s") % (setting, value),
+            hint=_(b"valid protocols: %s") % b" ".join(_PROTOCOLS),
+        )
+    # TLS 1.0 and 1.1 are never offered; a minimum below 1.2 is met by 1.2.
+    return "tls1.3" if value == b"tls1.3" else "tls1.2"
+
+
+def _insecure(ui):
+    if ui.insecureconnections:
+        return True
+    legacy = ui.config(b"smtp", b"verifycert")
+    if legacy is None or legacy.lower() in (b"strict", b"loose"):
+        return False
+    if stringutil.parsebool(legacy) is False:
+        return True
+    if stringutil.parsebool(legacy) is True:
+        return False
+    raise error.ConfigError(
+        _(b"smtp.verifycert has unknown value '%s'") % legacy,
+        hint=_(b"use strict, loose or false (remove it to verify normally)"),
+    )
+
+
+def _joined(values):
+    return " ".join(v.decode("ascii", "replace") for v in values) or None
+
+
+def verification(ui, bhost):
+    """The keyword arguments of ``_core.connect`` that decide trust."""
+    cafile = None
+    per_host = ui.config(b"hostsecurity", b"%s:verifycertsfile" % bhost)
+    if per_host:
+        cafile = _path(ui, per_host, b"hostsecurity.%s:verifycertsfile" % bhost)
+    else:
+        web = ui.config(b"web", b"cacerts")
+        if web:
+            cafile = _path(ui, web, b"web.cacerts")
+    ciphers = ui.config(b"hostsecurity", b"%s:ciphers" % bhost) or ui.config(
+        b"hostsecurity", b"ciphers"
+    )
+    return {
+        "ca_file": os.fsdecode(cafile) if cafile else None,
+        "load_default_roots": not ui.configbool(b"devel", b"disableloaddefaultcerts"),
+        "fingerprints": _joined(
+            ui.configlist(b"hostsecurity", b"%s:fingerprints" % bhost)
+        ),
+        "legacy_fingerprints": _joined(ui.configlist(b"hostfingerprints", bhost)),
+        "pubkeys": _joined(ui.configlist(b"hostsecurity", b"%s:pubkeys" % bhost)),
+        "insecure": _insecure(ui),
+        "min_version": _minimum(ui, bhost),
+        "ciphers": ciphers.decode("ascii", "replace") if ciphers else None,
+    }
+
+
+def connect_args(ui):
+    """Everything ``_core.connect`` needs, validated, plus the host and port."""
+    mode = security(ui)
+    bhost = host(ui)
+    args = {
+        "host": _ascii_host(bhost),
+        "port": port(ui, mode),
+        "security": mode,
+        "hello_name": hello_name(ui),
+        "timeout": timeout(ui),
+        "pipelining": ui.configbool(b"smtp", b"pipelining"),
+        "allow_cleartext_auth": ui.configbool(b"smtp", b"allow-cleartext-auth"),
+    }
+    if mode != "none":
+        args.update(verification(ui, bhost))
+    return args

@@ -1,0 +1,751 @@
+//! The SMTP client state machine (RFC 5321) with STARTTLS (RFC 3207),
+//! implicit TLS (RFC 8314), AUTH PLAIN/LOGIN (RFC 4954, 4616), PIPELINING
+//! (RFC 2920) and CHUNKING (RFC 3030).
+//!
+//! A [`Session`] is connected, greeted, secured and (optionally)
+//! authenticated by [`Session::connect`] and [`Session::authenticate`]; then
+//! each [`Session::send`] is one mail transaction on the same connection, and
+//! [`Session::quit`] ends it.
+//!
+//! The security contract lives here: nothing after the TLS handshake is sent
+//! unless the certificate verifier said yes (the handshake fails otherwise);
+//! STARTTLS that is not offered, refused, or followed by injected bytes ends
+//! the session; capabilities learned in cleartext are forgotten; AUTH never
+//! goes over cleartext to a remote host unless the caller allowed it.
+//!
+//! Round trips per message, the cost that matters on a slow link: one with
+//! PIPELINING and CHUNKING (envelope and `BDAT n LAST` in one write), two with
+//! PIPELINING (envelope and DATA, then the body), 3 + recipients without.
+//!
+//! Left out: DSN, BINARYMIME, SASL mechanisms other than PLAIN and LOGIN
+//! (XOAUTH2 needs a token source), SMTP over a proxy.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::error::{Error, Stage};
+use crate::smtp::{auth, data, Capabilities, Command, Credentials, Mechanism, Reply, ReplyParser};
+use crate::tls::{self, MinVersion, TlsPolicy, Trust, Verdict};
+use crate::transport::{ConnectFailure, Connection, Interrupt, IoFailure, TlsInfo};
+
+/// How the connection is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Security {
+    /// No TLS at all (`smtp.tls = none`).
+    None,
+    /// Cleartext first, then STARTTLS before anything else (RFC 3207).
+    StartTls,
+    /// TLS from the first byte (RFC 8314 "implicit TLS", `smtp.tls = smtps`).
+    Implicit,
+}
+
+/// Everything a session needs to know before connecting.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Host to connect to, as configured.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// Cleartext, STARTTLS or implicit TLS.
+    pub security: Security,
+    /// The name sent with EHLO.
+    pub hello_name: String,
+    /// Bound on each connection attempt.
+    pub connect_timeout: Duration,
+    /// Bound on how long the server may stay silent.
+    pub timeout: Duration,
+    /// How the server's certificate is verified.
+    pub tls: TlsPolicy,
+    /// Use PIPELINING and CHUNKING when offered.
+    pub pipelining: bool,
+    /// Allow AUTH over cleartext to a host that is not loopback.
+    pub allow_cleartext_auth: bool,
+}
+
+/// Progress reports and the `--debug` transcript go here; it is also the
+/// interrupt hook for the transport.
+pub trait Observer: Interrupt {
+    /// One line of the protocol transcript: "C: ..." or "S: ...".
+    fn transcript(&mut self, line: &str);
+    /// Whether transcript lines are wanted at all (avoids formatting them).
+    fn wants_transcript(&self) -> bool;
+}
+
+/// How the current channel is protected. `Verified` can only be made by the
+/// handshake code below, from a verdict that said yes.
+#[derive(Clone, Debug)]
+enum Channel {
+    Cleartext,
+    Verified(Trust),
+}
+
+/// What happened to one message.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// Recipients the server accepted.
+    pub accepted: Vec<String>,
+    /// Recipients the server refused, with its reply.
+    pub refused: Vec<(String, Reply)>,
+    /// The server's final reply for the message (queued as ...).
+    pub reply: Reply,
+}
+
+/// An open SMTP session.
+pub struct Session {
+    conn: Connection,
+    parser: ReplyParser,
+    caps: Capabilities,
+    channel: Channel,
+    verdict: Option<Verdict>,
+    greeting: Option<Reply>,
+    cleartext_caps: Option<Capabilities>,
+    config: Config,
+    observer: Box<dyn Observer + Send>,
+    read_buf: Vec<u8>,
+}
+
+/// Bytes per BDAT chunk: large messages go in bounded chunks, all pipelined.
+const BDAT_CHUNK: usize = 1 << 20;
+
+impl Session {
+    /// Connect, read the greeting, EHLO, secure the channel as configured and
+    /// EHLO again. On return the channel is as secure as the config asked for.
+    pub fn connect(config: Config, mut observer: Box<dyn Observer + Send>) -> Result<Session, Error> {
+        let server = server_label(&config.host, config.port);
+        // Build the TLS config first: a bad CA file or cipher list is a
+        // config error, reported before any byte goes out.
+        let tls = match config.security {
+            Security::None => None,
+            _ => Some(tls::client_config(&config.tls).map_err(Error::from_setup)?),
+        };
+        let name = match config.security {
+            Security::None => None,
+            _ => Some(tls::server_name(&config.tls).map_err(Error::from_setup)?),
+        };
+        let conn = Connection::open(
+            &config.host,
+            config.port,
+            config.connect_timeout,
+            config.timeout,
+            observer.as_mut(),
+        )
+        .map_err(|e| match e {
+            ConnectFailure::Interrupted => Error::Interrupted,
+            ConnectFailure::Resolve(e) => Error::Resolve {
+                server: server.clone(),
+                reason: e.to_string(),
+            },
+            ConnectFailure::Refused(tries) => Error::Connect {
+                server: server.clone(),
+                reason: tries
+                    .iter()
+                    .map(|(addr, e)| format!("{addr}: {e}"))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        })?;
+        let mut session = Session {
+            conn,
+            parser: ReplyParser::new(),
+            caps: Capabilities::none(),
+            channel: Channel::Cleartext,
+            verdict: None,
+            greeting: None,
+            cleartext_caps: None,
+            config,
+            observer,
+            read_buf: vec![0; 16 * 1024],
+        };
+        if session.config.security == Security::Implicit {
+            let (cfg, slot) = tls.expect("tls config exists for implicit TLS");
+            session.handshake(cfg, slot, name.expect("server name exists for TLS"))?;
+        }
+        let greeting = session.read_reply(Stage::Greeting)?;
+        if greeting.code() != 220 {
+            return Err(Error::reply_at(Stage::Greeting, greeting));
+        }
+        session.greeting = Some(greeting);
+        session.hello()?;
+        if session.config.security == Security::StartTls {
+            session.start_tls(tls.expect("tls config exists for STARTTLS"), name.expect("name"))?;
+        }
+        Ok(session)
+    }
+
+    /// The verification verdict of the handshake, if TLS is in use.
+    pub fn verdict(&self) -> Option<&Verdict> {
+        self.verdict.as_ref()
+    }
+
+    /// Capabilities the server announced on the current channel.
+    pub fn capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// Capabilities announced before STARTTLS, for reports only (they were
+    /// discarded as untrusted).
+    pub fn cleartext_capabilities(&self) -> Option<&Capabilities> {
+        self.cleartext_caps.as_ref()
+    }
+
+    /// The server's greeting.
+    pub fn greeting(&self) -> Option<&Reply> {
+        self.greeting.as_ref()
+    }
+
+    /// The negotiated TLS parameters.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        self.conn.tls_info()
+    }
+
+    /// The address connected to.
+    pub fn peer(&self) -> std::net::SocketAddr {
+        self.conn.peer()
+    }
+
+    /// Authenticate with the first mechanism both sides support (PLAIN, then
+    /// LOGIN). Refuses to send a password over cleartext to a remote host.
+    pub fn authenticate(&mut self, credentials: &Credentials) -> Result<(), Error> {
+        if matches!(self.channel, Channel::Cleartext)
+            && !self.config.allow_cleartext_auth
+            && !self.conn.peer().ip().is_loopback()
+        {
+            return Err(Error::CleartextAuth {
+                server: server_label(&self.config.host, self.config.port),
+            });
+        }
+        let mechanism = Mechanism::choose(&self.caps).ok_or_else(|| Error::AuthUnavailable {
+            offered: self.caps.auth_mechanisms().to_vec(),
+        })?;
+        let reply = match mechanism {
+            Mechanism::Plain => self.command(
+                &Command::Auth {
+                    mechanism: "PLAIN".into(),
+                    initial_response: Some(auth::plain_initial_response(credentials)),
+                },
+                Stage::Auth,
+            )?,
+            Mechanism::Login => {
+                let mut reply = self.command(
+                    &Command::Auth {
+                        mechanism: "LOGIN".into(),
+                        initial_response: None,
+                    },
+                    Stage::Auth,
+                )?;
+                // Username, then password, each answering a 334 challenge.
+                for answer in [auth::login_username(credentials), auth::login_password(credentials)] {
+                    if reply.code() != 334 {
+                        break;
+                    }
+                    reply = self.command(&Command::AuthResponse(answer), Stage::Auth)?;
+                }
+                reply
+            }
+        };
+        if reply.code() != 235 {
+            if reply.code() == 334 {
+                // A challenge we cannot answer: cancel the exchange (RFC 4954 4).
+                let _ = self.write_raw(b"*\r\n", "*");
+                let _ = self.read_reply(Stage::Auth);
+            }
+            return Err(Error::reply_at(Stage::Auth, reply));
+        }
+        Ok(())
+    }
+
+    /// Send one message to `recipients` as one mail transaction. Recipients
+    /// refused while others were accepted are reported in the [`Delivery`];
+    /// the message still goes to the accepted ones (as smtplib does). After a
+    /// failed transaction the session is reset and stays usable.
+    pub fn send(&mut self, from: &str, recipients: &[String], message: &[u8]) -> Result<Delivery, Error> {
+        let mut params = Vec::new();
+        if self.caps.size().is_some() {
+            params.push(format!("SIZE={}", message.len()));
+        }
+        if self.caps.eight_bit_mime() && data::is_eight_bit(message) {
+            params.push("BODY=8BITMIME".to_owned());
+        }
+        let needs_utf8 =
+            data::needs_smtputf8(from) || recipients.iter().any(|r| data::needs_smtputf8(r));
+        if needs_utf8 && self.caps.smtp_utf8() {
+            params.push("SMTPUTF8".to_owned());
+        }
+        let mail = Command::mail(from, params).map_err(Error::BadInput)?;
+        let rcpts = recipients
+            .iter()
+            .map(|r| Command::rcpt(r).map_err(Error::BadInput))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = if self.config.pipelining && self.caps.pipelining() {
+            if self.caps.chunking() {
+                self.send_chunked(&mail, &rcpts, recipients, message)
+            } else {
+                self.send_pipelined(&mail, &rcpts, recipients, message)
+            }
+        } else {
+            self.send_lockstep(&mail, &rcpts, recipients, message)
+        };
+        if let Err(e) = &result {
+            // After a refusal the connection is still in step: RSET makes it
+            // usable for the next message. A 421 means the server is gone.
+            // Best effort: the refusal is what the user needs to see.
+            let in_step = e.reply().is_some_and(|r| r.code() != 421)
+                || matches!(e, Error::RecipientsRefused { .. });
+            if in_step {
+                let _ = self.reset();
+            }
+        }
+        result
+    }
+
+    /// End the session politely. Errors are returned but the connection is
+    /// closed either way.
+    pub fn quit(&mut self) -> Result<(), Error> {
+        let result = self.command(&Command::Quit, Stage::Quit).map(|_| ());
+        self.conn.close();
+        result
+    }
+
+    fn reset(&mut self) -> Result<(), Error> {
+        let reply = self.command(&Command::Rset, Stage::Reset)?;
+        if !reply.is_positive() {
+            return Err(Error::reply_at(Stage::Reset, reply));
+        }
+        Ok(())
+    }
+
+    /// One command, one reply: the classic shape, used when the server does
+    /// not pipeline (or pipelining is turned off).
+    fn send_lockstep(
+        &mut self,
+        mail: &Command,
+        rcpts: &[Command],
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<Delivery, Error> {
+        let reply = self.command(mail, Stage::Mail)?;
+        if !reply.is_positive() {
+            return Err(Error::reply_at(Stage::Mail, reply));
+        }
+        let mut replies = Vec::with_capacity(rcpts.len());
+        for rcpt in rcpts {
+            replies.push(self.command(rcpt, Stage::Rcpt)?);
+        }
+        let (accepted, refused) = split_recipients(recipients, replies);
+        if accepted.is_empty() {
+            return Err(Error::RecipientsRefused { refused });
+        }
+        let reply = self.command(&Command::Data, Stage::Data)?;
+        if reply.code() != 354 {
+            return Err(Error::reply_at(Stage::Data, reply));
+        }
+        let body = data::dot_stuffed(message);
+        self.write_body(&body, message.len())?;
+        let reply = self.read_reply(Stage::Body)?;
+        if !reply.is_positive() {
+            return Err(Error::reply_at(Stage::Body, reply));
+        }
+        Ok(Delivery {
+            accepted,
+            refused,
+            reply,
+        })
+    }
+
+    /// RFC 2920: MAIL, every RCPT and DATA in one write; then the body.
+    fn send_pipelined(
+        &mut self,
+        mail: &Command,
+        rcpts: &[Command],
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<Delivery, Error> {
+        let mut batch = Vec::new();
+        for cmd in std::iter::once(mail).chain(rcpts).chain([&Command::Data]) {
+            self.log_command(cmd);
+            cmd.write_to(&mut batch);
+        }
+        self.write(&batch, Stage::Mail)?;
+        let (mail_reply, rcpt_replies) = self.read_envelope_replies(rcpts.len())?;
+        let data_reply = self.read_reply(Stage::Data)?;
+        let (accepted, refused) = split_recipients(recipients, rcpt_replies);
+        if data_reply.code() == 354 {
+            // The server is now reading a body whatever happened before: give
+            // it one (empty if nothing may be delivered) and read its verdict.
+            let deliverable = mail_reply.is_positive() && !accepted.is_empty();
+            let body = if deliverable {
+                data::dot_stuffed(message)
+            } else {
+                b".\r\n".to_vec()
+            };
+            self.write_body(&body, if deliverable { message.len() } else { 0 })?;
+            let reply = self.read_reply(Stage::Body)?;
+            if !deliverable {
+                return Err(envelope_error(mail_reply, refused));
+            }
+            if !reply.is_positive() {
+                return Err(Error::reply_at(Stage::Body, reply));
+            }
+            return Ok(Delivery {
+                accepted,
+                refused,
+                reply,
+            });
+        }
+        if !mail_reply.is_positive() || accepted.is_empty() {
+            return Err(envelope_error(mail_reply, refused));
+        }
+        Err(Error::reply_at(Stage::Data, data_reply))
+    }
+
+    /// RFC 3030 with RFC 2920: MAIL, every RCPT and `BDAT n LAST` with the
+    /// message in one write, so one round trip per message. A message over
+    /// [`BDAT_CHUNK`] goes as several BDAT chunks, still without waiting.
+    fn send_chunked(
+        &mut self,
+        mail: &Command,
+        rcpts: &[Command],
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<Delivery, Error> {
+        let body = data::crlf_normalised(message);
+        let chunks: Vec<&[u8]> = if body.is_empty() {
+            vec![&body[..]]
+        } else {
+            body.chunks(BDAT_CHUNK).collect()
+        };
+        let mut head = Vec::new();
+        for cmd in std::iter::once(mail).chain(rcpts) {
+            self.log_command(cmd);
+            cmd.write_to(&mut head);
+        }
+        let last = chunks.len() - 1;
+        for (i, chunk) in chunks.iter().enumerate() {
+            let bdat = Command::Bdat {
+                size: chunk.len(),
+                last: i == last,
+            };
+            self.log_command(&bdat);
+            bdat.write_to(&mut head);
+            if self.observer.wants_transcript() {
+                self.observer
+                    .transcript(&format!("C: <message data, {} bytes>", chunk.len()));
+            }
+            // Small chunks ride in the same write as the envelope; a large
+            // one is written from the body buffer itself, without a copy.
+            if chunk.len() <= 64 * 1024 {
+                head.extend_from_slice(chunk);
+            } else {
+                self.write(&head, Stage::Data)?;
+                head.clear();
+                self.write(chunk, Stage::Data)?;
+            }
+        }
+        self.write(&head, Stage::Data)?;
+        let (mail_reply, rcpt_replies) = self.read_envelope_replies(rcpts.len())?;
+        let mut failed: Option<Reply> = None;
+        let mut final_reply = None;
+        for _ in 0..chunks.len() {
+            let reply = self.read_reply(Stage::Data)?;
+            if !reply.is_positive() && failed.is_none() {
+                failed = Some(reply.clone());
+            }
+            final_reply = Some(reply);
+        }
+        let (accepted, refused) = split_recipients(recipients, rcpt_replies);
+        if !mail_reply.is_positive() || accepted.is_empty() {
+            return Err(envelope_error(mail_reply, refused));
+        }
+        if let Some(reply) = failed {
+            return Err(Error::reply_at(Stage::Body, reply));
+        }
+        Ok(Delivery {
+            accepted,
+            refused,
+            // There is at least one chunk, so at least one reply was read.
+            reply: final_reply.expect("one reply per chunk"),
+        })
+    }
+
+    /// The MAIL reply and one reply per RCPT, read in order.
+    fn read_envelope_replies(&mut self, rcpts: usize) -> Result<(Reply, Vec<Reply>), Error> {
+        let mail = self.read_reply(Stage::Mail)?;
+        let mut replies = Vec::with_capacity(rcpts);
+        for _ in 0..rcpts {
+            replies.push(self.read_reply(Stage::Rcpt)?);
+        }
+        Ok((mail, replies))
+    }
+
+    fn write_body(&mut self, body: &[u8], size: usize) -> Result<(), Error> {
+        if self.observer.wants_transcript() {
+            self.observer
+                .transcript(&format!("C: <message body, {size} bytes>"));
+            self.observer.transcript("C: .");
+        }
+        self.write(body, Stage::Body)
+    }
+
+    /// EHLO, falling back to HELO when the server refuses EHLO (RFC 5321
+    /// 3.2). A server that refuses both ends the session.
+    fn hello(&mut self) -> Result<(), Error> {
+        let name = self.config.hello_name.clone();
+        let ehlo = Command::ehlo(&name).map_err(Error::BadInput)?;
+        let reply = self.command(&ehlo, Stage::Hello)?;
+        if reply.is_positive() {
+            self.caps = Capabilities::from_ehlo(&reply);
+            return Ok(());
+        }
+        if !reply.is_permanent() {
+            return Err(Error::reply_at(Stage::Hello, reply));
+        }
+        let helo = Command::helo(&name).map_err(Error::BadInput)?;
+        let reply = self.command(&helo, Stage::Hello)?;
+        if !reply.is_positive() {
+            return Err(Error::reply_at(Stage::Hello, reply));
+        }
+        self.caps = Capabilities::none();
+        Ok(())
+    }
+
+    fn start_tls(
+        &mut self,
+        (config, slot): (std::sync::Arc<rustls::ClientConfig>, tls::VerdictSlot),
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Result<(), Error> {
+        let server = server_label(&self.config.host, self.config.port);
+        if !self.caps.starttls() {
+            return Err(Error::StartTlsNotOffered { server });
+        }
+        let reply = self.command(&Command::StartTls, Stage::StartTls)?;
+        if reply.code() != 220 {
+            return Err(Error::reply_at(Stage::StartTls, reply));
+        }
+        // Anything already buffered was sent before the handshake by someone
+        // who wants it read as if it came over TLS.
+        let injected = self.parser.buffered();
+        if injected > 0 {
+            return Err(Error::StartTlsInjection {
+                server,
+                bytes: injected,
+            });
+        }
+        self.handshake(config, slot, name)?;
+        // RFC 3207 4.2: forget everything learned in cleartext.
+        self.cleartext_caps = Some(std::mem::replace(&mut self.caps, Capabilities::none()));
+        self.hello()
+    }
+
+    fn handshake(
+        &mut self,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        slot: tls::VerdictSlot,
+        name: rustls::pki_types::ServerName<'static>,
+    ) -> Result<(), Error> {
+        let server = server_label(&self.config.host, self.config.port);
+        let result = self.conn.start_tls(config, name, self.observer.as_mut());
+        // The verifier leaves its verdict in the slot whether it passed or not.
+        let verdict = slot.lock().map(|mut v| v.take()).unwrap_or(None);
+        match result {
+            Ok(()) => {
+                let verdict = verdict.ok_or_else(|| Error::Tls {
+                    server: server.clone(),
+                    reason: "handshake finished without certificate verification".into(),
+                })?;
+                match &verdict.result {
+                    Ok(trust) => self.channel = Channel::Verified(trust.clone()),
+                    // Only in inspect mode does a failed verdict complete the
+                    // handshake; such a channel is never marked secure.
+                    Err(_) if self.config.tls.inspect_only => {}
+                    Err(failure) => {
+                        return Err(Error::Verify {
+                            server,
+                            failure: failure.clone(),
+                            chain: verdict.chain.clone(),
+                        })
+                    }
+                }
+                self.verdict = Some(verdict);
+                if self.observer.wants_transcript() {
+                    if let Some(info) = self.conn.tls_info() {
+                        self.observer.transcript(&format!(
+                            "-- TLS established: {} {} {}",
+                            info.version, info.cipher_suite, info.key_exchange
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Err(IoFailure::Tls(e)) => {
+                if let Some(Verdict {
+                    chain,
+                    result: Err(failure),
+                }) = verdict
+                {
+                    return Err(Error::Verify {
+                        server,
+                        failure,
+                        chain,
+                    });
+                }
+                Err(tls_error(server, e, self.config.tls.min_version))
+            }
+            Err(e) => Err(self.io_error(Stage::Handshake, e)),
+        }
+    }
+
+    fn command(&mut self, cmd: &Command, stage: Stage) -> Result<Reply, Error> {
+        // A reply we did not ask for means the server and we are out of step
+        // (or someone is injecting): stop rather than misattribute replies.
+        if self.parser.buffered() > 0 {
+            return Err(Error::Protocol {
+                stage,
+                reason: "the server sent data before the command".into(),
+            });
+        }
+        self.log_command(cmd);
+        self.write(&cmd.to_wire(), stage)?;
+        self.read_reply(stage)
+    }
+
+    fn log_command(&mut self, cmd: &Command) {
+        if self.observer.wants_transcript() {
+            self.observer.transcript(&format!("C: {}", cmd.transcript()));
+        }
+    }
+
+    fn write_raw(&mut self, bytes: &[u8], shown: &str) -> Result<(), Error> {
+        if self.observer.wants_transcript() {
+            self.observer.transcript(&format!("C: {shown}"));
+        }
+        self.write(bytes, Stage::Auth)
+    }
+
+    fn write(&mut self, bytes: &[u8], stage: Stage) -> Result<(), Error> {
+        self.conn
+            .write_all(bytes, self.observer.as_mut())
+            .map_err(|e| self.io_error(stage, e))
+    }
+
+    fn read_reply(&mut self, stage: Stage) -> Result<Reply, Error> {
+        loop {
+            match self.parser.next_reply() {
+                Ok(Some(reply)) => {
+                    if self.observer.wants_transcript() {
+                        self.log_reply(&reply);
+                    }
+                    if reply.code() == 421 && stage != Stage::Quit {
+                        // RFC 5321 3.8: the server is closing; nothing more
+                        // will be read on this connection.
+                        self.conn.close();
+                    }
+                    return Ok(reply);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(Error::from_reply_error(stage, e)),
+            }
+            let n = self
+                .conn
+                .read_some(&mut self.read_buf, self.observer.as_mut())
+                .map_err(|e| self.io_error(stage, e))?;
+            self.parser.feed(&self.read_buf[..n]);
+        }
+    }
+
+    fn log_reply(&mut self, reply: &Reply) {
+        let lines = reply.lines();
+        if lines.is_empty() {
+            self.observer.transcript(&format!("S: {}", reply.code()));
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+            self.observer.transcript(&format!(
+                "S: {}{sep}{}",
+                reply.code(),
+                crate::smtp::sanitize(line)
+            ));
+        }
+    }
+
+    fn io_error(&self, stage: Stage, e: IoFailure) -> Error {
+        match e {
+            IoFailure::Timeout(after) => Error::Timeout { stage, after },
+            IoFailure::Closed => Error::Closed { stage },
+            IoFailure::Interrupted => Error::Interrupted,
+            IoFailure::Os(e) => Error::Io {
+                stage,
+                reason: e.to_string(),
+            },
+            IoFailure::Tls(e) => Error::Tls {
+                server: server_label(&self.config.host, self.config.port),
+                reason: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Pair recipients with their RCPT replies.
+fn split_recipients(recipients: &[String], replies: Vec<Reply>) -> (Vec<String>, Vec<(String, Reply)>) {
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for (rcpt, reply) in recipients.iter().zip(replies) {
+        if reply.is_positive() {
+            accepted.push(rcpt.clone());
+        } else {
+            refused.push((rcpt.clone(), reply));
+        }
+    }
+    (accepted, refused)
+}
+
+/// The error for a transaction whose envelope failed.
+fn envelope_error(mail_reply: Reply, refused: Vec<(String, Reply)>) -> Error {
+    if !mail_reply.is_positive() {
+        Error::reply_at(Stage::Mail, mail_reply)
+    } else {
+        Error::RecipientsRefused { refused }
+    }
+}
+
+/// A handshake failure that is not about the certificate, in words. A
+/// protocol-version alert or "no common version" means the server is too old
+/// for our minimum.
+fn tls_error(server: String, e: rustls::Error, min: MinVersion) -> Error {
+    use rustls::{AlertDescription, Error as E, PeerIncompatible};
+    let minimum = match min {
+        MinVersion::Tls12 => "TLS 1.2",
+        MinVersion::Tls13 => "TLS 1.3",
+    };
+    match e {
+        E::AlertReceived(AlertDescription::ProtocolVersion)
+        | E::PeerIncompatible(PeerIncompatible::ServerDoesNotSupportTls12Or13)
+        | E::PeerIncompatible(PeerIncompatible::Tls12NotOffered)
+        | E::PeerIncompatible(PeerIncompatible::SupportedVersionsExtensionRequired) => {
+            Error::TlsVersion { server, minimum }
+        }
+        // A TLS 1.3-only client talking to a TLS 1.2 server often sees a
+        // handshake_failure alert instead: name the likely cause.
+        E::AlertReceived(AlertDescription::HandshakeFailure) if min == MinVersion::Tls13 => {
+            Error::TlsVersion { server, minimum }
+        }
+        E::InvalidMessage(_) => Error::Tls {
+            server,
+            reason: format!(
+                "the server did not answer with TLS ({e}); is this port for {}?",
+                "a different protocol or plain SMTP"
+            ),
+        },
+        other => Error::Tls {
+            server,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// "host:port", with brackets around an IPv6 literal.
+pub fn server_label(host: &str, port: u16) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V6(_)) => format!("[{host}]:{port}"),
+        _ => format!("{host}:{port}"),
+    }
+}

@@ -1,0 +1,396 @@
+//! The only module that touches sockets: connecting, TLS records, timeouts.
+//!
+//! Everything blocks, but never for long at a time: sockets wait in slices of
+//! [`SLICE`], and between slices the [`Interrupt`] hook is asked whether the
+//! user wants to stop (Ctrl-C in `hg email`). An idle timeout bounds how long
+//! the peer may stay silent; a connect timeout bounds each connection attempt.
+//!
+//! TLS is driven by hand over the `rustls::ClientConnection` rather than with
+//! `rustls::StreamOwned`: a write that times out half way must not leave
+//! plaintext buffered inside rustls that a retry would send twice, and a
+//! handshake failure must flush the alert to the server before we give up.
+//!
+//! Left out: SOCKS and HTTP proxies, happy-eyeballs (addresses are tried in
+//! the resolver's order, one after another).
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection};
+
+/// How long one blocking wait lasts before the interrupt hook is polled.
+pub const SLICE: Duration = Duration::from_millis(100);
+
+/// Asked between waits whether to give up (the user pressed Ctrl-C).
+pub trait Interrupt {
+    /// True when the current operation must stop now.
+    fn interrupted(&mut self) -> bool;
+}
+
+/// An interrupt hook that never fires (Rust tests, tools).
+pub struct NeverInterrupt;
+
+impl Interrupt for NeverInterrupt {
+    fn interrupted(&mut self) -> bool {
+        false
+    }
+}
+
+/// Why an I/O operation did not complete.
+#[derive(Debug)]
+pub enum IoFailure {
+    /// The peer sent nothing (or accepted nothing) for the idle timeout.
+    Timeout(Duration),
+    /// The peer closed the connection.
+    Closed,
+    /// The interrupt hook fired.
+    Interrupted,
+    /// The operating system reported an error.
+    Os(io::Error),
+    /// A TLS record was bad after the handshake (or the handshake failed).
+    Tls(rustls::Error),
+}
+
+impl std::fmt::Display for IoFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IoFailure::Timeout(d) => write!(f, "no response for {} seconds", d.as_secs()),
+            IoFailure::Closed => f.write_str("the server closed the connection"),
+            IoFailure::Interrupted => f.write_str("interrupted"),
+            IoFailure::Os(e) => write!(f, "{e}"),
+            IoFailure::Tls(e) => write!(f, "TLS error: {e}"),
+        }
+    }
+}
+
+/// Why no connection could be made.
+#[derive(Debug)]
+pub enum ConnectFailure {
+    /// The host name did not resolve.
+    Resolve(io::Error),
+    /// It resolved, but no address accepted a connection: each address with
+    /// its error.
+    Refused(Vec<(SocketAddr, io::Error)>),
+    /// The interrupt hook fired.
+    Interrupted,
+}
+
+/// What the TLS layer negotiated, for reports and `--debug`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// "TLSv1.3" or "TLSv1.2".
+    pub version: String,
+    /// IANA name of the cipher suite.
+    pub cipher_suite: String,
+    /// Key exchange group, e.g. "X25519".
+    pub key_exchange: String,
+}
+
+/// A TCP connection, cleartext or (after [`Connection::start_tls`]) TLS.
+pub struct Connection {
+    sock: TcpStream,
+    tls: Option<Box<ClientConnection>>,
+    peer: SocketAddr,
+    idle: Duration,
+}
+
+impl Connection {
+    /// Resolve `host` and try each address in turn, each bounded by
+    /// `connect_timeout`. Resolution and connection run on a helper thread so
+    /// that Ctrl-C is noticed within a [`SLICE`] even while the resolver or a
+    /// SYN retry is stuck; an abandoned attempt ends by itself at its timeout.
+    pub fn open(
+        host: &str,
+        port: u16,
+        connect_timeout: Duration,
+        idle: Duration,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<Connection, ConnectFailure> {
+        let (tx, rx) = mpsc::channel();
+        let target = (host.to_owned(), port);
+        thread::spawn(move || {
+            let result = resolve_and_connect(&target.0, target.1, connect_timeout);
+            // The receiver may be gone after an interrupt; nothing to do then.
+            let _ = tx.send(result);
+        });
+        let (sock, peer) = loop {
+            match rx.recv_timeout(SLICE) {
+                Ok(result) => break result?,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if interrupt.interrupted() {
+                        return Err(ConnectFailure::Interrupted);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(ConnectFailure::Resolve(io::Error::other(
+                        "resolver thread ended unexpectedly",
+                    )))
+                }
+            }
+        };
+        // Small commands and one-write transactions: Nagle would only add delay.
+        let _ = sock.set_nodelay(true);
+        sock.set_read_timeout(Some(SLICE))
+            .and_then(|_| sock.set_write_timeout(Some(SLICE)))
+            .map_err(|e| ConnectFailure::Refused(vec![(peer, e)]))?;
+        Ok(Connection {
+            sock,
+            tls: None,
+            peer,
+            idle,
+        })
+    }
+
+    /// The address actually connected to.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// True once [`Connection::start_tls`] has completed.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Negotiated TLS parameters, once the handshake is done.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        let conn = self.tls.as_ref()?;
+        let version = match conn.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+            other => format!("{other:?}"),
+        };
+        let cipher_suite = conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown")
+            .to_owned();
+        let key_exchange = conn
+            .negotiated_key_exchange_group()
+            .map(|g| format!("{:?}", g.name()))
+            .unwrap_or_else(|| "unknown".to_owned());
+        Some(TlsInfo {
+            version,
+            cipher_suite,
+            key_exchange,
+        })
+    }
+
+    /// Run the TLS handshake on this connection (after STARTTLS's 220, or
+    /// right away for implicit TLS). Certificate verification happens inside,
+    /// in the verifier of `config`; on failure the alert is flushed to the
+    /// server and the rustls error is returned for the caller to explain.
+    pub fn start_tls(
+        &mut self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<(), IoFailure> {
+        let mut conn = ClientConnection::new(config, name).map_err(IoFailure::Tls)?;
+        let mut idle_since = Instant::now();
+        while conn.is_handshaking() {
+            if conn.wants_write() {
+                flush_tls(&mut conn, &mut self.sock, self.idle, interrupt)?;
+                idle_since = Instant::now();
+                continue;
+            }
+            match conn.read_tls(&mut self.sock) {
+                Ok(0) => return Err(IoFailure::Closed),
+                Ok(_) => {
+                    idle_since = Instant::now();
+                    if let Err(e) = conn.process_new_packets() {
+                        // Tell the server why (the alert), best effort.
+                        let _ = flush_tls(&mut conn, &mut self.sock, SLICE, interrupt);
+                        return Err(IoFailure::Tls(e));
+                    }
+                }
+                Err(e) if is_wait(&e) => {
+                    wait_tick(idle_since, self.idle, interrupt)?;
+                }
+                Err(e) => return Err(IoFailure::Os(e)),
+            }
+        }
+        // TLS 1.3 may leave the client Finished to send.
+        if conn.wants_write() {
+            flush_tls(&mut conn, &mut self.sock, self.idle, interrupt)?;
+        }
+        self.tls = Some(Box::new(conn));
+        Ok(())
+    }
+
+    /// The certificate chain the server presented (leaf first), once TLS is up.
+    pub fn peer_certificates(&self) -> Vec<Vec<u8>> {
+        self.tls
+            .as_ref()
+            .and_then(|c| c.peer_certificates())
+            .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Write all of `data`, waiting at most the idle timeout for the peer to
+    /// accept each part.
+    pub fn write_all(&mut self, data: &[u8], interrupt: &mut dyn Interrupt) -> Result<(), IoFailure> {
+        match self.tls.as_deref_mut() {
+            None => write_plain(&mut self.sock, data, self.idle, interrupt),
+            Some(conn) => {
+                let mut rest = data;
+                while !rest.is_empty() {
+                    // rustls takes plaintext up to its buffer limit, then it
+                    // must be flushed before it takes more: memory stays
+                    // bounded whatever the message size.
+                    let n = conn.writer().write(rest).map_err(IoFailure::Os)?;
+                    rest = &rest[n..];
+                    flush_tls(conn, &mut self.sock, self.idle, interrupt)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Read some bytes into `buf`; never returns 0 (a close is
+    /// [`IoFailure::Closed`]).
+    pub fn read_some(&mut self, buf: &mut [u8], interrupt: &mut dyn Interrupt) -> Result<usize, IoFailure> {
+        let idle_since = Instant::now();
+        loop {
+            match self.tls.as_deref_mut() {
+                None => match self.sock.read(buf) {
+                    Ok(0) => return Err(IoFailure::Closed),
+                    Ok(n) => return Ok(n),
+                    Err(e) if is_wait(&e) => wait_tick(idle_since, self.idle, interrupt)?,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(IoFailure::Closed),
+                    Err(e) => return Err(IoFailure::Os(e)),
+                },
+                Some(conn) => {
+                    match conn.reader().read(buf) {
+                        Ok(0) => return Err(IoFailure::Closed),
+                        Ok(n) => return Ok(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(IoFailure::Closed),
+                        Err(e) => return Err(IoFailure::Os(e)),
+                    }
+                    match conn.read_tls(&mut self.sock) {
+                        Ok(0) => return Err(IoFailure::Closed),
+                        Ok(_) => {
+                            conn.process_new_packets().map_err(IoFailure::Tls)?;
+                            // Key updates and alerts may want an answer.
+                            if conn.wants_write() {
+                                flush_tls(conn, &mut self.sock, self.idle, interrupt)?;
+                            }
+                        }
+                        Err(e) if is_wait(&e) => wait_tick(idle_since, self.idle, interrupt)?,
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(IoFailure::Closed),
+                        Err(e) => return Err(IoFailure::Os(e)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Close politely: TLS close_notify when TLS is up, then TCP shutdown.
+    /// Best effort; errors are ignored because the session is over anyway.
+    pub fn close(&mut self) {
+        if let Some(conn) = self.tls.as_deref_mut() {
+            conn.send_close_notify();
+            let _ = flush_tls(conn, &mut self.sock, SLICE, &mut NeverInterrupt);
+        }
+        let _ = self.sock.shutdown(Shutdown::Both);
+    }
+}
+
+fn resolve_and_connect(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<(TcpStream, SocketAddr), ConnectFailure> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(ConnectFailure::Resolve)?
+        .collect();
+    if addrs.is_empty() {
+        return Err(ConnectFailure::Resolve(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no addresses",
+        )));
+    }
+    let mut failures = Vec::new();
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(sock) => return Ok((sock, addr)),
+            Err(e) => failures.push((addr, e)),
+        }
+    }
+    Err(ConnectFailure::Refused(failures))
+}
+
+/// Timeouts on a socket with a read/write timeout show up as WouldBlock on
+/// Unix and TimedOut on Windows.
+fn is_wait(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+/// Called after a wait slice passed with no progress.
+fn wait_tick(since: Instant, idle: Duration, interrupt: &mut dyn Interrupt) -> Result<(), IoFailure> {
+    if interrupt.interrupted() {
+        return Err(IoFailure::Interrupted);
+    }
+    if since.elapsed() >= idle {
+        return Err(IoFailure::Timeout(idle));
+    }
+    Ok(())
+}
+
+fn write_plain(
+    sock: &mut TcpStream,
+    mut data: &[u8],
+    idle: Duration,
+    interrupt: &mut dyn Interrupt,
+) -> Result<(), IoFailure> {
+    let mut idle_since = Instant::now();
+    while !data.is_empty() {
+        match sock.write(data) {
+            Ok(0) => return Err(IoFailure::Closed),
+            Ok(n) => {
+                data = &data[n..];
+                idle_since = Instant::now();
+            }
+            Err(e) if is_wait(&e) => wait_tick(idle_since, idle, interrupt)?,
+            Err(e) if is_closed(&e) => return Err(IoFailure::Closed),
+            Err(e) => return Err(IoFailure::Os(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Send every TLS record rustls has queued.
+fn flush_tls(
+    conn: &mut ClientConnection,
+    sock: &mut TcpStream,
+    idle: Duration,
+    interrupt: &mut dyn Interrupt,
+) -> Result<(), IoFailure> {
+    let mut idle_since = Instant::now();
+    while conn.wants_write() {
+        match conn.write_tls(sock) {
+            Ok(0) => return Err(IoFailure::Closed),
+            Ok(_) => idle_since = Instant::now(),
+            Err(e) if is_wait(&e) => wait_tick(idle_since, idle, interrupt)?,
+            Err(e) if is_closed(&e) => return Err(IoFailure::Closed),
+            Err(e) => return Err(IoFailure::Os(e)),
+        }
+    }
+    Ok(())
+}
+
+fn is_closed(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+    )
+}
