@@ -1,0 +1,230 @@
+//! Host name checks for the two paths webpki does not cover: a certificate
+//! trusted as itself because it is in the user's CA file (webpki refuses such
+//! certificates as end entities when they carry CA:TRUE), and the legacy
+//! common-name fallback for a certificate with no subjectAltName at all.
+//!
+//! Matching follows RFC 6125, section 6.4: DNS names compare without regard
+//! to ASCII case; a wildcard is accepted only as the whole leftmost label
+//! (`*.example.org`, never `w*.example.org`, `www.*.org` or `*.org`) and
+//! matches exactly one non-empty label; an IP address matches only an
+//! iPAddress subjectAltName of the same address (the same rules as webpki,
+//! which checks names on the chain-validated path). International names must
+//! already be in their ASCII (`xn--`) form, as they are in certificates.
+
+use std::net::IpAddr;
+
+use rustls::pki_types::ServerName;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::GeneralName;
+use x509_parser::x509::X509Name;
+
+/// The names a certificate presents, for messages: its DNS and IP
+/// subjectAltNames, or its common names when it has no subjectAltName.
+pub(crate) fn presented(cert: &X509Certificate<'_>) -> Vec<String> {
+    match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|name| match name {
+                GeneralName::DNSName(dns) => Some((*dns).to_owned()),
+                GeneralName::IPAddress(bytes) => ip_from_bytes(bytes).map(|ip| ip.to_string()),
+                _ => None,
+            })
+            .collect(),
+        Ok(None) => common_names(cert.subject()),
+        // Unreadable or duplicated extension: it names nothing usable.
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Whether the certificate has a subjectAltName extension at all (even an
+/// empty or unreadable one): only certificates without one may fall back to
+/// the common name.
+pub(crate) fn has_san(cert: &X509Certificate<'_>) -> bool {
+    !matches!(cert.subject_alternative_name(), Ok(None))
+}
+
+/// Whether one of the certificate's subjectAltNames matches `name`.
+pub(crate) fn san_matches(cert: &X509Certificate<'_>, name: &ServerName<'_>) -> bool {
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return false;
+    };
+    san.value
+        .general_names
+        .iter()
+        .any(|general| match (general, name) {
+            (GeneralName::DNSName(pattern), ServerName::DnsName(host)) => {
+                dns_matches(pattern, host.as_ref())
+            }
+            (GeneralName::IPAddress(bytes), ServerName::IpAddress(ip)) => {
+                ip_from_bytes(bytes) == Some(IpAddr::from(*ip))
+            }
+            _ => false,
+        })
+}
+
+/// Whether a common name of a certificate without subjectAltName matches
+/// `name` (Mercurial's fallback for its own test certificate). An IP address
+/// matches a common name that is the same address written out.
+pub(crate) fn cn_matches(cert: &X509Certificate<'_>, name: &ServerName<'_>) -> bool {
+    if has_san(cert) {
+        return false;
+    }
+    common_names(cert.subject()).iter().any(|cn| match name {
+        ServerName::DnsName(host) => dns_matches(cn, host.as_ref()),
+        ServerName::IpAddress(ip) => cn.parse::<IpAddr>().ok() == Some(IpAddr::from(*ip)),
+        _ => false,
+    })
+}
+
+/// RFC 6125 DNS name matching; see the module docs.
+pub(crate) fn dns_matches(pattern: &str, host: &str) -> bool {
+    let pattern = pattern.strip_suffix('.').unwrap_or(pattern);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    if pattern.is_empty() || host.is_empty() {
+        return false;
+    }
+    match pattern.strip_prefix("*.") {
+        Some(parent) => {
+            !parent.contains('*')
+                && parent.contains('.')
+                && host.split_once('.').is_some_and(|(label, rest)| {
+                    !label.is_empty() && rest.eq_ignore_ascii_case(parent)
+                })
+        }
+        None => !pattern.contains('*') && pattern.eq_ignore_ascii_case(host),
+    }
+}
+
+fn common_names(name: &X509Name<'_>) -> Vec<String> {
+    name.iter_common_name()
+        .filter_map(|cn| cn.as_str().ok())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {
+    match bytes.len() {
+        4 => <[u8; 4]>::try_from(bytes).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(bytes).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::client::verify_server_name;
+    use rustls::pki_types::CertificateDer;
+    use rustls::server::ParsedCertificate;
+
+    use super::super::{cert, testutil};
+    use super::*;
+
+    fn host(name: &str) -> ServerName<'static> {
+        ServerName::try_from(name.to_owned()).unwrap()
+    }
+
+    /// (SAN in the certificate, host connected to, whether it matches)
+    const CASES: &[(&str, &str, bool)] = &[
+        ("localhost", "localhost", true),
+        ("LocalHost", "localhost", true),
+        ("localhost", "LOCALHOST", true),
+        ("mail.example.org", "example.org", false),
+        ("mail.example.org", "mail.example.org.", true),
+        ("*.example.org", "mail.example.org", true),
+        ("*.example.org", "MAIL.Example.ORG", true),
+        ("*.example.org", "example.org", false),
+        ("*.example.org", "a.b.example.org", false),
+        ("*.example.org", "mail.example.org.evil.test", false),
+        ("mail.*.org", "mail.example.org", false),
+        ("m*.example.org", "mail.example.org", false),
+        ("*mail.example.org", "mail.example.org", false),
+        ("*.*.example.org", "a.b.example.org", false),
+        ("*.org", "example.org", false),
+        ("127.0.0.1", "127.0.0.1", true),
+        ("127.0.0.1", "127.0.0.2", false),
+        ("::1", "::1", true),
+        ("::1", "0:0:0:0:0:0:0:1", true),
+        ("::1", "127.0.0.1", false),
+        ("localhost", "127.0.0.1", false),
+    ];
+
+    #[test]
+    fn wildcards_ips_and_case_follow_rfc_6125() {
+        for &(san, name, expected) in CASES {
+            let der = testutil::leaf_with_sans(&[san]);
+            let cert = cert::parse(&der).unwrap();
+            assert_eq!(
+                san_matches(&cert, &host(name)),
+                expected,
+                "SAN {san} vs {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_own_matcher_agrees_with_webpki_on_every_case() {
+        for &(san, name, _) in CASES {
+            let der = testutil::leaf_with_sans(&[san]);
+            let cert = cert::parse(&der).unwrap();
+            let der = CertificateDer::from(der.clone());
+            let parsed = ParsedCertificate::try_from(&der).unwrap();
+            assert_eq!(
+                san_matches(&cert, &host(name)),
+                verify_server_name(&parsed, &host(name)).is_ok(),
+                "SAN {san} vs {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn dns_patterns_that_are_empty_or_odd_never_match() {
+        assert!(!dns_matches("", "localhost"));
+        assert!(!dns_matches("*", "localhost"));
+        assert!(!dns_matches("*.", "localhost"));
+        assert!(!dns_matches("localhost", ""));
+        assert!(!dns_matches("*.example.org", ".example.org"));
+    }
+
+    #[test]
+    fn presented_names_list_dns_and_ip_sans() {
+        let der = testutil::leaf_with_sans(&["mail.example.org", "192.0.2.7", "2001:db8::1"]);
+        let cert = cert::parse(&der).unwrap();
+        assert_eq!(
+            presented(&cert),
+            ["mail.example.org", "192.0.2.7", "2001:db8::1"]
+        );
+        assert!(has_san(&cert));
+    }
+
+    #[test]
+    fn a_certificate_without_san_presents_its_common_name_and_may_fall_back_to_it() {
+        let der = testutil::pem_to_der(testutil::HG_PUB_PEM);
+        let cert = cert::parse(&der).unwrap();
+        assert!(!has_san(&cert));
+        assert_eq!(presented(&cert), ["localhost"]);
+        assert!(cn_matches(&cert, &host("localhost")));
+        assert!(cn_matches(&cert, &host("LOCALHOST")));
+        assert!(!cn_matches(&cert, &host("127.0.0.1")));
+        assert!(!san_matches(&cert, &host("localhost")));
+    }
+
+    #[test]
+    fn a_common_name_never_counts_when_a_san_is_present() {
+        let der = testutil::leaf_with_sans(&["mail.example.org"]);
+        let cert = cert::parse(&der).unwrap();
+        // testutil names the subject CN after the first SAN's host part.
+        assert!(!cn_matches(&cert, &host("mail.example.org")));
+        assert!(san_matches(&cert, &host("mail.example.org")));
+    }
+
+    #[test]
+    fn an_ip_common_name_matches_the_same_address() {
+        let der = testutil::no_san_self_signed("127.0.0.1");
+        let cert = cert::parse(&der).unwrap();
+        assert!(cn_matches(&cert, &host("127.0.0.1")));
+        assert!(!cn_matches(&cert, &host("127.0.0.2")));
+        assert!(!cn_matches(&cert, &host("localhost")));
+    }
+}

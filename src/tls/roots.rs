@@ -1,0 +1,229 @@
+//! Where trust comes from: the user's CA file, else the platform's store,
+//! else the bundled Mozilla roots.
+//!
+//! Mercurial semantics: a CA file (`hostsecurity.<host>:verifycertsfile` or
+//! `web.cacerts`) replaces the default roots, and is read (and must exist and
+//! hold certificates) even when pins or `--insecure` make it moot, so a typo
+//! in its path is reported the same way every time.
+
+use std::io::ErrorKind;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
+
+use super::policy::{TlsPolicy, TlsSetupError};
+
+/// The trust anchors of one connection.
+#[derive(Debug)]
+pub(crate) enum Anchors {
+    /// Nothing to check a chain against: every CA check fails.
+    None,
+    /// The platform store, or the bundled Mozilla roots where it has none.
+    Default(Arc<RootCertStore>),
+    /// The user's CA file.
+    CaFile {
+        /// Its certificates that webpki accepts as trust anchors.
+        roots: Arc<RootCertStore>,
+        /// All its certificates as written, for the trusted-as-itself check.
+        certs: Vec<CertificateDer<'static>>,
+    },
+}
+
+/// The anchors `policy` asks for. The default roots are loaded only when they
+/// will be used (no CA file, no pins, not insecure).
+pub(crate) fn load(policy: &TlsPolicy) -> Result<Anchors, TlsSetupError> {
+    if let Some(path) = &policy.ca_file {
+        let certs = read_ca_file(path)?;
+        let mut roots = RootCertStore::empty();
+        // Certificates webpki cannot use as anchors (a v1 leaf, say) still
+        // count for the verbatim check, so they are not an error here.
+        roots.add_parsable_certificates(certs.iter().cloned());
+        return Ok(Anchors::CaFile {
+            roots: Arc::new(roots),
+            certs,
+        });
+    }
+    if policy.load_default_roots && policy.pins.is_empty() && !policy.insecure {
+        return Ok(Anchors::Default(default_roots()));
+    }
+    Ok(Anchors::None)
+}
+
+/// The certificates of a PEM file.
+pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => TlsSetupError::CaFileMissing {
+            path: shown.clone(),
+        },
+        _ => TlsSetupError::CaFileUnreadable {
+            path: shown.clone(),
+            reason: e.to_string(),
+        },
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsSetupError::CaFileUnreadable {
+            path: shown.clone(),
+            reason: format!("bad PEM: {e}"),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsSetupError::CaFileHasNoCertificates { path: shown });
+    }
+    Ok(certs)
+}
+
+/// Where the default roots came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultRootsSource {
+    /// The platform's store (rustls-native-certs).
+    System,
+    /// The Mozilla roots bundled at build time (webpki-roots).
+    Bundled,
+}
+
+/// Where the default roots come from on this machine, and how many there are
+/// (for `hg debugsmtp`). Loads them if no connection has yet.
+pub fn default_roots_source() -> (DefaultRootsSource, usize) {
+    let (roots, source) = default_roots_and_source();
+    (*source, roots.len())
+}
+
+fn default_roots() -> Arc<RootCertStore> {
+    Arc::clone(&default_roots_and_source().0)
+}
+
+/// The default roots, loaded once per process: reading the platform store
+/// costs milliseconds and one `hg` run may connect more than once.
+fn default_roots_and_source() -> &'static (Arc<RootCertStore>, DefaultRootsSource) {
+    static ROOTS: OnceLock<(Arc<RootCertStore>, DefaultRootsSource)> = OnceLock::new();
+    ROOTS.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        // Errors name unreadable files in the store; whatever did load is
+        // used, and an empty result falls back to the bundled roots.
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        if roots.is_empty() {
+            let bundled = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
+            (Arc::new(bundled), DefaultRootsSource::Bundled)
+        } else {
+            (Arc::new(roots), DefaultRootsSource::System)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{self, TempFile};
+    use super::*;
+
+    fn policy_with(ca_file: Option<&Path>) -> TlsPolicy {
+        TlsPolicy {
+            ca_file: ca_file.map(Path::to_path_buf),
+            ..testutil::policy("localhost")
+        }
+    }
+
+    #[test]
+    fn a_missing_ca_file_is_reported_at_setup() {
+        let path = std::env::temp_dir().join("securesmtp-no-such-file.pem");
+        let err = load(&policy_with(Some(&path))).unwrap_err();
+        assert_eq!(
+            err,
+            TlsSetupError::CaFileMissing {
+                path: path.display().to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn a_directory_as_ca_file_is_unreadable() {
+        let dir = std::env::temp_dir();
+        let err = load(&policy_with(Some(&dir))).unwrap_err();
+        assert!(
+            matches!(err, TlsSetupError::CaFileUnreadable { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let file = TempFile::new("just a note\n");
+        let err = load(&policy_with(Some(file.path()))).unwrap_err();
+        assert!(matches!(err, TlsSetupError::CaFileHasNoCertificates { .. }));
+        let key_only = TempFile::new(&rcgen::KeyPair::generate().unwrap().serialize_pem());
+        let err = load(&policy_with(Some(key_only.path()))).unwrap_err();
+        assert!(matches!(err, TlsSetupError::CaFileHasNoCertificates { .. }));
+    }
+
+    #[test]
+    fn a_ca_file_with_a_broken_pem_section_is_unreadable() {
+        let file = TempFile::new("-----BEGIN CERTIFICATE-----\nAAAA\n");
+        let err = load(&policy_with(Some(file.path()))).unwrap_err();
+        assert!(
+            matches!(err, TlsSetupError::CaFileUnreadable { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_replaces_the_default_roots_and_keeps_every_certificate() {
+        let ca = testutil::Ca::new("Test CA");
+        let pem = format!("{}{}", ca.pem(), testutil::HG_PUB_PEM);
+        let file = TempFile::new(&pem);
+        match load(&policy_with(Some(file.path()))).unwrap() {
+            Anchors::CaFile { roots, certs } => {
+                assert_eq!(certs.len(), 2);
+                assert_eq!(certs[0].as_ref(), ca.der());
+                assert_eq!(roots.len(), 2);
+            }
+            other => panic!("expected the CA file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_ca_file_is_read_even_when_pins_make_it_moot() {
+        let path = std::env::temp_dir().join("securesmtp-no-such-file.pem");
+        let policy = TlsPolicy {
+            pins: vec![testutil::any_pin()],
+            insecure: true,
+            ..policy_with(Some(&path))
+        };
+        assert!(matches!(
+            load(&policy),
+            Err(TlsSetupError::CaFileMissing { .. })
+        ));
+    }
+
+    #[test]
+    fn default_roots_are_never_empty() {
+        match load(&policy_with(None)).unwrap() {
+            Anchors::Default(roots) => {
+                assert!(!roots.is_empty());
+                assert_eq!(default_roots_source().1, roots.len());
+            }
+            other => panic!("expected default roots, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn no_roots_are_loaded_when_disabled_pinned_or_insecure() {
+        let disabled = TlsPolicy {
+            load_default_roots: false,
+            ..policy_with(None)
+        };
+        let pinned = TlsPolicy {
+            pins: vec![testutil::any_pin()],
+            ..policy_with(None)
+        };
+        let insecure = TlsPolicy {
+            insecure: true,
+            ..policy_with(None)
+        };
+        for policy in [disabled, pinned, insecure] {
+            assert!(matches!(load(&policy).unwrap(), Anchors::None));
+        }
+    }
+}

@@ -1,0 +1,1011 @@
+//! The certificate verifier, run by rustls inside the handshake, before any
+//! application byte is exchanged.
+//!
+//! Order, as Mercurial's `sslutil`:
+//! 1. pins: when any are configured, the leaf must match one, and nothing
+//!    else is checked (no CA, no name), even with `--insecure`;
+//! 2. `--insecure`: no CA or name check (see [`super::danger`]);
+//! 3. a leaf found verbatim in the user's CA file is trusted as itself, after
+//!    a date and host name check (RFC 6125, [`super::names`]);
+//! 4. otherwise webpki validates the chain to the CA file's or the default
+//!    roots, then the host name (DNS and IP subjectAltNames);
+//! 5. the common name counts only for a certificate with no subjectAltName
+//!    at all that the user's own CA file vouches for (steps 3 or 4).
+//!
+//! The handshake signature is always checked with the ring provider's
+//! algorithms, whatever the outcome above. Revocation (CRLs, OCSP) is not
+//! checked, as in Mercurial.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, DigitallySignedStruct, Error, OtherError, RootCertStore, SignatureScheme,
+};
+use x509_parser::certificate::X509Certificate;
+
+use super::pin::Pin;
+use super::policy::{TlsPolicy, TlsSetupError};
+use super::roots::{self, Anchors};
+use super::{cert, danger, names};
+
+/// Why the server was trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// The chain leads to a trusted root and the host name matches.
+    CaChain,
+    /// The leaf is in the user's CA file verbatim, is in its validity period
+    /// and names the host.
+    SelfInCaFile,
+    /// The leaf has no subjectAltName; its common name names the host and the
+    /// user's CA file vouches for it. The caller warns.
+    CommonNameFallback,
+    /// The leaf matched a configured pin; nothing else was checked.
+    Pin {
+        /// The pin that matched, as [`super::fingerprint`] or
+        /// [`super::spki_pin`] prints it.
+        pin: String,
+        /// A SHA-1 certificate pin: the caller suggests a SHA-256 one.
+        legacy_sha1: bool,
+    },
+    /// Nothing was checked (`--insecure`). The caller warns.
+    Insecure,
+}
+
+impl fmt::Display for Trust {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::CaChain => f.write_str("verified by a trusted certificate authority"),
+            Self::SelfInCaFile => f.write_str("trusted as itself (found in the CA file)"),
+            Self::CommonNameFallback => {
+                f.write_str("trusted by its common name (no subjectAltName)")
+            }
+            Self::Pin { pin, .. } => write!(f, "matches the pinned {pin}"),
+            Self::Insecure => f.write_str("not verified (insecure)"),
+        }
+    }
+}
+
+/// Why the server was not trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyFailure {
+    /// The chain does not lead to a trusted root.
+    UnknownIssuer {
+        /// The issuer of the topmost certificate the server sent.
+        issuer: String,
+    },
+    /// A lone self-signed leaf that is neither trusted nor pinned.
+    SelfSigned {
+        /// Its subject.
+        subject: String,
+    },
+    /// The certificate does not name the host.
+    NameMismatch {
+        /// The host connected to.
+        expected: String,
+        /// Its DNS and IP subjectAltNames, or its common name if it has none.
+        presented: Vec<String>,
+    },
+    /// A certificate of the chain has expired.
+    Expired {
+        /// Its notAfter, `2020-02-01 00:00:00 UTC`.
+        not_after: String,
+    },
+    /// A certificate of the chain is not valid yet.
+    NotYetValid {
+        /// Its notBefore.
+        not_before: String,
+    },
+    /// No configured pin matches the leaf.
+    PinMismatch {
+        /// The configured pins, printed.
+        pins: Vec<String>,
+    },
+    /// No CA file, default roots disabled, no pins: nothing can be trusted.
+    NoTrustAnchors,
+    /// Any other reason, in words.
+    Other(String),
+}
+
+impl fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownIssuer { issuer } => write!(
+                f,
+                "certificate is signed by an unknown authority (issuer: {issuer})"
+            ),
+            Self::SelfSigned { subject } => write!(f, "certificate is self-signed ({subject})"),
+            Self::NameMismatch {
+                expected,
+                presented,
+            } if presented.is_empty() => {
+                write!(
+                    f,
+                    "certificate names no host, so it is not valid for {expected}"
+                )
+            }
+            Self::NameMismatch {
+                expected,
+                presented,
+            } => write!(
+                f,
+                "certificate is for {}, not {expected}",
+                presented.join(", ")
+            ),
+            Self::Expired { not_after } => write!(f, "certificate expired on {not_after}"),
+            Self::NotYetValid { not_before } => {
+                write!(f, "certificate is not valid before {not_before}")
+            }
+            Self::PinMismatch { pins } => write!(
+                f,
+                "certificate fingerprint does not match the pinned fingerprints ({})",
+                pins.join(", ")
+            ),
+            Self::NoTrustAnchors => f.write_str("no trusted CA certificates are loaded"),
+            Self::Other(words) => f.write_str(words),
+        }
+    }
+}
+
+impl std::error::Error for VerifyFailure {}
+
+impl VerifyFailure {
+    /// The rustls error for the handshake, chosen so the alert sent to the
+    /// server is the standard one.
+    fn to_rustls(&self) -> Error {
+        let error = match self {
+            Self::UnknownIssuer { .. } | Self::SelfSigned { .. } | Self::NoTrustAnchors => {
+                CertificateError::UnknownIssuer
+            }
+            Self::NameMismatch { .. } => CertificateError::NotValidForName,
+            Self::Expired { .. } => CertificateError::Expired,
+            Self::NotYetValid { .. } => CertificateError::NotValidYet,
+            Self::PinMismatch { .. } | Self::Other(_) => {
+                CertificateError::Other(OtherError(Arc::new(self.clone())))
+            }
+        };
+        Error::InvalidCertificate(error)
+    }
+}
+
+/// The outcome of one certificate check, with the chain the server sent.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// The certificates as sent (DER), leaf first.
+    pub chain: Vec<Vec<u8>>,
+    /// Why the server is trusted, or why not.
+    pub result: Result<Trust, VerifyFailure>,
+}
+
+impl Verdict {
+    /// The leaf certificate (DER).
+    pub fn leaf(&self) -> &[u8] {
+        self.chain.first().map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Where the verifier leaves the [`Verdict`] of the connection's handshake.
+pub type VerdictSlot = Arc<Mutex<Option<Verdict>>>;
+
+/// The verifier of one connection, bound to `TlsPolicy::server_name`.
+#[derive(Debug)]
+pub(crate) struct Verifier {
+    name: ServerName<'static>,
+    pins: Vec<Pin>,
+    insecure: bool,
+    inspect_only: bool,
+    anchors: Anchors,
+    algorithms: WebPkiSupportedAlgorithms,
+    slot: VerdictSlot,
+}
+
+/// The verifier for `policy`, and the slot it writes its verdicts to.
+pub(crate) fn verifier(policy: &TlsPolicy) -> Result<(Arc<Verifier>, VerdictSlot), TlsSetupError> {
+    let slot = VerdictSlot::default();
+    let verifier = Verifier {
+        name: super::server_name(policy)?,
+        pins: policy.pins.clone(),
+        insecure: policy.insecure,
+        inspect_only: policy.inspect_only,
+        anchors: roots::load(policy)?,
+        algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
+        slot: Arc::clone(&slot),
+    };
+    Ok((Arc::new(verifier), slot))
+}
+
+impl Verifier {
+    fn decide(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<Trust, VerifyFailure> {
+        if !self.pins.is_empty() {
+            return check_pins(&self.pins, end_entity);
+        }
+        if self.insecure {
+            return danger::skip_ca_and_name_checks();
+        }
+        match &self.anchors {
+            Anchors::None => Err(VerifyFailure::NoTrustAnchors),
+            Anchors::Default(roots) => {
+                self.check_chain(roots, end_entity, intermediates, now, false)
+            }
+            Anchors::CaFile { certs, .. } if certs.contains(end_entity) => {
+                self.trust_as_itself(end_entity, now)
+            }
+            Anchors::CaFile { roots, .. } => {
+                self.check_chain(roots, end_entity, intermediates, now, true)
+            }
+        }
+    }
+
+    /// A leaf the user put in their CA file. webpki would refuse it if it
+    /// carries CA:TRUE (as `openssl req -x509` makes them), so the dates and
+    /// the name are checked here; the signature on it is moot.
+    fn trust_as_itself(&self, leaf: &[u8], now: UnixTime) -> Result<Trust, VerifyFailure> {
+        let cert = cert::parse(leaf)
+            .ok_or_else(|| VerifyFailure::Other("certificate is malformed".to_owned()))?;
+        check_dates(&cert, now)?;
+        if names::san_matches(&cert, &self.name) {
+            Ok(Trust::SelfInCaFile)
+        } else if names::cn_matches(&cert, &self.name) {
+            Ok(Trust::CommonNameFallback)
+        } else {
+            Err(self.name_mismatch(Some(&cert)))
+        }
+    }
+
+    fn check_chain(
+        &self,
+        roots: &RootCertStore,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+        roots_are_users_ca_file: bool,
+    ) -> Result<Trust, VerifyFailure> {
+        let fail = |e| self.chain_failure(e, end_entity, intermediates);
+        let parsed = ParsedCertificate::try_from(end_entity).map_err(fail)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )
+        .map_err(fail)?;
+        match verify_server_name(&parsed, &self.name) {
+            Ok(()) => Ok(Trust::CaChain),
+            Err(_)
+                if roots_are_users_ca_file
+                    && cert::parse(end_entity)
+                        .is_some_and(|c| names::cn_matches(&c, &self.name)) =>
+            {
+                Ok(Trust::CommonNameFallback)
+            }
+            Err(e) => Err(fail(e)),
+        }
+    }
+
+    fn chain_failure(
+        &self,
+        error: Error,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+    ) -> VerifyFailure {
+        let leaf = cert::parse(end_entity);
+        let lone_self_signed =
+            intermediates.is_empty() && leaf.as_ref().is_some_and(cert::is_self_issued);
+        let leaf_is_ca = leaf.as_ref().is_some_and(|c| c.is_ca());
+        let Error::InvalidCertificate(error) = error else {
+            return VerifyFailure::Other(error.to_string());
+        };
+        // The deprecated variants are matched too: rustls may still produce them.
+        #[allow(deprecated)]
+        match error {
+            CertificateError::UnknownIssuer if lone_self_signed => VerifyFailure::SelfSigned {
+                subject: cert::subject(end_entity),
+            },
+            CertificateError::UnknownIssuer => VerifyFailure::UnknownIssuer {
+                issuer: cert::issuer(intermediates.last().unwrap_or(end_entity)),
+            },
+            CertificateError::ExpiredContext { not_after, .. } => VerifyFailure::Expired {
+                not_after: utc(not_after),
+            },
+            CertificateError::Expired => VerifyFailure::Expired {
+                not_after: leaf.map_or_else(
+                    || "?".to_owned(),
+                    |c| cert::utc(c.validity().not_after.timestamp()),
+                ),
+            },
+            CertificateError::NotValidYetContext { not_before, .. } => VerifyFailure::NotYetValid {
+                not_before: utc(not_before),
+            },
+            CertificateError::NotValidYet => VerifyFailure::NotYetValid {
+                not_before: leaf.map_or_else(
+                    || "?".to_owned(),
+                    |c| cert::utc(c.validity().not_before.timestamp()),
+                ),
+            },
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                self.name_mismatch(leaf.as_ref())
+            }
+            // webpki refuses a CA certificate as the end entity before it
+            // looks for an issuer; a lone self-signed one is the usual case.
+            CertificateError::Other(_) if leaf_is_ca && lone_self_signed => {
+                VerifyFailure::SelfSigned {
+                    subject: cert::subject(end_entity),
+                }
+            }
+            CertificateError::Other(_) if leaf_is_ca => VerifyFailure::Other(
+                "certificate is a CA certificate, not a server certificate".to_owned(),
+            ),
+            CertificateError::BadEncoding => {
+                VerifyFailure::Other("certificate is malformed".to_owned())
+            }
+            CertificateError::BadSignature => {
+                VerifyFailure::Other("certificate has an invalid signature".to_owned())
+            }
+            CertificateError::UnsupportedSignatureAlgorithm
+            | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
+            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
+                VerifyFailure::Other(
+                    "certificate is signed with an unsupported algorithm".to_owned(),
+                )
+            }
+            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+                VerifyFailure::Other("certificate is not for TLS server authentication".to_owned())
+            }
+            CertificateError::UnhandledCriticalExtension => {
+                VerifyFailure::Other("certificate has an unsupported critical extension".to_owned())
+            }
+            other => VerifyFailure::Other(format!("certificate rejected: {other}")),
+        }
+    }
+
+    fn name_mismatch(&self, leaf: Option<&X509Certificate<'_>>) -> VerifyFailure {
+        VerifyFailure::NameMismatch {
+            expected: self.name.to_str().into_owned(),
+            presented: leaf.map(names::presented).unwrap_or_default(),
+        }
+    }
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        // Pins and CA file were chosen for the configured host; checking
+        // another name against them would apply one host's trust to another.
+        let result = if *server_name == self.name {
+            self.decide(end_entity, intermediates, now)
+        } else {
+            Err(VerifyFailure::Other(format!(
+                "the connection is to {} but was configured for {}",
+                server_name.to_str(),
+                self.name.to_str()
+            )))
+        };
+        let outcome = match &result {
+            Ok(_) => Ok(ServerCertVerified::assertion()),
+            Err(failure) if self.inspect_only => {
+                Ok(danger::complete_handshake_for_inspection(failure))
+            }
+            Err(failure) => Err(failure.to_rustls()),
+        };
+        let chain = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|c| c.as_ref().to_vec())
+            .collect();
+        // A poisoned lock only means another thread panicked mid-write; the
+        // verdict written now replaces whatever it left.
+        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(Verdict { chain, result });
+        outcome
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+fn check_pins(pins: &[Pin], leaf: &[u8]) -> Result<Trust, VerifyFailure> {
+    match pins.iter().find(|pin| pin.matches(leaf)) {
+        Some(pin) => Ok(Trust::Pin {
+            pin: pin.to_string(),
+            legacy_sha1: pin.is_sha1(),
+        }),
+        None => Err(VerifyFailure::PinMismatch {
+            pins: pins.iter().map(Pin::to_string).collect(),
+        }),
+    }
+}
+
+/// The validity period check webpki would do, for a certificate it does not
+/// validate (one trusted as itself). notAfter is inclusive, as in webpki.
+fn check_dates(cert: &X509Certificate<'_>, now: UnixTime) -> Result<(), VerifyFailure> {
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    let validity = cert.validity();
+    let not_before = validity.not_before.timestamp();
+    let not_after = validity.not_after.timestamp();
+    if now < not_before {
+        Err(VerifyFailure::NotYetValid {
+            not_before: cert::utc(not_before),
+        })
+    } else if now > not_after {
+        Err(VerifyFailure::Expired {
+            not_after: cert::utc(not_after),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn utc(time: UnixTime) -> String {
+    cert::utc(i64::try_from(time.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pin::{fingerprint, spki_pin, HashAlg};
+    use super::super::testutil::{self, Ca, KeyKind, TempFile};
+    use super::*;
+
+    /// Runs the verifier the way rustls does, at `now`.
+    fn verify_at(policy: &TlsPolicy, chain: &[&[u8]], now: UnixTime) -> (bool, Verdict) {
+        let (verifier, slot) = verifier(policy).unwrap();
+        let certs: Vec<CertificateDer<'_>> =
+            chain.iter().map(|der| CertificateDer::from(*der)).collect();
+        let name = ServerName::try_from(policy.server_name.clone()).unwrap();
+        let passed = verifier
+            .verify_server_cert(&certs[0], &certs[1..], &name, &[], now)
+            .is_ok();
+        let verdict = slot
+            .lock()
+            .unwrap()
+            .take()
+            .expect("a verdict on every call");
+        (passed, verdict)
+    }
+
+    fn verify(policy: &TlsPolicy, chain: &[&[u8]]) -> Result<Trust, VerifyFailure> {
+        let (passed, verdict) = verify_at(policy, chain, testutil::now());
+        assert_eq!(passed, verdict.result.is_ok(), "{:?}", verdict.result);
+        verdict.result
+    }
+
+    fn trusting(file: &TempFile, host: &str) -> TlsPolicy {
+        TlsPolicy {
+            ca_file: Some(file.path().to_path_buf()),
+            ..testutil::policy(host)
+        }
+    }
+
+    #[test]
+    fn a_leaf_signed_by_the_ca_file_is_trusted_for_each_key_type() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        for kind in [KeyKind::Ecdsa, KeyKind::Rsa, KeyKind::Ed25519] {
+            let leaf = ca.leaf(&["localhost", "127.0.0.1", "::1"], kind);
+            for host in ["localhost", "127.0.0.1", "::1"] {
+                assert_eq!(
+                    verify(&trusting(&file, host), &[&leaf.der]),
+                    Ok(Trust::CaChain),
+                    "{kind:?} {host}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn the_verdict_keeps_the_chain_as_sent_leaf_first() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let (passed, verdict) = verify_at(
+            &trusting(&file, "localhost"),
+            &[&leaf.der, ca.der()],
+            testutil::now(),
+        );
+        assert!(passed);
+        assert_eq!(verdict.chain, [leaf.der.clone(), ca.der().to_vec()]);
+        assert_eq!(verdict.leaf(), leaf.der.as_slice());
+    }
+
+    #[test]
+    fn a_leaf_for_another_name_is_a_name_mismatch_listing_its_names() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["mail.example.org"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            failure,
+            VerifyFailure::NameMismatch {
+                expected: "localhost".into(),
+                presented: vec!["mail.example.org".into()]
+            }
+        );
+        assert_eq!(
+            failure.to_string(),
+            "certificate is for mail.example.org, not localhost"
+        );
+        let leaf = ca.leaf(&["localhost", "192.0.2.1"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "127.0.0.1"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate is for localhost, 192.0.2.1, not 127.0.0.1"
+        );
+    }
+
+    #[test]
+    fn an_expired_leaf_says_when_it_expired() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.expired_leaf("localhost");
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf]).unwrap_err();
+        assert_eq!(
+            failure,
+            VerifyFailure::Expired {
+                not_after: "2020-02-01 00:00:00 UTC".into()
+            }
+        );
+        assert_eq!(
+            failure.to_string(),
+            "certificate expired on 2020-02-01 00:00:00 UTC"
+        );
+    }
+
+    #[test]
+    fn a_leaf_not_yet_valid_says_from_when() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let (passed, verdict) = verify_at(
+            &trusting(&file, "localhost"),
+            &[&leaf.der],
+            testutil::unix(2019, 6, 1),
+        );
+        assert!(!passed);
+        let failure = verdict.result.unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate is not valid before 2020-01-01 00:00:00 UTC"
+        );
+    }
+
+    #[test]
+    fn a_leaf_from_another_ca_is_signed_by_an_unknown_authority() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let evil = Ca::new("Evil CA");
+        let leaf = evil.leaf(&["localhost"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate is signed by an unknown authority (issuer: CN=Evil CA)"
+        );
+        // The issuer named is the one of the topmost certificate sent.
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der, evil.der()]).unwrap_err();
+        assert_eq!(
+            failure,
+            VerifyFailure::UnknownIssuer {
+                issuer: "CN=Evil CA".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_leaf_from_an_intermediate_is_trusted_only_with_the_intermediate_sent() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let intermediate = ca.intermediate("Test Intermediate");
+        let leaf = intermediate.leaf(&["localhost"], KeyKind::Ecdsa);
+        let policy = trusting(&file, "localhost");
+        assert_eq!(
+            verify(&policy, &[&leaf.der, intermediate.der()]),
+            Ok(Trust::CaChain)
+        );
+        assert_eq!(
+            verify(&policy, &[&leaf.der]),
+            Err(VerifyFailure::UnknownIssuer {
+                issuer: "CN=Test Intermediate".into()
+            })
+        );
+    }
+
+    #[test]
+    fn an_untrusted_self_signed_leaf_is_reported_as_self_signed_with_or_without_ca_true() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let key = KeyKind::Ecdsa.key();
+        let plain = testutil::self_signed(&testutil::leaf_params(&["localhost"]), &key);
+        let openssl_style = testutil::openssl_style_self_signed(&key, &["localhost"]);
+        for der in [plain, openssl_style] {
+            let failure = verify(&trusting(&file, "localhost"), &[&der]).unwrap_err();
+            assert_eq!(
+                failure,
+                VerifyFailure::SelfSigned {
+                    subject: "CN=localhost".into()
+                }
+            );
+            assert_eq!(
+                failure.to_string(),
+                "certificate is self-signed (CN=localhost)"
+            );
+        }
+    }
+
+    #[test]
+    fn a_ca_certificate_sent_as_leaf_with_a_chain_is_refused_in_words() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let intermediate = ca.intermediate("localhost");
+        let failure = verify(
+            &trusting(&file, "localhost"),
+            &[intermediate.der(), ca.der()],
+        )
+        .unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate is a CA certificate, not a server certificate"
+        );
+    }
+
+    #[test]
+    fn a_self_signed_ca_true_leaf_in_the_ca_file_is_trusted_as_itself() {
+        let key = KeyKind::Ecdsa.key();
+        let der = testutil::openssl_style_self_signed(&key, &["localhost", "127.0.0.1"]);
+        let other = Ca::new("Unrelated CA");
+        let file = TempFile::new(&format!("{}{}", other.pem(), testutil::der_to_pem(&der)));
+        for host in ["localhost", "LOCALHOST", "127.0.0.1"] {
+            assert_eq!(
+                verify(&trusting(&file, host), &[&der]),
+                Ok(Trust::SelfInCaFile),
+                "{host}"
+            );
+        }
+        let failure = verify(&trusting(&file, "mail.example.org"), &[&der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate is for localhost, 127.0.0.1, not mail.example.org"
+        );
+    }
+
+    #[test]
+    fn a_leaf_trusted_as_itself_must_still_be_within_its_dates() {
+        let key = KeyKind::Ecdsa.key();
+        let der = testutil::openssl_style_self_signed(&key, &["localhost"]);
+        let file = TempFile::new(&testutil::der_to_pem(&der));
+        let policy = trusting(&file, "localhost");
+        let (_, verdict) = verify_at(&policy, &[&der], testutil::unix(2099, 1, 2));
+        assert_eq!(
+            verdict.result,
+            Err(VerifyFailure::Expired {
+                not_after: "2099-01-01 00:00:00 UTC".into()
+            })
+        );
+        let (_, verdict) = verify_at(&policy, &[&der], testutil::unix(2019, 12, 31));
+        assert_eq!(
+            verdict.result,
+            Err(VerifyFailure::NotYetValid {
+                not_before: "2020-01-01 00:00:00 UTC".into()
+            })
+        );
+    }
+
+    #[test]
+    fn mercurials_test_certificate_in_the_ca_file_passes_by_its_common_name() {
+        let der = testutil::pem_to_der(testutil::HG_PUB_PEM);
+        let file = TempFile::new(testutil::HG_PUB_PEM);
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&der]),
+            Ok(Trust::CommonNameFallback)
+        );
+        assert_eq!(
+            verify(&trusting(&file, "127.0.0.1"), &[&der]),
+            Err(VerifyFailure::NameMismatch {
+                expected: "127.0.0.1".into(),
+                presented: vec!["localhost".into()]
+            })
+        );
+        let (_, verdict) = verify_at(
+            &trusting(&file, "localhost"),
+            &[&der],
+            testutil::unix(2041, 3, 5),
+        );
+        assert_eq!(
+            verdict.result.unwrap_err().to_string(),
+            "certificate expired on 2041-03-04 04:17:12 UTC"
+        );
+    }
+
+    #[test]
+    fn mercurials_test_certificate_without_the_ca_file_is_self_signed() {
+        let der = testutil::pem_to_der(testutil::HG_PUB_PEM);
+        let other = Ca::new("Test CA");
+        let file = TempFile::new(&other.pem());
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&der]),
+            Err(VerifyFailure::SelfSigned {
+                subject: "CN=localhost, Email=hg@localhost".into()
+            })
+        );
+    }
+
+    #[test]
+    fn a_ca_signed_leaf_without_san_falls_back_to_its_common_name_only_under_the_users_ca_file() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let mut params = testutil::leaf_params(&[]);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let der = ca.sign(&params, &KeyKind::Ecdsa.key());
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&der]),
+            Ok(Trust::CommonNameFallback)
+        );
+        assert_eq!(
+            verify(&trusting(&file, "mail.example.org"), &[&der]),
+            Err(VerifyFailure::NameMismatch {
+                expected: "mail.example.org".into(),
+                presented: vec!["localhost".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn a_common_name_is_ignored_when_the_certificate_has_a_san() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let mut params = testutil::leaf_params(&["mail.example.org"]);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let der = ca.sign(&params, &KeyKind::Ecdsa.key());
+        assert!(matches!(
+            verify(&trusting(&file, "localhost"), &[&der]),
+            Err(VerifyFailure::NameMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn the_default_roots_do_not_trust_a_private_ca() {
+        let ca = Ca::new("Test CA");
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        assert_eq!(
+            verify(&testutil::policy("localhost"), &[&leaf.der, ca.der()]),
+            Err(VerifyFailure::UnknownIssuer {
+                issuer: "CN=Test CA".into()
+            })
+        );
+    }
+
+    #[test]
+    fn without_ca_file_default_roots_or_pins_nothing_is_trusted() {
+        let ca = Ca::new("Test CA");
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let policy = TlsPolicy {
+            load_default_roots: false,
+            ..testutil::policy("localhost")
+        };
+        let failure = verify(&policy, &[&leaf.der]).unwrap_err();
+        assert_eq!(failure, VerifyFailure::NoTrustAnchors);
+        assert_eq!(failure.to_string(), "no trusted CA certificates are loaded");
+    }
+
+    #[test]
+    fn a_matching_pin_replaces_the_ca_and_name_checks() {
+        let key = KeyKind::Ecdsa.key();
+        let der = testutil::openssl_style_self_signed(&key, &["mail.example.org"]);
+        let sha256 = fingerprint(&der, HashAlg::Sha256);
+        let policy = TlsPolicy {
+            load_default_roots: false,
+            pins: vec![
+                testutil::any_pin(),
+                Pin::parse_fingerprint(&sha256).unwrap(),
+            ],
+            ..testutil::policy("localhost")
+        };
+        assert_eq!(
+            verify(&policy, &[&der]),
+            Ok(Trust::Pin {
+                pin: sha256,
+                legacy_sha1: false
+            })
+        );
+    }
+
+    #[test]
+    fn a_legacy_sha1_pin_match_is_flagged() {
+        let ca = Ca::new("Test CA");
+        let leaf = ca.leaf(&["localhost"], KeyKind::Rsa);
+        let sha1 = fingerprint(&leaf.der, HashAlg::Sha1);
+        let policy = TlsPolicy {
+            pins: vec![Pin::parse_legacy(&sha1).unwrap()],
+            ..testutil::policy("localhost")
+        };
+        assert_eq!(
+            verify(&policy, &[&leaf.der]),
+            Ok(Trust::Pin {
+                pin: sha1,
+                legacy_sha1: true
+            })
+        );
+    }
+
+    #[test]
+    fn a_public_key_pin_match_names_the_spki_pin() {
+        let ca = Ca::new("Test CA");
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ed25519);
+        let spki = spki_pin(&leaf.der).unwrap();
+        let policy = TlsPolicy {
+            pins: vec![Pin::parse_pubkey(&spki).unwrap()],
+            ..testutil::policy("localhost")
+        };
+        assert_eq!(
+            verify(&policy, &[&leaf.der]),
+            Ok(Trust::Pin {
+                pin: spki,
+                legacy_sha1: false
+            })
+        );
+    }
+
+    #[test]
+    fn pins_are_enforced_even_when_insecure_and_even_over_a_trusted_chain() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let pin = testutil::any_pin();
+        for insecure in [false, true] {
+            let policy = TlsPolicy {
+                pins: vec![pin.clone()],
+                insecure,
+                ..trusting(&file, "localhost")
+            };
+            let failure = verify(&policy, &[&leaf.der]).unwrap_err();
+            assert_eq!(
+                failure,
+                VerifyFailure::PinMismatch {
+                    pins: vec![pin.to_string()]
+                }
+            );
+            assert_eq!(
+                failure.to_string(),
+                format!("certificate fingerprint does not match the pinned fingerprints ({pin})")
+            );
+        }
+    }
+
+    #[test]
+    fn insecure_mode_accepts_any_certificate_without_pins() {
+        let evil = Ca::new("Evil CA");
+        let leaf = evil.leaf(&["mail.example.org"], KeyKind::Ecdsa);
+        let policy = TlsPolicy {
+            insecure: true,
+            load_default_roots: false,
+            ..testutil::policy("localhost")
+        };
+        assert_eq!(verify(&policy, &[&leaf.der]), Ok(Trust::Insecure));
+        assert_eq!(
+            verify(&policy, &[b"not even a certificate"]),
+            Ok(Trust::Insecure)
+        );
+    }
+
+    #[test]
+    fn inspect_only_passes_the_handshake_but_records_the_failure() {
+        let evil = Ca::new("Evil CA");
+        let leaf = evil.leaf(&["localhost"], KeyKind::Ecdsa);
+        let policy = TlsPolicy {
+            inspect_only: true,
+            ..testutil::policy("localhost")
+        };
+        let (passed, verdict) = verify_at(&policy, &[&leaf.der], testutil::now());
+        assert!(passed);
+        assert!(matches!(
+            verdict.result,
+            Err(VerifyFailure::UnknownIssuer { .. })
+        ));
+    }
+
+    #[test]
+    fn a_malformed_leaf_is_refused_in_words() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let failure = verify(&trusting(&file, "localhost"), &[b"garbage"]).unwrap_err();
+        assert_eq!(
+            failure,
+            VerifyFailure::Other("certificate is malformed".into())
+        );
+    }
+
+    #[test]
+    fn a_leaf_not_for_server_authentication_is_refused_in_words() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let mut params = testutil::leaf_params(&["localhost"]);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::EmailProtection];
+        let der = ca.sign(&params, &KeyKind::Ecdsa.key());
+        let failure = verify(&trusting(&file, "localhost"), &[&der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate is not for TLS server authentication"
+        );
+    }
+
+    #[test]
+    fn failures_carry_the_matching_rustls_error_for_the_alert() {
+        let cases = [
+            (
+                VerifyFailure::NoTrustAnchors,
+                CertificateError::UnknownIssuer,
+            ),
+            (
+                VerifyFailure::Expired {
+                    not_after: "x".into(),
+                },
+                CertificateError::Expired,
+            ),
+            (
+                VerifyFailure::NameMismatch {
+                    expected: "x".into(),
+                    presented: vec![],
+                },
+                CertificateError::NotValidForName,
+            ),
+        ];
+        for (failure, expected) in cases {
+            assert_eq!(failure.to_rustls(), Error::InvalidCertificate(expected));
+        }
+        let Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) =
+            VerifyFailure::PinMismatch { pins: vec![] }.to_rustls()
+        else {
+            panic!("a pin mismatch is an Other certificate error")
+        };
+        assert!(inner.downcast_ref::<VerifyFailure>().is_some());
+    }
+
+    #[test]
+    fn a_name_mismatch_without_any_name_still_reads_as_a_sentence() {
+        let failure = VerifyFailure::NameMismatch {
+            expected: "localhost".into(),
+            presented: vec![],
+        };
+        assert_eq!(
+            failure.to_string(),
+            "certificate names no host, so it is not valid for localhost"
+        );
+    }
+}
