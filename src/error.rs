@@ -103,7 +103,10 @@ pub enum Error {
     /// The handshake failed for a reason other than the certificate.
     Tls { server: String, reason: String },
     /// The server cannot speak a TLS version we accept.
-    TlsVersion { server: String, minimum: &'static str },
+    TlsVersion {
+        server: String,
+        minimum: &'static str,
+    },
     /// AUTH requested but the server offers no mechanism we support.
     AuthUnavailable { offered: Vec<String> },
     /// AUTH would go over a cleartext connection to a remote host.
@@ -125,7 +128,9 @@ impl Error {
             Error::Timeout { .. } => "timeout",
             Error::Closed { .. } | Error::Io { .. } => "io",
             Error::Protocol { .. } => "protocol",
-            Error::Reply { stage: Stage::Auth, .. } => "auth",
+            Error::Reply {
+                stage: Stage::Auth, ..
+            } => "auth",
             Error::Reply { .. } => "reply",
             Error::StartTlsNotOffered { .. } => "starttls",
             Error::StartTlsInjection { .. } => "injection",
@@ -149,8 +154,12 @@ impl Error {
             | Error::Protocol { stage, .. }
             | Error::Reply { stage, .. } => Some(*stage),
             Error::Resolve { .. } | Error::Connect { .. } => Some(Stage::Connect),
-            Error::StartTlsNotOffered { .. } | Error::StartTlsInjection { .. } => Some(Stage::StartTls),
-            Error::Verify { .. } | Error::Tls { .. } | Error::TlsVersion { .. } => Some(Stage::Handshake),
+            Error::StartTlsNotOffered { .. } | Error::StartTlsInjection { .. } => {
+                Some(Stage::StartTls)
+            }
+            Error::Verify { .. } | Error::Tls { .. } | Error::TlsVersion { .. } => {
+                Some(Stage::Handshake)
+            }
             Error::AuthUnavailable { .. } | Error::CleartextAuth { .. } => Some(Stage::Auth),
             Error::RecipientsRefused { .. } => Some(Stage::Rcpt),
             _ => None,
@@ -205,7 +214,9 @@ impl fmt::Display for Error {
             ),
             Error::Closed { stage } => write!(f, "the server closed the connection at {stage}"),
             Error::Io { stage, reason } => write!(f, "connection error at {stage}: {reason}"),
-            Error::Protocol { stage, reason } => write!(f, "bad reply from the server at {stage}: {reason}"),
+            Error::Protocol { stage, reason } => {
+                write!(f, "bad reply from the server at {stage}: {reason}")
+            }
             Error::Reply { stage, reply } => write!(f, "the server refused {stage}: {reply}"),
             Error::StartTlsNotOffered { server } => write!(
                 f,
@@ -216,10 +227,17 @@ impl fmt::Display for Error {
                 "{server} sent {bytes} unexpected bytes after agreeing to STARTTLS \
                  (possible command injection by a man in the middle); connection dropped"
             ),
-            Error::Verify { server, failure, .. } => {
-                write!(f, "certificate of {server} could not be verified: {failure}")
+            Error::Verify {
+                server, failure, ..
+            } => {
+                write!(
+                    f,
+                    "certificate of {server} could not be verified: {failure}"
+                )
             }
-            Error::Tls { server, reason } => write!(f, "TLS handshake with {server} failed: {reason}"),
+            Error::Tls { server, reason } => {
+                write!(f, "TLS handshake with {server} failed: {reason}")
+            }
             Error::TlsVersion { server, minimum } => write!(
                 f,
                 "TLS handshake with {server} failed: the server does not support {minimum} or newer"

@@ -1,2 +1,24 @@
+//! The core of securesmtp: an SMTP submission client that verifies the
+//! server inside the TLS handshake, before any credential or message is sent.
+//!
+//! Four floors, every dependency pointing down:
+//!
+//! - `python` (feature `python`): the PyO3 binding, the only pyo3 user;
+//! - [`session`]: the SMTP state machine (greeting, EHLO, STARTTLS, AUTH,
+//!   transactions with PIPELINING and CHUNKING, QUIT);
+//! - [`transport`]: sockets, TLS records, timeouts, interrupts: the only I/O;
+//! - [`smtp`] (the wire, pure), [`tls`] (trust, pins, verifier, report) and
+//!   [`error`].
+//!
+//! `cargo test` needs no Python: the binding is behind the `python` feature,
+//! which maturin turns on.
+
+#![cfg_attr(not(feature = "python"), forbid(unsafe_code))]
+
+pub mod error;
+#[cfg(feature = "python")]
+mod python;
+pub mod session;
 pub mod smtp;
 pub mod tls;
+pub mod transport;

@@ -213,7 +213,11 @@ fn connect(
         };
         let mut pins = Vec::new();
         for (setting, value, parse) in [
-            ("fingerprints", fingerprints, Pin::parse_fingerprint as fn(&str) -> _),
+            (
+                "fingerprints",
+                fingerprints,
+                Pin::parse_fingerprint as fn(&str) -> _,
+            ),
             ("hostfingerprints", legacy_fingerprints, Pin::parse_legacy),
             ("pubkeys", pubkeys, Pin::parse_pubkey),
         ] {

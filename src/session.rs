@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Stage};
 use crate::smtp::{auth, data, Capabilities, Command, Credentials, Mechanism, Reply, ReplyParser};
-use crate::tls::{self, MinVersion, TlsPolicy, Trust, Verdict};
+use crate::tls::{self, MinVersion, TlsPolicy, Verdict};
 use crate::transport::{ConnectFailure, Connection, Interrupt, IoFailure, TlsInfo};
 
 /// How the connection is secured.
@@ -71,12 +71,12 @@ pub trait Observer: Interrupt {
     fn wants_transcript(&self) -> bool;
 }
 
-/// How the current channel is protected. `Verified` can only be made by the
+/// How the current channel is protected. `Verified` is set only by the
 /// handshake code below, from a verdict that said yes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Channel {
     Cleartext,
-    Verified(Trust),
+    Verified,
 }
 
 /// What happened to one message.
@@ -110,17 +110,19 @@ const BDAT_CHUNK: usize = 1 << 20;
 impl Session {
     /// Connect, read the greeting, EHLO, secure the channel as configured and
     /// EHLO again. On return the channel is as secure as the config asked for.
-    pub fn connect(config: Config, mut observer: Box<dyn Observer + Send>) -> Result<Session, Error> {
+    pub fn connect(
+        config: Config,
+        mut observer: Box<dyn Observer + Send>,
+    ) -> Result<Session, Error> {
         let server = server_label(&config.host, config.port);
         // Build the TLS config first: a bad CA file or cipher list is a
         // config error, reported before any byte goes out.
-        let tls = match config.security {
+        let mut tls = match config.security {
             Security::None => None,
-            _ => Some(tls::client_config(&config.tls).map_err(Error::from_setup)?),
-        };
-        let name = match config.security {
-            Security::None => None,
-            _ => Some(tls::server_name(&config.tls).map_err(Error::from_setup)?),
+            _ => Some((
+                tls::client_config(&config.tls).map_err(Error::from_setup)?,
+                tls::server_name(&config.tls).map_err(Error::from_setup)?,
+            )),
         };
         let conn = Connection::open(
             &config.host,
@@ -157,8 +159,9 @@ impl Session {
             read_buf: vec![0; 16 * 1024],
         };
         if session.config.security == Security::Implicit {
-            let (cfg, slot) = tls.expect("tls config exists for implicit TLS");
-            session.handshake(cfg, slot, name.expect("server name exists for TLS"))?;
+            // Some(..) whenever security is not None, built above.
+            let ((cfg, slot), name) = tls.take().expect("TLS settings for implicit TLS");
+            session.handshake(cfg, slot, name)?;
         }
         let greeting = session.read_reply(Stage::Greeting)?;
         if greeting.code() != 220 {
@@ -167,7 +170,8 @@ impl Session {
         session.greeting = Some(greeting);
         session.hello()?;
         if session.config.security == Security::StartTls {
-            session.start_tls(tls.expect("tls config exists for STARTTLS"), name.expect("name"))?;
+            let (cfg, name) = tls.take().expect("TLS settings for STARTTLS");
+            session.start_tls(cfg, name)?;
         }
         Ok(session)
     }
@@ -234,7 +238,10 @@ impl Session {
                     Stage::Auth,
                 )?;
                 // Username, then password, each answering a 334 challenge.
-                for answer in [auth::login_username(credentials), auth::login_password(credentials)] {
+                for answer in [
+                    auth::login_username(credentials),
+                    auth::login_password(credentials),
+                ] {
                     if reply.code() != 334 {
                         break;
                     }
@@ -258,7 +265,12 @@ impl Session {
     /// refused while others were accepted are reported in the [`Delivery`];
     /// the message still goes to the accepted ones (as smtplib does). After a
     /// failed transaction the session is reset and stays usable.
-    pub fn send(&mut self, from: &str, recipients: &[String], message: &[u8]) -> Result<Delivery, Error> {
+    pub fn send(
+        &mut self,
+        from: &str,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<Delivery, Error> {
         let mut params = Vec::new();
         if self.caps.size().is_some() {
             params.push(format!("SIZE={}", message.len()));
@@ -553,7 +565,7 @@ impl Session {
                     reason: "handshake finished without certificate verification".into(),
                 })?;
                 match &verdict.result {
-                    Ok(trust) => self.channel = Channel::Verified(trust.clone()),
+                    Ok(_) => self.channel = Channel::Verified,
                     // Only in inspect mode does a failed verdict complete the
                     // handshake; such a channel is never marked secure.
                     Err(_) if self.config.tls.inspect_only => {}
@@ -610,7 +622,8 @@ impl Session {
 
     fn log_command(&mut self, cmd: &Command) {
         if self.observer.wants_transcript() {
-            self.observer.transcript(&format!("C: {}", cmd.transcript()));
+            self.observer
+                .transcript(&format!("C: {}", cmd.transcript()));
         }
     }
 
@@ -685,7 +698,10 @@ impl Session {
 }
 
 /// Pair recipients with their RCPT replies.
-fn split_recipients(recipients: &[String], replies: Vec<Reply>) -> (Vec<String>, Vec<(String, Reply)>) {
+fn split_recipients(
+    recipients: &[String],
+    replies: Vec<Reply>,
+) -> (Vec<String>, Vec<(String, Reply)>) {
     let mut accepted = Vec::new();
     let mut refused = Vec::new();
     for (rcpt, reply) in recipients.iter().zip(replies) {

@@ -233,7 +233,11 @@ impl Connection {
 
     /// Write all of `data`, waiting at most the idle timeout for the peer to
     /// accept each part.
-    pub fn write_all(&mut self, data: &[u8], interrupt: &mut dyn Interrupt) -> Result<(), IoFailure> {
+    pub fn write_all(
+        &mut self,
+        data: &[u8],
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<(), IoFailure> {
         match self.tls.as_deref_mut() {
             None => write_plain(&mut self.sock, data, self.idle, interrupt),
             Some(conn) => {
@@ -253,7 +257,11 @@ impl Connection {
 
     /// Read some bytes into `buf`; never returns 0 (a close is
     /// [`IoFailure::Closed`]).
-    pub fn read_some(&mut self, buf: &mut [u8], interrupt: &mut dyn Interrupt) -> Result<usize, IoFailure> {
+    pub fn read_some(
+        &mut self,
+        buf: &mut [u8],
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<usize, IoFailure> {
         let idle_since = Instant::now();
         loop {
             match self.tls.as_deref_mut() {
@@ -261,7 +269,9 @@ impl Connection {
                     Ok(0) => return Err(IoFailure::Closed),
                     Ok(n) => return Ok(n),
                     Err(e) if is_wait(&e) => wait_tick(idle_since, self.idle, interrupt)?,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(IoFailure::Closed),
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                        return Err(IoFailure::Closed)
+                    }
                     Err(e) => return Err(IoFailure::Os(e)),
                 },
                 Some(conn) => {
@@ -269,7 +279,9 @@ impl Connection {
                         Ok(0) => return Err(IoFailure::Closed),
                         Ok(n) => return Ok(n),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(IoFailure::Closed),
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            return Err(IoFailure::Closed)
+                        }
                         Err(e) => return Err(IoFailure::Os(e)),
                     }
                     match conn.read_tls(&mut self.sock) {
@@ -282,7 +294,9 @@ impl Connection {
                             }
                         }
                         Err(e) if is_wait(&e) => wait_tick(idle_since, self.idle, interrupt)?,
-                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return Err(IoFailure::Closed),
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                            return Err(IoFailure::Closed)
+                        }
                         Err(e) => return Err(IoFailure::Os(e)),
                     }
                 }
@@ -336,7 +350,11 @@ fn is_wait(e: &io::Error) -> bool {
 }
 
 /// Called after a wait slice passed with no progress.
-fn wait_tick(since: Instant, idle: Duration, interrupt: &mut dyn Interrupt) -> Result<(), IoFailure> {
+fn wait_tick(
+    since: Instant,
+    idle: Duration,
+    interrupt: &mut dyn Interrupt,
+) -> Result<(), IoFailure> {
     if interrupt.interrupted() {
         return Err(IoFailure::Interrupted);
     }
@@ -391,6 +409,8 @@ fn flush_tls(
 fn is_closed(e: &io::Error) -> bool {
     matches!(
         e.kind(),
-        io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
     )
 }
