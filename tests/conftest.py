@@ -1,0 +1,78 @@
+"""Shared fixtures for securesmtp's end-to-end tests.
+
+Real parts: the real ``hg`` from .venv running ``hg email`` with the
+extension, real aiosmtpd servers on 127.0.0.1, real certificates made at test
+time (session-scoped, made once per run).
+"""
+
+import os
+import re
+import sys
+
+import pytest
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+from support import hg, pki as pkimod, servers  # noqa: E402
+
+
+def pytest_configure(config):
+    # Warnings are errors, except aiosmtpd's own expected ones (the same
+    # filters servers.py installs for use outside pytest).
+    config.addinivalue_line("filterwarnings", "error")
+    for action, message, category in servers.WARNING_FILTERS:
+        config.addinivalue_line(
+            "filterwarnings",
+            "%s:%s:%s" % (action, re.escape(message), category.__name__),
+        )
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """Every test certificate, made once (see support/pki.py)."""
+    return pkimod.make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory):
+    """A 3-patch repository (read-only for the tests)."""
+    return hg.make_repo(tmp_path_factory.mktemp("hg"), n_patches=3)
+
+
+@pytest.fixture(scope="session")
+def series(repo):
+    """The 3 messages ``hg email --mbox`` writes with ``hg.email_args()``,
+    made by stock hg (no securesmtp), as the reference for what must arrive."""
+    msgs = hg.mbox_messages(repo, hg.email_args())
+    assert len(msgs) == 3, msgs
+    return msgs
+
+
+@pytest.fixture
+def smtp_server():
+    """Factory: ``smtp_server(cert, mode, **kw)`` -> a started SmtpServer,
+    stopped at the end of the test."""
+    started = []
+
+    def make(cert=None, mode="starttls", **kwargs):
+        server = servers.SmtpServer(cert, mode, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+def pytest_generate_tests(metafunc):
+    # ``mode`` and ``keytype`` parameters, shared by every test module.
+    if "mode" in metafunc.fixturenames and not any(
+        m.name == "parametrize" and "mode" in m.args[0] for m in metafunc.definition.iter_markers()
+    ):
+        metafunc.parametrize("mode", ["starttls", "smtps"])
+    if "keytype" in metafunc.fixturenames and not any(
+        m.name == "parametrize" and "keytype" in m.args[0] for m in metafunc.definition.iter_markers()
+    ):
+        metafunc.parametrize("keytype", ["rsa", "ecdsa"])
