@@ -66,13 +66,20 @@ def smtp_server():
         server.stop()
 
 
+def _parametrized(metafunc, name):
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0]
+        if isinstance(names, str):
+            names = [n.strip() for n in names.split(",")]
+        if name in names:
+            return True
+    return False
+
+
 def pytest_generate_tests(metafunc):
-    # ``mode`` and ``keytype`` parameters, shared by every test module.
-    if "mode" in metafunc.fixturenames and not any(
-        m.name == "parametrize" and "mode" in m.args[0] for m in metafunc.definition.iter_markers()
-    ):
+    # ``mode`` (starttls, smtps) and ``keytype`` (rsa, ecdsa) parameters for
+    # any test that asks for them and does not parametrize them itself.
+    if "mode" in metafunc.fixturenames and not _parametrized(metafunc, "mode"):
         metafunc.parametrize("mode", ["starttls", "smtps"])
-    if "keytype" in metafunc.fixturenames and not any(
-        m.name == "parametrize" and "keytype" in m.args[0] for m in metafunc.definition.iter_markers()
-    ):
+    if "keytype" in metafunc.fixturenames and not _parametrized(metafunc, "keytype"):
         metafunc.parametrize("keytype", ["rsa", "ecdsa"])

@@ -59,6 +59,10 @@ class TracebackInOutput(AssertionError):
     pass
 
 
+class ExtensionNotLoaded(AssertionError):
+    pass
+
+
 def _env(extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HG")}
     env.pop("PYTHONWARNINGS", None)
@@ -134,6 +138,10 @@ def check_output(stdout, stderr, secrets=None, allow_traceback=False):
                 )
         if not allow_traceback and "Traceback" in text:
             raise TracebackInOutput("Python traceback in %s:\n%s" % (name, text))
+        # hg carries on without an extension it cannot import: the run would
+        # silently test stock Mercurial instead.
+        if "failed to import extension" in text:
+            raise ExtensionNotLoaded("an extension failed to load (%s):\n%s" % (name, text))
 
 
 def run_hg(
