@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Set up everything the tests and the demo need, idempotently:
+#   - Debian packages that are missing (apt-get update only if needed);
+#   - .venv with maturin, pytest, mercurial, aiosmtpd, trustme, cryptography;
+#   - the extension built into .venv with `maturin develop --release`,
+#     skipped when nothing under src/, python/, Cargo.* or pyproject.toml
+#     changed since the last build (a stamp in .venv).
+# Works on a fresh Debian 12 as root with Rust stable, python3, pip and gcc.
+# Environment: PYTHON (default python3), SECURESMTP_FORCE_BUILD=1 to rebuild.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+PYTHON="${PYTHON:-python3}"
+
+# Debian packages the tests need. Add more here (one per line); each is
+# installed only when dpkg says it is missing.
+DEBIAN_PACKAGES=(
+    openssl
+)
+
+# Python packages for the test venv. Changing this list reinstalls.
+PY_REQUIREMENTS=(
+    "maturin>=1.5,<2"
+    "pytest>=8,<10"
+    "mercurial==7.2.4"
+    "aiosmtpd==1.4.6"
+    "trustme>=1.1,<2"
+    "cryptography>=42,<51"
+)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# Rust installed by rustup is often not on PATH in non-login shells (CI).
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+fi
+
+# ---------------------------------------------------------------------------
+# Debian packages
+
+pkg_installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"
+}
+
+install_debian_packages() {
+    local wanted=("${DEBIAN_PACKAGES[@]}")
+    # A system python3 without ensurepip (Debian without python3-venv)
+    # cannot create the venv.
+    if [ ! -x "$VENV/bin/python" ] && ! "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1; then
+        wanted+=("python3-venv")
+    fi
+    if ! command -v dpkg-query >/dev/null 2>&1; then
+        log "not a Debian system; make sure these are installed: ${wanted[*]}"
+        return 0
+    fi
+    local missing=()
+    local p
+    for p in "${wanted[@]}"; do
+        pkg_installed "$p" || missing+=("$p")
+    done
+    [ "${#missing[@]}" -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        die "missing Debian packages: ${missing[*]} (run as root, or install them)"
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+}
+
+# ---------------------------------------------------------------------------
+# Python venv and packages
+
+setup_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (set PYTHON)"
+        "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 9))' \
+            || die "$PYTHON is older than 3.9"
+        log "creating $VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.securesmtp-requirements"
+    local want
+    want="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+        && "$VENV/bin/python" -c 'import maturin, pytest, mercurial, aiosmtpd, trustme, cryptography' >/dev/null 2>&1; then
+        return 0
+    fi
+    log "installing Python packages into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip </dev/null
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_REQUIREMENTS[@]}" </dev/null
+    printf '%s' "$want" >"$stamp"
+}
+
+# ---------------------------------------------------------------------------
+# The extension
+
+source_hash() {
+    # Everything the build depends on; build products in python/ excluded.
+    {
+        find src python -type f \
+            ! -name '*.so' ! -name '*.pyd' ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 2>/dev/null
+        for f in Cargo.toml Cargo.lock pyproject.toml; do
+            [ -f "$f" ] && printf '%s\0' "$f"
+        done
+    } | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
+}
+
+build_extension() {
+    local stamp="$VENV/.securesmtp-build"
+    local hash
+    hash="$(source_hash)"
+    if [ "${SECURESMTP_FORCE_BUILD:-0}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ] \
+        && "$VENV/bin/python" -c 'import securesmtp._core' >/dev/null 2>&1; then
+        return 0
+    fi
+    command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust stable)"
+    log "building the extension (maturin develop --release)"
+    rm -f "$stamp"
+    VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" \
+        "$VENV/bin/maturin" develop --release </dev/null
+    "$VENV/bin/python" -c 'import securesmtp._core' \
+        || die "the extension was built but securesmtp._core does not import"
+    printf '%s' "$hash" >"$stamp"
+}
+
+main() {
+    install_debian_packages
+    setup_venv
+    build_extension
+}
+
+# One setup at a time (make test and make demo may race); flock comes with
+# util-linux, which every Debian has.
+mkdir -p "$VENV"
+if command -v flock >/dev/null 2>&1 && [ -z "${SECURESMTP_SETUP_LOCKED:-}" ]; then
+    exec 9>"$VENV/.setup.lock"
+    flock 9
+    export SECURESMTP_SETUP_LOCKED=1
+fi
+main
