@@ -18,6 +18,9 @@ PYTHON="${PYTHON:-python3}"
 # installed only when dpkg says it is missing.
 DEBIAN_PACKAGES=(
     openssl
+    postfix
+    sasl2-bin
+    libsasl2-modules
 )
 
 # Python packages for the test venv. Changing this list reinstalls.
@@ -67,6 +70,9 @@ install_debian_packages() {
     fi
     log "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # postfix asks which mail configuration to set up: none (the tests run
+    # private instances; the package then starts no daemon).
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
 }
