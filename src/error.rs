@@ -103,9 +103,13 @@ pub enum Error {
     /// The handshake failed for a reason other than the certificate.
     Tls { server: String, reason: String },
     /// The server cannot speak a TLS version we accept.
+    /// `certain` is false when the server just hung up on a client that
+    /// offered only the minimum (asyncio-based servers do that instead of
+    /// sending a protocol_version alert).
     TlsVersion {
         server: String,
         minimum: &'static str,
+        certain: bool,
     },
     /// AUTH requested but the server offers no mechanism we support.
     AuthUnavailable { offered: Vec<String> },
@@ -238,9 +242,22 @@ impl fmt::Display for Error {
             Error::Tls { server, reason } => {
                 write!(f, "TLS handshake with {server} failed: {reason}")
             }
-            Error::TlsVersion { server, minimum } => write!(
+            Error::TlsVersion {
+                server,
+                minimum,
+                certain: true,
+            } => write!(
                 f,
                 "TLS handshake with {server} failed: the server does not support {minimum} or newer"
+            ),
+            Error::TlsVersion {
+                server,
+                minimum,
+                certain: false,
+            } => write!(
+                f,
+                "TLS handshake with {server} failed: the server closed the connection; \
+                 it probably does not support {minimum}"
             ),
             Error::AuthUnavailable { offered } => {
                 if offered.is_empty() {

@@ -602,6 +602,13 @@ impl Session {
                 }
                 Err(tls_error(server, e, self.config.tls.min_version))
             }
+            Err(IoFailure::Closed) if self.config.tls.min_version == MinVersion::Tls13 => {
+                Err(Error::TlsVersion {
+                    server,
+                    minimum: "TLS 1.3",
+                    certain: false,
+                })
+            }
             Err(e) => Err(self.io_error(Stage::Handshake, e)),
         }
     }
@@ -737,12 +744,20 @@ fn tls_error(server: String, e: rustls::Error, min: MinVersion) -> Error {
         | E::PeerIncompatible(PeerIncompatible::ServerDoesNotSupportTls12Or13)
         | E::PeerIncompatible(PeerIncompatible::Tls12NotOffered)
         | E::PeerIncompatible(PeerIncompatible::SupportedVersionsExtensionRequired) => {
-            Error::TlsVersion { server, minimum }
+            Error::TlsVersion {
+                server,
+                minimum,
+                certain: true,
+            }
         }
         // A TLS 1.3-only client talking to a TLS 1.2 server often sees a
         // handshake_failure alert instead: name the likely cause.
         E::AlertReceived(AlertDescription::HandshakeFailure) if min == MinVersion::Tls13 => {
-            Error::TlsVersion { server, minimum }
+            Error::TlsVersion {
+                server,
+                minimum,
+                certain: false,
+            }
         }
         E::InvalidMessage(_) => Error::Tls {
             server,
