@@ -103,6 +103,22 @@ def test_minimum_protocol_tls13(repo, pki, smtp_server, mode):
     assert "minimumprotocol" in result[2], result[2]
 
 
+def test_minimum_protocol_tls13_with_alert(repo, pki, mode):
+    # The same, against a server that answers the TLS 1.3-only hello with a
+    # protocol_version alert, as OpenSSL-based mail servers do (aiosmtpd,
+    # on asyncio, just closes the connection).
+    with servers.BlockingTlsServer(pki.rsa, mode, max_tls="1.2") as server:
+        cfg = _creds_hgrc(
+            server.port, mode, cacerts=pki.ca.cert, hostsecurity={"minimumprotocol": "tls1.3"},
+        )
+        result = hg.run_hg(repo, hg.email_args(), cfg)
+        assert server.wait_idle(10)
+    assert server.handshake_error is not None
+    assert_refused(result, server)
+    assert "TLS 1.3" in result[2], result[2]
+    assert "minimumprotocol" in result[2], result[2]
+
+
 def test_tls12_server_accepted_by_default(repo, series, pki, smtp_server, mode):
     server = smtp_server(pki.rsa, mode, max_tls="1.2")
     cfg = hg.smtp_hgrc(server.port, tls=mode, cacerts=pki.ca.cert)

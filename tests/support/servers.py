@@ -85,6 +85,12 @@ class _Handler:
         )
         return "250 2.0.0 OK: queued"
 
+    async def handle_exception(self, error):
+        # Instead of aiosmtpd's log.exception (a traceback on stderr for every
+        # refused handshake, which is what many tests provoke on purpose).
+        self._server._error(error)
+        return "500 Error: (%s) %s" % (error.__class__.__name__, error)
+
 
 class _RecordingSMTP(SMTP):
     """aiosmtpd's SMTP that records each command line it reads."""
@@ -206,6 +212,7 @@ class SmtpServer:
         self._messages = []
         self._message_event = threading.Condition(self._lock)
         self._raw_bytes = bytearray()
+        self._errors = []
         self._open_count = 0
         self.connections = 0
         self._controller = None
@@ -264,6 +271,11 @@ class SmtpServer:
         with self._lock:
             self._open_count -= 1
             self._message_event.notify_all()
+
+    def _error(self, error):
+        cause = error.__cause__ or error
+        with self._lock:
+            self._errors.append(cause)
 
     def _accept(self, received):
         with self._lock:
@@ -334,6 +346,13 @@ class SmtpServer:
             return list(self._messages)
 
     @property
+    def errors(self):
+        """Exceptions in the server's sessions (a failed STARTTLS handshake's
+        ssl.SSLError, for instance)."""
+        with self._lock:
+            return list(self._errors)
+
+    @property
     def raw(self):
         """Every byte received from clients (decrypted), bodies included."""
         with self._lock:
@@ -389,3 +408,155 @@ class SmtpServer:
             pattern = re.compile(rb"(?im)^" + verb.encode() + rb"\b")
             assert not pattern.search(self.raw), "server received a %s line:\n%r" % (verb, self.raw)
         assert self.messages == [], "a message arrived"
+
+
+class BlockingTlsServer:
+    """A one-connection server on Python's blocking ``ssl`` module.
+
+    asyncio (so aiosmtpd) closes the connection on a failed TLS handshake
+    without sending the alert; OpenSSL used directly, like a real mail
+    server, sends it (``protocol_version`` for a TLS version it refuses).
+    This server speaks just enough SMTP to reach the handshake: for
+    ``starttls`` a greeting, EHLO (offering STARTTLS) and ``220`` to
+    STARTTLS; for ``smtps`` the handshake at once. After a handshake it
+    answers EHLO and QUIT only, and refuses anything else with 554. It
+    records ``commands`` like :class:`SmtpServer`.
+    """
+
+    def __init__(self, cert, mode="starttls", max_tls=None, timeout=10.0):
+        self.mode = mode
+        self._ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._ctx.load_cert_chain(cert.chain, cert.key)
+        if max_tls is not None:
+            self._ctx.maximum_version = {
+                "1.2": ssl.TLSVersion.TLSv1_2,
+                "1.3": ssl.TLSVersion.TLSv1_3,
+            }[max_tls]
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._commands = []
+        self._raw_bytes = bytearray()
+        self.handshake_error = None
+        self._done = threading.Event()
+        self._sock = None
+        self._thread = None
+
+    def start(self):
+        import socket
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(1)
+        self._sock.settimeout(self._timeout)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        if self._sock is not None:
+            self._sock.close()
+        if self._thread is not None:
+            self._thread.join(self._timeout)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    @property
+    def port(self):
+        return self._sock.getsockname()[1]
+
+    @property
+    def commands(self):
+        with self._lock:
+            return list(self._commands)
+
+    @property
+    def raw(self):
+        with self._lock:
+            return bytes(self._raw_bytes)
+
+    def saw(self, verb):
+        verb = verb.upper()
+        return any(c.split(" ", 1)[0].upper() == verb for c in self.commands)
+
+    def wait_idle(self, timeout=5.0):
+        return self._done.wait(timeout)
+
+    def transcript_text(self):
+        return "\n".join("C: " + c for c in self.commands)
+
+    def assert_nothing_sent(self, verbs=("AUTH", "MAIL", "RCPT", "DATA", "BDAT")):
+        self.wait_idle(5.0)
+        for verb in verbs:
+            assert not self.saw(verb), "server saw %s:\n%s" % (verb, self.transcript_text())
+            pattern = re.compile(rb"(?im)^" + verb.encode() + rb"\b")
+            assert not pattern.search(self.raw), "server received a %s line:\n%r" % (verb, self.raw)
+
+    def _readline(self, conn):
+        line = bytearray()
+        while not line.endswith(b"\n") and len(line) < 4096:
+            chunk = conn.recv(1)
+            if not chunk:
+                break
+            line += chunk
+        with self._lock:
+            self._raw_bytes += line
+            if line:
+                self._commands.append(bytes(line).rstrip(b"\r\n").decode("utf-8", "surrogateescape"))
+        return bytes(line)
+
+    def _serve(self):
+        try:
+            conn, _ = self._sock.accept()
+        except OSError:
+            self._done.set()
+            return
+        conn.settimeout(self._timeout)
+        try:
+            if self.mode == "starttls":
+                conn.sendall(b"220 blocking.test ESMTP\r\n")
+                while True:
+                    line = self._readline(conn)
+                    if not line:
+                        return
+                    verb = line.split(b" ", 1)[0].strip().upper()
+                    if verb == b"EHLO":
+                        conn.sendall(b"250-blocking.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n")
+                    elif verb == b"STARTTLS":
+                        conn.sendall(b"220 go ahead\r\n")
+                        break
+                    elif verb == b"QUIT":
+                        conn.sendall(b"221 bye\r\n")
+                        return
+                    else:
+                        conn.sendall(b"530 STARTTLS first\r\n")
+            try:
+                conn = self._ctx.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                self.handshake_error = exc
+                return
+            if self.mode == "smtps":
+                conn.sendall(b"220 blocking.test ESMTP\r\n")
+            while True:
+                line = self._readline(conn)
+                if not line:
+                    return
+                verb = line.split(b" ", 1)[0].strip().upper()
+                if verb == b"EHLO":
+                    conn.sendall(b"250-blocking.test\r\n250 8BITMIME\r\n")
+                elif verb == b"QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    return
+                else:
+                    conn.sendall(b"554 not here\r\n")
+        except OSError:
+            pass
+        finally:
+            try:
+                conn.close()
+            except OSError:
+                pass
+            self._done.set()
