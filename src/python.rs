@@ -282,6 +282,39 @@ fn fingerprint(der: &[u8], algorithm: &str) -> PyResult<String> {
     Ok(tls::fingerprint(der, alg))
 }
 
+/// Summaries of a certificate chain (DER, leaf first) for `hg debugsmtp`.
+#[pyfunction]
+fn describe_chain<'py>(py: Python<'py>, chain: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for c in tls::describe_chain(&chain) {
+        let d = PyDict::new(py);
+        d.set_item("subject", c.subject)?;
+        d.set_item("issuer", c.issuer)?;
+        d.set_item("sans", c.sans)?;
+        d.set_item("not_before", c.not_before)?;
+        d.set_item("not_after", c.not_after)?;
+        d.set_item("days_left", c.days_left)?;
+        d.set_item("signature_algorithm", c.signature_algorithm)?;
+        d.set_item("key", c.key)?;
+        d.set_item("sha256", c.sha256)?;
+        d.set_item("sha1", c.sha1)?;
+        d.set_item("sha512", c.sha512)?;
+        d.set_item("spki_sha256", c.spki_sha256)?;
+        d.set_item("self_signed", c.self_signed)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// Where the default trust anchors come from: ("system" | "bundled", count).
+#[pyfunction]
+fn default_roots() -> (&'static str, usize) {
+    match tls::default_roots_source() {
+        (tls::DefaultRootsSource::System, n) => ("system", n),
+        (tls::DefaultRootsSource::Bundled, n) => ("bundled", n),
+    }
+}
+
 fn delivery_dict<'py>(py: Python<'py>, d: &Delivery) -> PyResult<Bound<'py, PyDict>> {
     let out = PyDict::new(py);
     out.set_item("accepted", d.accepted.clone())?;
@@ -373,5 +406,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySession>()?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(describe_chain, m)?)?;
+    m.add_function(wrap_pyfunction!(default_roots, m)?)?;
     Ok(())
 }

@@ -72,11 +72,13 @@ pub trait Observer: Interrupt {
 }
 
 /// How the current channel is protected. `Verified` is set only by the
-/// handshake code below, from a verdict that said yes.
+/// handshake code below, from a verdict that said yes; `Unverified` only in
+/// inspect mode, when the handshake was let through for a report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Channel {
     Cleartext,
     Verified,
+    Unverified,
 }
 
 /// What happened to one message.
@@ -168,6 +170,10 @@ impl Session {
             return Err(Error::reply_at(Stage::Greeting, greeting));
         }
         session.greeting = Some(greeting);
+        if !session.may_speak() {
+            // Inspect mode with a failed verdict: report only, send nothing.
+            return Ok(session);
+        }
         session.hello()?;
         if session.config.security == Security::StartTls {
             let (cfg, name) = tls.take().expect("TLS settings for STARTTLS");
@@ -210,6 +216,7 @@ impl Session {
     /// Authenticate with the first mechanism both sides support (PLAIN, then
     /// LOGIN). Refuses to send a password over cleartext to a remote host.
     pub fn authenticate(&mut self, credentials: &Credentials) -> Result<(), Error> {
+        self.require_verified()?;
         if matches!(self.channel, Channel::Cleartext)
             && !self.config.allow_cleartext_auth
             && !self.conn.peer().ip().is_loopback()
@@ -271,6 +278,7 @@ impl Session {
         recipients: &[String],
         message: &[u8],
     ) -> Result<Delivery, Error> {
+        self.require_verified()?;
         let mut params = Vec::new();
         if self.caps.size().is_some() {
             params.push(format!("SIZE={}", message.len()));
@@ -313,6 +321,10 @@ impl Session {
     /// End the session politely. Errors are returned but the connection is
     /// closed either way.
     pub fn quit(&mut self) -> Result<(), Error> {
+        if !self.may_speak() {
+            self.conn.close();
+            return Ok(());
+        }
         let result = self.command(&Command::Quit, Stage::Quit).map(|_| ());
         self.conn.close();
         result
@@ -545,7 +557,28 @@ impl Session {
         self.handshake(config, slot, name)?;
         // RFC 3207 4.2: forget everything learned in cleartext.
         self.cleartext_caps = Some(std::mem::replace(&mut self.caps, Capabilities::none()));
+        if !self.may_speak() {
+            return Ok(());
+        }
         self.hello()
+    }
+
+    /// Whether anything may be sent: not on a TLS channel the verifier
+    /// refused (only inspect mode leaves one open).
+    fn may_speak(&self) -> bool {
+        self.channel != Channel::Unverified
+    }
+
+    /// Credentials and messages go only over a verified channel, or over
+    /// cleartext when the user chose no TLS at all.
+    fn require_verified(&self) -> Result<(), Error> {
+        if self.channel == Channel::Verified || self.config.security == Security::None {
+            return Ok(());
+        }
+        Err(Error::Tls {
+            server: server_label(&self.config.host, self.config.port),
+            reason: "the server's certificate was not verified; nothing may be sent".into(),
+        })
     }
 
     fn handshake(
@@ -568,7 +601,7 @@ impl Session {
                     Ok(_) => self.channel = Channel::Verified,
                     // Only in inspect mode does a failed verdict complete the
                     // handshake; such a channel is never marked secure.
-                    Err(_) if self.config.tls.inspect_only => {}
+                    Err(_) if self.config.tls.inspect_only => self.channel = Channel::Unverified,
                     Err(failure) => {
                         return Err(Error::Verify {
                             server,

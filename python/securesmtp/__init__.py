@@ -98,6 +98,19 @@ and host name checks with a loud warning showing the server's fingerprint.
 When verification fails, the message says why and shows the certificate's
 SHA-256 fingerprint and the exact ``[hostsecurity]`` line that would pin it.
 
+Inspecting a server
+-------------------
+
+:hg:`debugsmtp [HOST[:PORT]]` connects the way :hg:`email` would (``--tls``
+overrides ``smtp.tls``) but never authenticates or sends mail, and reports
+the greeting, capabilities before and after TLS, the TLS version, cipher
+suite and key exchange, the certificate chain as sent, the server
+certificate's fingerprints and public-key pin, the verdict under your
+current settings, and the ``[hostsecurity]`` lines that would pin it. It
+completes the handshake even when verification fails, to show the chain,
+but sends nothing more on such a connection. ``-T json`` gives the same as
+data.
+
 Debugging
 ---------
 
@@ -105,13 +118,16 @@ Debugging
 with AUTH payloads redacted and message bodies shown as a byte count.
 """
 
-from mercurial import extensions, mail, registrar
+from mercurial import cmdutil, extensions, mail, registrar
+from mercurial.i18n import _
 
-from . import transport
+from . import debugsmtp as _debugsmtp, transport
 
 testedwith = b"7.2"
 minimumhgversion = b"6.5"
 
+cmdtable = {}
+command = registrar.command(cmdtable)
 configtable = {}
 configitem = registrar.configitem(configtable)
 
@@ -120,6 +136,26 @@ configitem(b"smtp", b"pipelining", default=True)
 configitem(b"smtp", b"allow-cleartext-auth", default=False)
 configitem(b"smtp", b"verifycert", default=None)
 configitem(b"hostsecurity", b".*:pubkeys$", default=list, generic=True)
+
+
+@command(
+    b"debugsmtp",
+    [(b"", b"tls", b"", _(b"none, starttls or smtps (default: smtp.tls)"), _(b"MODE"))]
+    + cmdutil.formatteropts,
+    _(b"[HOST[:PORT]]"),
+    norepo=True,
+)
+def debugsmtp(ui, target=None, **opts):
+    """show a mail server's TLS setup and certificate, and how to pin it
+
+    Connects to ``HOST[:PORT]`` (default: ``smtp.host`` and ``smtp.port``)
+    as :hg:`email` would, without authenticating or sending mail, and prints
+    what the server presented, whether it passes verification under the
+    current settings, and the ``[hostsecurity]`` lines that would pin it.
+
+    Returns 0 if the server passes verification, 1 if it does not.
+    """
+    return _debugsmtp.debugsmtp(ui, target, **opts)
 
 
 def extsetup(ui):

@@ -165,13 +165,14 @@ def verification(ui, bhost):
     }
 
 
-def connect_args(ui):
-    """Everything ``_core.connect`` needs, validated, plus the host and port."""
-    mode = security(ui)
-    bhost = host(ui)
+def connect_args(ui, bhost=None, bport=None, mode=None):
+    """Everything ``_core.connect`` needs, validated. ``hg debugsmtp`` may
+    name another host, port or TLS mode; the rest comes from hgrc."""
+    mode = mode or security(ui)
+    bhost = bhost or host(ui)
     args = {
         "host": _ascii_host(bhost),
-        "port": port(ui, mode),
+        "port": port(ui, mode) if bport is None else bport,
         "security": mode,
         "hello_name": hello_name(ui),
         "timeout": timeout(ui),

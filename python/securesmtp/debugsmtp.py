@@ -1,0 +1,209 @@
+"""``hg debugsmtp``: what a mail server shows of itself, and how to pin it.
+
+Connects the way ``hg email`` would, but never authenticates and never
+sends mail. The handshake is completed even when the certificate fails
+verification, so the chain can be reported; nothing but QUIT (and only on a
+verified channel) is sent after it.
+"""
+
+from mercurial import error, pycompat
+from mercurial.i18n import _
+
+from . import _core, errors, settings
+
+# Warn when the server certificate expires sooner than this.
+EXPIRY_WARNING_DAYS = 30
+
+_MODES = ("none", "starttls", "smtps")
+
+
+def _b(text):
+    if text is None:
+        return b""
+    return text.encode("utf-8", "replace") if isinstance(text, str) else text
+
+
+def parse_target(target):
+    """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` into (host, port or None)."""
+    if target.startswith(b"["):
+        end = target.find(b"]")
+        if end < 0:
+            raise error.InputError(_(b"unterminated IPv6 address: %s") % target)
+        host, rest = target[1:end], target[end + 1 :]
+        if rest and not rest.startswith(b":"):
+            raise error.InputError(_(b"cannot parse server address: %s") % target)
+        port = rest[1:] or None
+    elif target.count(b":") == 1:
+        host, port = target.split(b":")
+    else:
+        host, port = target, None  # a bare IPv6 address has several colons
+    if port is not None:
+        try:
+            port = int(port)
+        except ValueError:
+            from mercurial.utils import urlutil
+
+            port = urlutil.getport(port)
+    return host, port
+
+
+def report(ui, target, opts):
+    mode = opts.get("tls") or None
+    if mode is not None:
+        mode = mode.decode("ascii", "replace") if isinstance(mode, bytes) else mode
+        if mode not in _MODES:
+            raise error.InputError(
+                _(b"--tls must be none, starttls or smtps, not '%s'") % _b(mode)
+            )
+    bhost, bport = parse_target(target) if target else (None, None)
+    args = settings.connect_args(ui, bhost, bport, mode)
+    args["inspect_only"] = True
+    if ui.debugflag:
+        args["transcript"] = lambda line: ui.debug(_b(line) + b"\n")
+    host = _b(args["host"])
+    try:
+        session = _core.connect(**args)
+    except _core.SmtpError as exc:
+        raise errors.convert(exc, host)
+    try:
+        info = session.info()
+        verdict = session.verdict()
+    finally:
+        session.quit()
+
+    chain = _core.describe_chain(verdict["chain"]) if verdict else []
+    item = {
+        "host": host,
+        "port": args["port"],
+        "tls": _b(args["security"]),
+        "address": _b(info["peer"]),
+        "greeting": _b(info["greeting"]),
+        "capabilities_cleartext": [_b(c) for c in info["cleartext_capabilities"] or []],
+        "capabilities": [_b(c) for c in info["capabilities"]],
+        "tls_version": _b(info.get("tls_version")),
+        "cipher_suite": _b(info.get("cipher_suite")),
+        "key_exchange": _b(info.get("key_exchange")),
+        "chain": [_bvalue(c) for c in chain],
+        "verified": bool(verdict) and verdict["trust"] != "failed",
+        "trust": _b(verdict["trust"]) if verdict else b"",
+        "failure": _b(verdict["failure"]) if verdict else b"",
+        "pins": [],
+        "warnings": [],
+    }
+    if chain:
+        leaf = chain[0]
+        item.update(
+            sha256=_b(leaf["sha256"]),
+            sha1=_b(leaf["sha1"]),
+            sha512=_b(leaf["sha512"]),
+            spki_sha256=_b(leaf["spki_sha256"]),
+        )
+        item["pins"] = [
+            b"%s:fingerprints = %s" % (host, item["sha256"]),
+            b"%s:pubkeys = %s" % (host, item["spki_sha256"]),
+        ]
+    item["warnings"] = _warnings(item, chain, info, verdict)
+    return item
+
+
+def _bvalue(v):
+    if isinstance(v, str):
+        return _b(v)
+    if isinstance(v, list):
+        return [_bvalue(x) for x in v]
+    if isinstance(v, dict):
+        return {_b(k): _bvalue(x) for k, x in v.items()}
+    return v
+
+
+def _warnings(item, chain, info, verdict):
+    out = []
+    if chain and chain[0]["days_left"] < EXPIRY_WARNING_DAYS:
+        days = chain[0]["days_left"]
+        if days < 0:
+            out.append(_(b"the server certificate expired %d days ago") % -days)
+        else:
+            out.append(_(b"the server certificate expires in %d days") % days)
+    failure = (verdict or {}).get("failure") or ""
+    if chain and "unknown authority" in failure and not chain[-1]["self_signed"]:
+        out.append(
+            _(
+                b"the chain may be incomplete: the server sent %d certificate(s) "
+                b"and the issuer of the last one (%s) is not a trusted root"
+            )
+            % (len(chain), _b(chain[-1]["issuer"]))
+        )
+    cleartext = info.get("cleartext_capabilities") or []
+    if any(c.upper().startswith("AUTH") for c in cleartext):
+        out.append(_(b"the server offers AUTH before TLS (passwords could be sent in cleartext)"))
+    if item["tls"] == b"none" and any(c.upper().startswith("AUTH") for c in info["capabilities"]):
+        out.append(_(b"the connection is not encrypted and the server offers AUTH"))
+    return out
+
+
+def _verdict_text(item):
+    if item["tls"] == b"none":
+        return _(b"not encrypted (smtp.tls=none)")
+    if item["verified"]:
+        return {
+            b"ca": _(b"passed: signed by a trusted certificate authority"),
+            b"self": _(b"passed: the certificate is listed in the CA file"),
+            b"commonname": _(b"passed: CA file, matched by common name (no subjectAltName)"),
+            b"pin": _(b"passed: matches a pinned fingerprint or public key"),
+            b"insecure": _(b"NOT CHECKED (--insecure)"),
+        }.get(item["trust"], item["trust"])
+    return _(b"FAILED: %s") % item["failure"]
+
+
+def write_plain(ui, item):
+    w = ui.write
+    w(_(b"server: %s port %d (%s)\n") % (item["host"], item["port"], item["tls"]))
+    w(_(b"address: %s\n") % item["address"])
+    w(_(b"greeting: %s\n") % item["greeting"])
+    if item["capabilities_cleartext"]:
+        w(_(b"capabilities before TLS: %s\n") % b", ".join(item["capabilities_cleartext"]))
+    if item["tls_version"]:
+        w(
+            _(b"TLS: %s, cipher suite %s, key exchange %s\n")
+            % (item["tls_version"], item["cipher_suite"], item["key_exchange"])
+        )
+    if item["capabilities"]:
+        label = _(b"capabilities after TLS") if item["tls"] != b"none" else _(b"capabilities")
+        w(b"%s: %s\n" % (label, b", ".join(item["capabilities"])))
+    if item["chain"]:
+        w(_(b"certificate chain as sent (%d):\n") % len(item["chain"]))
+        for n, c in enumerate(pycompat.strkwargs(c) for c in item["chain"]):
+            w(b"  %d: %s\n" % (n, c["subject"]))
+            w(_(b"     issuer: %s\n") % c["issuer"])
+            if c["sans"]:
+                w(_(b"     names: %s\n") % b", ".join(c["sans"]))
+            w(
+                _(b"     valid: %s to %s (%d days left)\n")
+                % (c["not_before"], c["not_after"], c["days_left"])
+            )
+            w(_(b"     signature: %s; key: %s\n") % (c["signature_algorithm"], c["key"]))
+        w(_(b"server certificate fingerprints:\n"))
+        for alg in ("sha256", "sha1", "sha512"):
+            w(b"  %s\n" % item[alg])
+        w(_(b"public key (SPKI) pin: %s\n") % item["spki_sha256"])
+    w(_(b"verification: %s\n") % _verdict_text(item))
+    if item["pins"]:
+        w(_(b"to pin this server, add to your hgrc (either line will do):\n"))
+        w(b"  [hostsecurity]\n")
+        for line in item["pins"]:
+            w(b"  %s\n" % line)
+
+
+def debugsmtp(ui, target=None, **opts):
+    item = report(ui, target, opts)
+    for warning in item["warnings"]:
+        ui.warn(_(b"warning: %s\n") % warning)
+    fm = ui.formatter(b"debugsmtp", pycompat.byteskwargs(opts))
+    if fm.isplain():
+        write_plain(ui, item)
+    else:
+        fm.startitem()
+        fm.data(**item)
+    fm.end()
+    # Scripts can tell a server that would be refused from one that would not.
+    return 0 if item["verified"] or item["tls"] == b"none" else 1
