@@ -1,0 +1,559 @@
+"""Stock ``hg email`` against ``hg email`` with securesmtp, in one run.
+
+    python bench/run.py            # (as root: it runs a private Postfix)
+
+Everything is real: Mercurial from .venv, Postfix from Debian's packages
+(a private instance started here by tests/support/postfix.py: STARTTLS,
+SASL PLAIN, Maildir delivery, PIPELINING and CHUNKING as Postfix ships
+them), and bench/latency_proxy.py between hg and Postfix adding a one-way
+delay to each direction and counting round trips.
+
+Both clients run the same command with the same arguments and a fixed
+``--date`` (so the same messages), as a fresh ``hg`` process: stock is
+Mercurial's smtplib client (``smtp.tls = starttls``, ``web.cacerts``, the
+same credentials), the other has ``[extensions] securesmtp =`` added. Every
+configuration is run ``--reps`` times (stock and extension alternating) and
+the median wall time of the hg process is reported; after each run every
+message is waited for in the Maildirs (so a failed send cannot go unseen and
+Postfix's delivery work does not spill into the next run).
+
+Printed, and written to bench/results.md:
+
+1. Series through the proxy at 25 ms and 0 ms added one-way delay, 1, 20 and
+   100 patches, 1 and 3 recipients: wall times, ratio, round trips per
+   message for each client, and the floor (see ``floor_time``).
+2. Round trips per message by what the server offers (CHUNKING, PIPELINING
+   only, neither), measured the same way.
+3. No added delay and no proxy: the extension's CPU cost against stock.
+4. Peak memory for a 50 MB patch.
+"""
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+VENV_PY = os.path.join(ROOT, ".venv", "bin", "python")
+
+try:
+    import cryptography  # noqa: F401  (tests/support/postfix.py needs it)
+except ImportError:
+    if os.path.exists(VENV_PY) and os.path.realpath(sys.executable) != os.path.realpath(VENV_PY):
+        os.execv(VENV_PY, [VENV_PY] + sys.argv)
+    raise
+
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+sys.path.insert(0, ROOT)
+
+from bench.latency_proxy import LatencyProxy  # noqa: E402
+from support.postfix import Listener, Postfix, free_port  # noqa: E402
+
+HG = os.environ.get("HG") or os.path.join(ROOT, ".venv", "bin", "hg")
+PASSWORD = "bench-Pw-4e1b"
+USER = "alice@example.test"
+SENDER = "Alice Tester <alice@example.test>"
+DATE = "2026-01-01 00:00"
+RECIPIENTS = {1: ("a@example.test", None), 3: ("a@example.test", "b@example.test,c@example.test")}
+CLIENTS = ("stock", "securesmtp")
+RUN_TIMEOUT = 600  # seconds, any single hg run
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# hg
+
+
+def hg_env(hgrc_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HG")}
+    env.update(
+        HGRCPATH=hgrc_path,
+        HGHOSTNAME="hg.bench.test",
+        HGUSER="Bench User <bench@example.test>",
+        HGENCODING="utf-8",
+        LANG="C.UTF-8",
+        LC_ALL="C.UTF-8",
+        TZ="UTC",
+    )
+    return env
+
+
+def write_hgrc(path, port, ca_file, extension):
+    lines = [
+        "[extensions]",
+        "patchbomb =",
+    ]
+    if extension:
+        lines.append("securesmtp =")
+    lines += [
+        "[ui]",
+        "interactive = false",
+        "username = Bench User <bench@example.test>",
+        "[patchbomb]",
+        "intro = never",
+        "confirm = false",
+        "[email]",
+        "from = %s" % SENDER,
+        "method = smtp",
+    ]
+    if port is not None:
+        lines += [
+            "[smtp]",
+            "host = localhost",
+            "port = %d" % port,
+            "tls = starttls",
+            "username = %s" % USER,
+            "password = %s" % PASSWORD,
+            "[web]",
+            "cacerts = %s" % ca_file,
+        ]
+    with open(path, "w") as fp:
+        fp.write("\n".join(lines) + "\n")
+
+
+def run(args, cwd, hgrc, timeout=RUN_TIMEOUT, measure_rss=False):
+    """Run hg; return (seconds, max RSS in bytes or None, stdout+stderr).
+    Raises if hg fails or prints a traceback."""
+    out = tempfile.TemporaryFile()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [HG] + args, cwd=cwd, env=hg_env(hgrc), stdin=subprocess.DEVNULL,
+        stdout=out, stderr=subprocess.STDOUT,
+    )
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        # wait4 reaps the child and gives its own rusage (ru_maxrss in KiB).
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        timer.cancel()
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    text = out.read().decode("utf-8", "replace")
+    out.close()
+    if proc.returncode != 0 or "Traceback" in text:
+        raise RuntimeError(
+            "hg %s failed (exit %s, timeout %ss):\n%s" % (" ".join(args), proc.returncode, timeout, text[-4000:])
+        )
+    return elapsed, (usage.ru_maxrss * 1024 if measure_rss else None), text
+
+
+def email_args(revs, recipients):
+    to, cc = RECIPIENTS[recipients]
+    args = ["email", "--from", SENDER, "--to", to]
+    if cc:
+        args += ["--cc", cc]
+    return args + ["--date", DATE, "-r", revs]
+
+
+def make_series_repo(path, n, hgrc):
+    """``n`` commits, each adding a 40-line file (a ~3 KB patch) with a
+    three-line commit message, imported by one ``hg import``."""
+    run(["init", path], cwd=os.path.dirname(path), hgrc=hgrc)
+    patches = []
+    for i in range(1, n + 1):
+        body = "".join(
+            "+%s line %02d of module %03d: the quick brown fox jumps over the lazy dog\n"
+            % ("def" if j % 10 == 0 else "   ", j, i)
+            for j in range(40)
+        )
+        text = (
+            "# HG changeset patch\n"
+            "# User Bench User <bench@example.test>\n"
+            "# Date %d 0\n"
+            "mod%03d: add module %d\n\n"
+            "Module %d does one thing and does it well; this message has a body\n"
+            "so that the patch looks like a real one.\n\n"
+            "diff --git a/src/mod%03d.txt b/src/mod%03d.txt\n"
+            "new file mode 100644\n"
+            "--- /dev/null\n"
+            "+++ b/src/mod%03d.txt\n"
+            "@@ -0,0 +1,40 @@\n%s" % (1748779200 + i, i, i, i, i, i, i, body)
+        )
+        p = os.path.join(os.path.dirname(path), "p%03d.patch" % i)
+        with open(p, "w") as fp:
+            fp.write(text)
+        patches.append(p)
+    run(["import", "--quiet"] + patches, cwd=path, hgrc=hgrc, timeout=300)
+    for p in patches:
+        os.unlink(p)
+
+
+def make_big_repo(path, size, hgrc):
+    """One commit adding a text file of ``size`` bytes (80-byte lines)."""
+    run(["init", path], cwd=os.path.dirname(path), hgrc=hgrc)
+    line = "%08d the quick brown fox jumps over the lazy dog; pack my box with five\n"
+    n = size // len(line % 0)
+    with open(os.path.join(path, "big.txt"), "w") as fp:
+        for i in range(n):
+            fp.write(line % i)
+    run(["commit", "-A", "-m", "big: add a large file", "-d", "1748779200 0"], cwd=path, hgrc=hgrc, timeout=300)
+
+
+def mbox_size(repo, args, hgrc):
+    fd, path = tempfile.mkstemp(suffix=".mbox")
+    os.close(fd)
+    try:
+        run(args + ["--mbox", path], cwd=repo, hgrc=hgrc, timeout=300)
+        size = os.path.getsize(path)
+        with open(path, "rb") as fp:
+            first = fp.readline()
+        return size - len(first) - 2  # "From ..." line and the trailing blank line
+    finally:
+        os.unlink(path)
+
+
+# ---------------------------------------------------------------------------
+# measurements
+
+
+class Bench:
+    def __init__(self, opts):
+        self.opts = opts
+        self.work = tempfile.mkdtemp(prefix="securesmtp-bench-")
+        os.chmod(self.work, 0o755)
+        self.pf = None
+        self.hgrcs = {}
+
+    def close(self):
+        if self.pf is not None:
+            self.pf.stop()
+        shutil.rmtree(self.work, ignore_errors=True)
+
+    def hgrc(self, client, port):
+        key = (client, port)
+        if key not in self.hgrcs:
+            path = os.path.join(self.work, "hgrc-%s-%s" % (client, port))
+            write_hgrc(path, port, self.pf.ca_file if self.pf else None, client == "securesmtp")
+            self.hgrcs[key] = path
+        return self.hgrcs[key]
+
+    def send(self, client, repo, n, recipients, delay, listener="starttls"):
+        """One ``hg email`` of patches 1..n; returns (seconds, turns).
+        ``delay`` None means straight to Postfix, no proxy."""
+        revs = "0" if n == 1 else "0:%d" % (n - 1)
+        args = email_args(revs, recipients)
+        port = self.pf.port(listener)
+        if delay is None:
+            secs, _, _ = run(args, repo, self.hgrc(client, port))
+            turns = None
+        else:
+            with LatencyProxy(port, delay=delay) as proxy:
+                secs, _, _ = run(args, repo, self.hgrc(client, proxy.port))
+                conns = proxy.wait_closed(1, timeout=30)
+            if len(conns) != 1:
+                raise RuntimeError("%s used %d connections" % (client, len(conns)))
+            turns = conns[0].turns
+        self.pf.deliveries(n * recipients, timeout=120)  # everything arrived
+        return secs, turns
+
+    def median_pair(self, repo, n, recipients, delay, reps, listener="starttls"):
+        """Median seconds and turns for each client, alternating their order."""
+        res = {c: ([], []) for c in CLIENTS}
+        for r in range(reps):
+            order = CLIENTS if r % 2 == 0 else CLIENTS[::-1]
+            for client in order:
+                secs, turns = self.send(client, repo, n, recipients, delay, listener)
+                res[client][0].append(secs)
+                res[client][1].append(turns)
+        return {
+            c: (statistics.median(s), statistics.median(t) if t[0] is not None else None)
+            for c, (s, t) in res.items()
+        }
+
+    def setup_turns(self, repo, client, recipients, delay, listener="starttls"):
+        """Round trips that do not depend on the number of messages
+        (EHLO, STARTTLS, the TLS handshake, EHLO, AUTH, QUIT), from a
+        1-message and a 2-message run at the same delay:
+        T(n) = setup + n * k, so setup = 2 * T(1) - T(2). Measured at the
+        same delay as the runs it is used for, since at 0 ms a TLS 1.3
+        session ticket can race the client's first command and add a turn."""
+        t1 = self.send(client, repo, 1, recipients, delay, listener)[1]
+        t2 = self.send(client, repo, 2, recipients, delay, listener)[1]
+        return 2 * t1 - t2
+
+
+def floor_time(ext_secs_0ms, setup_turns, n, delay):
+    """What a client doing exactly one round trip per message would take at
+    ``delay``: the extension's own time with no added delay (hg's work,
+    Postfix's, TLS: everything but waiting) plus the waiting such a client
+    cannot avoid through this proxy: 2 * delay for the TCP handshake the
+    proxy models, delay for the greeting, and a full round trip (2 * delay)
+    for each setup turn and for each message."""
+    return ext_secs_0ms + 3 * delay + (setup_turns + n) * 2 * delay
+
+
+def fmt_s(x):
+    return "%.2f" % x
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="stock hg email vs securesmtp, through Postfix")
+    p.add_argument("--reps", type=int, default=3, help="runs per configuration (median); default 3")
+    p.add_argument("--sizes", default="1,20,100", help="series sizes; default 1,20,100")
+    p.add_argument("--delays", default="25,0", help="one-way delays in ms; default 25,0")
+    p.add_argument("--big-mb", type=int, default=50, help="size of the large patch in MB (0: skip)")
+    p.add_argument("--output", default=os.path.join(HERE, "results.md"))
+    opts = p.parse_args(argv)
+    sizes = [int(x) for x in opts.sizes.split(",")]
+    delays = [int(x) / 1000.0 for x in opts.delays.split(",")]
+
+    if os.geteuid() != 0:
+        sys.exit("bench/run.py runs a private Postfix instance and must run as root")
+    check = subprocess.run(
+        [os.path.join(os.path.dirname(HG), "python"), "-c", "import securesmtp._core"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    if check.returncode != 0:
+        sys.exit("the extension is not built (securesmtp._core does not import):\n"
+                 + check.stdout.decode(errors="replace"))
+
+    b = Bench(opts)
+    started = time.monotonic()
+    try:
+        report = measure(b, sizes, delays, opts)
+    finally:
+        b.close()
+    report.append("")
+    report.append("Total bench time: %.0f s." % (time.monotonic() - started))
+    text = "\n".join(report) + "\n"
+    print(text)
+    with open(opts.output, "w") as fp:
+        fp.write(text)
+    log("written to %s" % opts.output)
+
+
+def measure(b, sizes, delays, opts):
+    reps = opts.reps
+    b.pf = Postfix(
+        os.path.join(b.work, "postfix"), password=PASSWORD,
+        listeners=[
+            Listener("pipelining", free_port(), "starttls", ("chunking",)),
+            Listener("lockstep", free_port(), "starttls", ("chunking", "pipelining")),
+        ],
+    )
+    log("starting Postfix in %s" % b.pf.directory)
+    b.pf.start()
+    plain = os.path.join(b.work, "hgrc-plain")
+    write_hgrc(plain, None, None, False)
+    repo = os.path.join(b.work, "series")
+    log("building a %d-patch repository" % max(sizes + [2]))
+    make_series_repo(repo, max(sizes + [2]), plain)
+
+    out = []
+    out.append("# securesmtp benchmark")
+    out.append("")
+    out.append(
+        "Stock `hg email` (Mercurial %s, smtplib) against `hg email` with securesmtp, "
+        "same series, same arguments (`--date` fixed), same Postfix %s instance on "
+        "127.0.0.1 (STARTTLS, AUTH PLAIN, PIPELINING and CHUNKING offered), in one run "
+        "of `python bench/run.py` on %s, %d CPUs. Wall time of the `hg` process, median "
+        "of %d runs. Delay is added by bench/latency_proxy.py to each direction (one way; "
+        "a round trip costs twice that), TCP handshake included."
+        % (hg_version(), postfix_version(), platform.platform(), os.cpu_count(), reps)
+    )
+    out.append("")
+
+    # -- 1. series through the proxy -------------------------------------
+    # Round trips per message: the proxy counts turns (client spoke, then
+    # the server answered) per connection; T(n) = setup + n * k, with the
+    # setup measured separately (Bench.setup_turns), so k = (T(n) - setup)/n.
+    setup = {}
+    for delay in delays:
+        for rcpt in (1, 3):
+            for client in CLIENTS:
+                setup[client, rcpt, delay] = b.setup_turns(repo, client, rcpt, delay)
+    results = {}
+    for delay in delays:
+        for n in sizes:
+            for rcpt in (1, 3):
+                log("series: %d patches, %d recipients, %d ms" % (n, rcpt, delay * 1000))
+                results[n, rcpt, delay] = b.median_pair(repo, n, rcpt, delay, reps)
+
+    out.append("## Series through a latency-injecting proxy")
+    out.append("")
+    out.append(
+        "| patches | recipients | one-way delay | stock (s) | securesmtp (s) | ratio "
+        "| round trips/msg stock | round trips/msg securesmtp | floor ratio | of floor |"
+    )
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    base_delay = 0.0 if 0.0 in delays else None
+    for delay in delays:
+        for n in sizes:
+            for rcpt in (1, 3):
+                r = results[n, rcpt, delay]
+                (ss, st), (es, et) = r["stock"], r["securesmtp"]
+                rt_s = (st - setup["stock", rcpt, delay]) / n
+                rt_e = (et - setup["securesmtp", rcpt, delay]) / n
+                ratio = ss / es
+                if delay > 0 and base_delay is not None:
+                    ext0 = results[n, rcpt, base_delay]["securesmtp"][0]
+                    floor = floor_time(ext0, setup["securesmtp", rcpt, delay], n, delay)
+                    fl_ratio = ss / floor
+                    fl = "%.2fx" % fl_ratio
+                    close = "%.0f%%" % (100.0 * ratio / fl_ratio)
+                else:
+                    fl = close = "-"
+                out.append(
+                    "| %d | %d | %d ms | %s | %s | %.2fx | %.2f | %.2f | %s | %s |"
+                    % (n, rcpt, delay * 1000, fmt_s(ss), fmt_s(es), ratio, rt_s, rt_e, fl, close)
+                )
+    out.append("")
+    out.append(
+        "Round trips per message: the proxy counts a turn each time the server "
+        "answers after the client sent; per message = (turns - setup) / patches, "
+        "where setup (EHLO, STARTTLS, TLS, EHLO, AUTH and, for securesmtp, QUIT) is "
+        "2 T(1) - T(2) from a 1- and a 2-message run at the same delay. Setup turns "
+        "measured: %s." % ", ".join(
+            "%s %d rcpt %d ms: %d" % (c, r, d * 1000, setup[c, r, d])
+            for (c, r, d) in sorted(setup, key=lambda k: (k[2], k[1], k[0]))
+        )
+    )
+    out.append("")
+    out.append(
+        "Floor: a client paying exactly one round trip per message (and the same "
+        "setup turns as securesmtp) = securesmtp's time at 0 ms added delay + "
+        "3 x delay (TCP handshake and greeting) + (setup turns + patches) x 2 x delay; "
+        "floor ratio = stock / floor; \"of floor\" = measured ratio / floor ratio."
+    )
+    out.append("")
+
+    # -- 2. round trips by server capability ------------------------------
+    n_caps = 20 if 20 in sizes else max(sizes)
+    cap_delay = max(delays)
+    out.append("## Round trips per message by what the server offers")
+    out.append("")
+    out.append(
+        "%d patches, 3 recipients, %d ms one-way delay, one run each (turn counts "
+        "are deterministic); same Postfix, listeners that hide CHUNKING, or both "
+        "CHUNKING and PIPELINING, from EHLO (`smtpd_discard_ehlo_keywords`)."
+        % (n_caps, cap_delay * 1000)
+    )
+    out.append("")
+    out.append("| server offers | stock (s) | securesmtp (s) | round trips/msg stock | round trips/msg securesmtp |")
+    out.append("|---|---:|---:|---:|---:|")
+    for listener, label in (
+        ("starttls", "PIPELINING, CHUNKING"),
+        ("pipelining", "PIPELINING"),
+        ("lockstep", "neither"),
+    ):
+        log("capabilities: %s" % label)
+        row = []
+        for client in CLIENTS:
+            s0 = b.setup_turns(repo, client, 3, cap_delay, listener)
+            secs, turns = b.send(client, repo, n_caps, 3, cap_delay, listener)
+            row.append((secs, (turns - s0) / float(n_caps)))
+        out.append(
+            "| %s | %s | %s | %.2f | %.2f |"
+            % (label, fmt_s(row[0][0]), fmt_s(row[1][0]), row[0][1], row[1][1])
+        )
+    out.append("")
+
+    # -- 3. no added delay, no proxy -----------------------------------------
+    out.append("## No added delay, no proxy (CPU cost on loopback)")
+    out.append("")
+    out.append("| patches | recipients | stock (s) | securesmtp (s) | securesmtp / stock |")
+    out.append("|---:|---:|---:|---:|---:|")
+    for n in sizes:
+        log("direct: %d patches" % n)
+        r = b.median_pair(repo, n, 3, None, max(reps, 5))
+        ss, es = r["stock"][0], r["securesmtp"][0]
+        out.append("| %d | 3 | %s | %s | %.2f |" % (n, fmt_s(ss), fmt_s(es), es / ss))
+    out.append("")
+    out.append("Median of %d runs each, straight to Postfix's STARTTLS port." % max(reps, 5))
+    out.append("")
+
+    # -- 4. memory -------------------------------------------------------
+    if opts.big_mb:
+        out.extend(measure_memory(b, opts.big_mb))
+    return out
+
+
+def measure_memory(b, mb):
+    big = os.path.join(b.work, "big")
+    plain = os.path.join(b.work, "hgrc-plain")
+    log("building a repository with a %d MB file" % mb)
+    make_big_repo(big, mb * 1000 * 1000, plain)
+    args = email_args("0", 1)
+    size = mbox_size(big, args, plain)
+    port = b.pf.port("starttls")
+    mbox = os.path.join(b.work, "big.mbox")
+
+    def peak(client, hgrc, argv, deliver):
+        base = statistics.median(run(["version"], big, hgrc, measure_rss=True)[1] for _ in range(3))
+        peaks, times = [], []
+        for _ in range(2):
+            log("memory: %s, %d MB patch" % (client, mb))
+            secs, rss, _ = run(argv, big, hgrc, timeout=900, measure_rss=True)
+            if deliver:
+                b.pf.deliveries(1, timeout=300)
+            elif os.path.exists(mbox):
+                os.unlink(mbox)
+            peaks.append(rss)
+            times.append(secs)
+        return (client, base, max(peaks), min(times))
+
+    rows = [peak("hg email --mbox (no SMTP)", plain, args + ["--mbox", mbox], False)]
+    for client in CLIENTS:
+        rows.append(peak(client, b.hgrc(client, port), args, True))
+    out = ["## Peak memory for a %d MB patch" % mb, ""]
+    out.append(
+        "One message of %.1f MB (the patch adds a %d MB text file), 1 recipient, straight "
+        "to Postfix. Max RSS of the `hg` process (its own rusage), minus the max RSS of "
+        "`hg version` with the same configuration (interpreter, Mercurial and, for "
+        "securesmtp, the extension loaded), as a multiple of the message size. Every row "
+        "includes Mercurial's own work of building the message; the `--mbox` row is that "
+        "work alone (same message, written to a file instead of sent)."
+        % (size / 1e6, mb)
+    )
+    out.append("")
+    out.append("| run | `hg version` RSS (MB) | max RSS (MB) | above baseline / message size | time (s) |")
+    out.append("|---|---:|---:|---:|---:|")
+    for client, base, top, secs in rows:
+        out.append(
+            "| %s | %.0f | %.0f | %.2fx | %.1f |"
+            % (client, base / 1e6, top / 1e6, (top - base) / float(size), secs)
+        )
+    build, stock, ext = rows
+    out.append("")
+    out.append(
+        "Sending, beyond building the message: stock %+.0f MB (%+.2fx the message size), "
+        "securesmtp %+.0f MB (%+.2fx)."
+        % ((stock[2] - build[2]) / 1e6, (stock[2] - build[2]) / float(size),
+           (ext[2] - build[2]) / 1e6, (ext[2] - build[2]) / float(size))
+    )
+    out.append("")
+    return out
+
+
+def hg_version():
+    try:
+        proc = subprocess.run([HG, "version", "-q"], stdout=subprocess.PIPE, timeout=60,
+                              env=hg_env(os.devnull))
+        text = proc.stdout.decode()
+        return text.split("version ")[-1].strip(" )\n")
+    except Exception:
+        return "?"
+
+
+def postfix_version():
+    try:
+        proc = subprocess.run(["postconf", "-d", "-h", "mail_version"], stdout=subprocess.PIPE, timeout=30)
+        return proc.stdout.decode().strip()
+    except Exception:
+        return "?"
+
+
+if __name__ == "__main__":
+    main()
