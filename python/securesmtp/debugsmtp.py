@@ -128,8 +128,9 @@ def _warnings(item, chain, info, verdict):
     if chain and "unknown authority" in failure and not chain[-1]["self_signed"]:
         out.append(
             _(
-                b"the chain may be incomplete: the server sent %d certificate(s) "
-                b"and the issuer of the last one (%s) is not a trusted root"
+                b"the server sent %d certificate(s) and the issuer of the last "
+                b"one (%s) is neither among them nor a trusted root: the chain "
+                b"may be incomplete, or signed by a CA you do not trust"
             )
             % (len(chain), _b(chain[-1]["issuer"]))
         )

@@ -5,6 +5,8 @@ returns ``send(sender, recipients, msg)``; the one connection serves the whole
 series and is closed with QUIT when the command ends.
 """
 
+import email.header
+import email.parser
 import smtplib
 
 from mercurial import error, mail
@@ -139,12 +141,17 @@ def _login(ui, session, bhost, port):
 
 
 def _subject(msg):
-    """The Subject header of a message, for progress and failure reports."""
-    head = msg.split(b"\n\n", 1)[0]
-    for line in head.split(b"\n"):
-        if line[:8].lower() == b"subject:":
-            return line[8:].strip()
-    return b"(no subject)"
+    """The Subject header of a message, decoded, for failure reports."""
+    head = msg.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    parsed = email.parser.BytesHeaderParser().parsebytes(head + b"\n\n")
+    value = parsed.get("Subject")
+    if value is None:
+        return b"(no subject)"
+    try:
+        text = str(email.header.make_header(email.header.decode_header(value)))
+    except (LookupError, ValueError):
+        text = str(value)
+    return " ".join(text.split()).encode("utf-8", "replace")
 
 
 class _Sender:
