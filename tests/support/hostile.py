@@ -18,8 +18,9 @@ followed by :func:`serve` with per-verb overrides::
 
 Everything the client sends is recorded, after TLS too: ``server.commands``
 (each line as text, without its line ending), ``server.raw`` (every byte),
-``server.messages`` (each message as received after DATA or BDAT, with the
-dot-stuffing undone) and ``server.bodies`` (the DATA bodies exactly as on the
+``server.messages`` (each message the server accepted, as received after
+DATA or BDAT with the dot-stuffing undone), ``server.received`` (every
+complete message, accepted or refused) and ``server.bodies`` (the DATA bodies exactly as on the
 wire). ``server.events`` notes TLS handshakes, closes and script errors.
 
 Everything is bounded: each connection ends at its deadline (default 15 s),
@@ -228,6 +229,7 @@ class HostileServer:
         self.lines = []
         self.raw = bytearray()
         self.messages = []
+        self.received = []
         self.bodies = []
         self.events = []
         self.errors = []
@@ -485,11 +487,14 @@ def serve(caps=LOCKSTEP, replies=None, body=None, starttls=True, line_ending=b"\
                 raise ScriptEnd("421")
 
         def end_of_message(message):
-            server.messages.append(message)
+            server.received.append(message)
             action = action_for(".")
             if action is None:
+                server.messages.append(message)
                 conn.send(b"250 2.0.0 Ok: queued as %d\r\n" % len(server.messages))
             else:
+                if isinstance(action, bytes) and action[:1] == b"2":
+                    server.messages.append(message)
                 act(action, b".")
             state.update(mail=False, rcpt=0)
 
@@ -841,7 +846,8 @@ def mbox_messages(repo, revs, to=("bob@example.test",), workdir=None):
     del config["extensions"]["securesmtp"]
     run = hg(repo, email_args(revs, to, ["--mbox", mbox]), config, workdir=workdir)
     assert run.returncode == 0, str(run)
-    data = open(mbox, "rb").read()
+    with open(mbox, "rb") as f:
+        data = f.read()
     # mail._mbox writes "From <sender> <date>\n", the message, "\n\n".
     sep = b"From " + SENDER.encode() + b" "
     assert data.startswith(sep)
@@ -877,8 +883,76 @@ def crlf(message):
     return bytes(out)
 
 
+def build_repo(base, commits):
+    """A repository under ``base`` with one commit per ``(name, description
+    bytes, {file: bytes})``, built with plain hg (no extension). Returns its
+    path, a ``str`` with ``.revs`` mapping each name to its revision."""
+    hgrc = os.path.join(base, "hgrc-build")
+    write_hgrc(hgrc, {"ui": {"username": "Test <test@example.test>"}})
+    env = hg_env(hgrc, base)
+    path = os.path.join(base, "repo")
+
+    def hg_plain(*args):
+        subprocess.run([HG] + list(args), env=env, check=True, capture_output=True, timeout=60)
+
+    hg_plain("init", path)
+    revs = {}
+    for name, description, files in commits:
+        for fname, content in files.items():
+            with open(os.path.join(path, fname), "wb") as f:
+                f.write(content)
+        msgfile = os.path.join(base, "msg")
+        with open(msgfile, "wb") as f:
+            f.write(description)
+        hg_plain("-R", path, "commit", "-A", "-l", msgfile, "-d", "0 0")
+        revs[name] = len(revs)
+
+    class Repo(str):
+        pass
+
+    repo = Repo(path)
+    repo.revs = revs
+    return repo
+
+
+def ordinary_commits():
+    """Four small patches (revs 0-3), then a large one (``big``, about 5 MB
+    of diff: more than loopback's socket buffers hold)."""
+    commits = [
+        ("patch-%d" % (i + 1), b"patch %s" % word, {"a.txt": b"line %d\n" % i * (i + 1)})
+        for i, word in enumerate([b"one", b"two", b"three", b"four"])
+    ]
+    big = b"".join(b"big line %08d of a large patch\n" % i for i in range(150000))
+    commits.append(("big", b"a large patch", {"big.txt": big}))
+    return commits
+
+
 def interrupt(proc):
     proc.send_signal(signal.SIGINT)
+
+
+def wait_for_syn_sent(port, exclude=(), timeout=10.0):
+    """Wait until some socket on this machine other than those bound to the
+    local ports in ``exclude`` is trying to connect to ``port`` on loopback
+    (state SYN_SENT in /proc/net/tcp)."""
+    want = ":%04X" % port
+    skip = {":%04X" % p for p in exclude}
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open("/proc/net/tcp") as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if (
+                        fields[2].endswith(want)
+                        and fields[3] == "02"
+                        and fields[1][-5:] not in skip
+                    ):
+                        return True
+        except OSError:
+            return False
+        time.sleep(0.05)
+    return False
 
 
 def local_non_loopback_address():
