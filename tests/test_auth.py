@@ -93,3 +93,17 @@ def test_debug_transcript_redacts_auth(repo, series, pki, smtp_server, mode):
     # What the server actually received was a real AUTH with a payload.
     received = [c for c in server.commands if c.upper().startswith("AUTH")]
     assert received and received[0].split()[1].upper() in ("PLAIN", "LOGIN"), received
+
+
+def test_password_prompted_interactively(repo, series, pki, smtp_server):
+    # ui.getpass path: interactive, the password read from stdin (nontty).
+    server = _server(smtp_server, pki, "starttls")
+    cfg = hg.smtp_hgrc(server.port, cacerts=pki.ca.cert, username=servers.USER)
+    cfg["ui"] = {"interactive": "true", "nontty": "true"}
+    code, out, err = hg.run_hg(
+        repo, hg.email_args(), cfg, input=servers.PASSWORD + "\n",
+    )
+    assert_ok((code, out, err))
+    assert "password:" in out + err, (out, err)
+    assert_series_delivered(server, series, "starttls")
+    assert server.saw("AUTH")
