@@ -96,7 +96,6 @@ setup_venv() {
         return 0
     fi
     log "installing Python packages into $VENV"
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip </dev/null
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${PY_REQUIREMENTS[@]}" </dev/null
     printf '%s' "$want" >"$stamp"
 }
