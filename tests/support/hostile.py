@@ -779,6 +779,7 @@ def hg(repo, args, config, *, timeout=30, workdir=None, check_secrets=True):
         hgrc=hgrc,
     )
     ALL_RUNS.append(run)
+    _log(run)
     if check_secrets:
         assert_no_secrets(run)
     return run
@@ -827,8 +828,20 @@ def finish(proc, timeout=30, started=None):
         elapsed=time.monotonic() - started if started else 0.0,
     )
     ALL_RUNS.append(run)
+    _log(run)
     assert_no_secrets(run)
     return run
+
+
+def _log(run):
+    """With SECURESMTP_HOSTILE_LOG=FILE, append each run (test id, exit
+    status, stderr) to FILE: the record docs/security.md is written from."""
+    path = os.environ.get("SECURESMTP_HOSTILE_LOG")
+    if not path:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "?").rsplit(" (", 1)[0]
+    with open(path, "a", encoding="utf-8") as f:
+        f.write("=== %s -> %s (%.2fs)\n%s" % (test, run.returncode, run.elapsed, run.stderr))
 
 
 def assert_no_secrets(run, user=USER, password=PASSWORD):
