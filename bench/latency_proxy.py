@@ -143,8 +143,13 @@ class LatencyProxy:
     """Forward 127.0.0.1:``port`` to ``target_host``:``target_port`` with
     ``delay`` seconds added to each direction (one way)."""
 
-    def __init__(self, target_port, delay=0.0, target_host="127.0.0.1", port=0, handshake=True):
+    def __init__(self, target_port, delay=0.0, target_host="127.0.0.1", port=0, handshake=True,
+                 on_connect=None):
         self.target_host = target_host
+        # Called with the ConnectionStats in the proxy's thread when a client
+        # connects, before anything is forwarded (bench/run.py uses it to
+        # mark the start of the SMTP session in the client's memory use).
+        self.on_connect = on_connect
         self.target_port = target_port
         self.delay = float(delay)
         self.handshake = handshake
@@ -266,6 +271,11 @@ class LatencyProxy:
         self._writers.add(c_writer)
         s_writer = None
         try:
+            if self.on_connect is not None:
+                try:
+                    self.on_connect(stats)
+                except Exception:
+                    pass
             _nodelay(c_writer)
             if self.handshake and delay > 0:
                 await asyncio.sleep(2 * delay)
