@@ -81,12 +81,24 @@ def postfix():
             if caps == "chunking":
                 continue  # the two default listeners
             listeners.append(Listener("%s-%s" % (tls, caps), free_port(), tls, discard))
-    pf = Postfix(directory, password=PASSWORD, listeners=listeners)
+    pf = None
     try:
-        pf.start()
+        for attempt in range(3):
+            pf = Postfix(directory, password=PASSWORD, listeners=listeners)
+            try:
+                pf.start()
+                break
+            except PostfixError as e:
+                # A free port picked above may have been taken since: pick
+                # new ones (start() checks before binding).
+                if "already in use" not in str(e) or attempt == 2:
+                    raise
+                for listener in listeners:
+                    listener.port = free_port()
         yield pf
     finally:
-        pf.stop()
+        if pf is not None:
+            pf.stop()
         shutil.rmtree(directory, ignore_errors=True)
 
 

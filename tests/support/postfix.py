@@ -2,9 +2,14 @@
 
 Postfix comes from Debian's packages (``postfix sasl2-bin
 libsasl2-modules``). The instance lives entirely in a directory it is given:
-its own main.cf and master.cf (written here), spool, data directory, log
-file, TLS key and chain, sasldb and Maildir tree. /etc/postfix is only read
-(``meta_directory``, for ``postfix-files``); nothing there is written.
+``DIR/conf`` (its config_directory: main.cf and master.cf written here, the
+TLS key and chain, the CA, the sasldb; everything below it owned by root,
+as ``postfix check`` wants), ``DIR/spool``, ``DIR/data``, ``DIR/mail`` (the
+Maildirs) and ``DIR/postfix.log``. It is driven with ``postfix -c DIR/conf
+check|start|stop``. /etc/postfix is only read (``meta_directory``, for
+``postfix-files``); nothing there is written. ``DIR`` and its parents must be
+searchable by other users (Postfix's daemons run as postfix and nobody):
+use ``tempfile.mkdtemp()`` rather than pytest's 0700 ``tmp_path``.
 
     with Postfix(directory, password="pw") as pf:
         pf.starttls_port, pf.smtps_port, pf.ca_file, pf.maildir_root
