@@ -49,7 +49,7 @@ impl Stage {
             Stage::Handshake => "TLS handshake",
             Stage::Auth => "AUTH",
             Stage::Mail => "MAIL FROM",
-            Stage::Rcpt => "RCPT TO",
+            Stage::Rcpt => "RCPT TO (recipients)",
             Stage::Data => "DATA",
             Stage::Body => "end of data",
             Stage::Reset => "RSET",
@@ -220,6 +220,12 @@ impl fmt::Display for Error {
             Error::Io { stage, reason } => write!(f, "connection error at {stage}: {reason}"),
             Error::Protocol { stage, reason } => {
                 write!(f, "bad reply from the server at {stage}: {reason}")
+            }
+            Error::Reply { stage, reply } if reply.code() == 421 => {
+                write!(
+                    f,
+                    "the server is closing the connection (at {stage}): {reply}"
+                )
             }
             Error::Reply { stage, reply } => write!(f, "the server refused {stage}: {reply}"),
             Error::StartTlsNotOffered { server } => write!(

@@ -470,7 +470,9 @@ impl Session {
         let mut failed: Option<Reply> = None;
         let mut final_reply = None;
         for _ in 0..chunks.len() {
-            let reply = self.read_reply(Stage::Data)?;
+            // BDAT's reply is the verdict on the data, like the reply after
+            // DATA's final dot: report it as that stage.
+            let reply = self.read_reply(Stage::Body)?;
             if !reply.is_positive() && failed.is_none() {
                 failed = Some(reply.clone());
             }
@@ -688,9 +690,11 @@ impl Session {
                         self.log_reply(&reply);
                     }
                     if reply.code() == 421 && stage != Stage::Quit {
-                        // RFC 5321 3.8: the server is closing; nothing more
-                        // will be read on this connection.
+                        // RFC 5321 3.8: the server is closing. Report this
+                        // reply, not the closed socket the next read would
+                        // find (in a pipelined group more replies were due).
                         self.conn.close();
+                        return Err(Error::reply_at(stage, reply));
                     }
                     return Ok(reply);
                 }

@@ -72,12 +72,42 @@ def _hint(exc, host):
             "timeout": b"smtp.timeout",
             "host": b"smtp.host",
         }.get(exc.setting)
-        return _(b"check %s") % setting if setting else None
-    if kind == "reply" and exc.stage == "MAIL FROM":
-        return _(b"check the sender address (email.from or --from)")
+        return _(b"check %s") % (setting or b"your hgrc")
     if kind in ("recipients", "input"):
-        return _(b"check the recipient addresses (--to, --cc, --bcc)")
-    return None
+        return _(b"check the recipient addresses (--to, --cc, --bcc) and email.from")
+    if kind == "reply":
+        return _reply_hint(exc)
+    if kind in ("io", "protocol"):
+        return _(
+            b"the connection to the server broke off or did not speak SMTP; "
+            b"check smtp.port and smtp.tls, then try again"
+        )
+    return _(b"see hg help securesmtp")
+
+
+# What to do about a refusal, by the stage it came at.
+_STAGE_HINTS = {
+    "greeting": _(b"the server is not accepting connections; check smtp.host and smtp.port or try later"),
+    "EHLO": _(b"the server refused our greeting; smtp.local_hostname sets the name we send"),
+    "STARTTLS": _(
+        b"the server could not start TLS; sending without it is not safe, "
+        b"so try again later or ask the server's administrator"
+    ),
+    "MAIL FROM": _(b"check the sender address (email.from or --from)"),
+    "RCPT TO (recipients)": _(b"check the recipient addresses (--to, --cc, --bcc)"),
+    "DATA": _(b"the server would not take the message; its reply above says why"),
+    "end of data": _(b"the server refused the message after receiving it; its reply above says why"),
+}
+
+
+def _reply_hint(exc):
+    code = exc.code or 0
+    if code == 421:
+        return _(b"the server is closing the connection; try again later")
+    hint = _STAGE_HINTS.get(exc.stage, _(b"the server's reply above says why"))
+    if 400 <= code < 500:
+        hint += _(b" (a temporary failure: trying again later may work)")
+    return hint
 
 
 def convert(exc, host, prefix=b"", suffix=b""):
