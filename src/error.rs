@@ -213,7 +213,7 @@ impl fmt::Display for Error {
             Error::Connect { server, reason } => write!(f, "cannot connect to {server}: {reason}"),
             Error::Timeout { stage, after } => write!(
                 f,
-                "timed out at {stage}: the server sent nothing for {} seconds",
+                "timed out at {stage}: the server neither answered nor took data for {} seconds",
                 after.as_secs()
             ),
             Error::Closed { stage } => write!(f, "the server closed the connection at {stage}"),

@@ -379,6 +379,25 @@ fn to_pyerr(py: Python<'_>, e: Error, pending: &Arc<Mutex<Option<PyErr>>>) -> Py
             _ => (None, None),
         };
         value.setattr("fingerprint", fingerprint)?;
+        // Which kinds of pin were configured and did not match, so the hint
+        // can show the line to update.
+        let pinned = match &e {
+            Error::Verify {
+                failure:
+                    tls::VerifyFailure::PinMismatch {
+                        certificates,
+                        public_keys,
+                        ..
+                    },
+                ..
+            } => match (certificates, public_keys) {
+                (true, true) => Some("both"),
+                (false, true) => Some("pubkeys"),
+                _ => Some("fingerprints"),
+            },
+            _ => None,
+        };
+        value.setattr("pinned", pinned)?;
         value.setattr("spki", spki)?;
         value.setattr(
             "setting",

@@ -104,6 +104,20 @@ pub struct Session {
     config: Config,
     observer: Box<dyn Observer + Send>,
     read_buf: Vec<u8>,
+    /// The connection is out of step or gone (timeout, interrupt, a close or
+    /// garbage mid-transaction): QUIT would only wait for nothing.
+    broken: bool,
+}
+
+/// How long QUIT may wait for its reply: the messages are already sent, and
+/// a user who pressed Ctrl-C must not wait a full idle timeout again.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether the connection is still usable after `e`: the server refused
+/// something in an orderly way and is waiting for the next command.
+fn in_step(e: &Error) -> bool {
+    e.reply().is_some_and(|r| r.code() != 421)
+        || matches!(e, Error::RecipientsRefused { .. } | Error::BadInput(_))
 }
 
 /// Bytes per BDAT chunk: large messages go in bounded chunks, all pipelined.
@@ -159,6 +173,7 @@ impl Session {
             config,
             observer,
             read_buf: vec![0; 16 * 1024],
+            broken: false,
         };
         if session.config.security == Security::Implicit {
             // Some(..) whenever security is not None, built above.
@@ -216,6 +231,14 @@ impl Session {
     /// Authenticate with the first mechanism both sides support (PLAIN, then
     /// LOGIN). Refuses to send a password over cleartext to a remote host.
     pub fn authenticate(&mut self, credentials: &Credentials) -> Result<(), Error> {
+        let result = self.try_authenticate(credentials);
+        if let Err(e) = &result {
+            self.broken |= !in_step(e);
+        }
+        result
+    }
+
+    fn try_authenticate(&mut self, credentials: &Credentials) -> Result<(), Error> {
         self.require_verified()?;
         if matches!(self.channel, Channel::Cleartext)
             && !self.config.allow_cleartext_auth
@@ -307,12 +330,12 @@ impl Session {
         };
         if let Err(e) = &result {
             // After a refusal the connection is still in step: RSET makes it
-            // usable for the next message. A 421 means the server is gone.
-            // Best effort: the refusal is what the user needs to see.
-            let in_step = e.reply().is_some_and(|r| r.code() != 421)
-                || matches!(e, Error::RecipientsRefused { .. });
-            if in_step {
+            // usable for the next message. Best effort: the refusal is what
+            // the user needs to see.
+            if in_step(e) {
                 let _ = self.reset();
+            } else {
+                self.broken = true;
             }
         }
         result
@@ -321,10 +344,11 @@ impl Session {
     /// End the session politely. Errors are returned but the connection is
     /// closed either way.
     pub fn quit(&mut self) -> Result<(), Error> {
-        if !self.may_speak() {
+        if !self.may_speak() || self.broken {
             self.conn.close();
             return Ok(());
         }
+        self.conn.set_idle(QUIT_TIMEOUT.min(self.config.timeout));
         let result = self.command(&Command::Quit, Stage::Quit).map(|_| ());
         self.conn.close();
         result

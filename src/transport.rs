@@ -151,6 +151,11 @@ impl Connection {
         self.peer
     }
 
+    /// Change how long the peer may stay silent from now on.
+    pub fn set_idle(&mut self, idle: Duration) {
+        self.idle = idle;
+    }
+
     /// True once [`Connection::start_tls`] has completed.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

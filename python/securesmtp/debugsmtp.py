@@ -25,6 +25,8 @@ def _b(text):
 
 def parse_target(target):
     """``HOST``, ``HOST:PORT`` or ``[V6ADDR]:PORT`` into (host, port or None)."""
+    if not target:
+        raise error.InputError(_(b"empty server address"))
     if target.startswith(b"["):
         end = target.find(b"]")
         if end < 0:
@@ -44,6 +46,11 @@ def parse_target(target):
             from mercurial.utils import urlutil
 
             port = urlutil.getport(port)
+        if not 0 < port < 65536:
+            raise error.InputError(
+                _(b"port %d is out of range") % port,
+                hint=_(b"use a port number from 1 to 65535 or a service name"),
+            )
     return host, port
 
 
@@ -51,6 +58,7 @@ def report(ui, target, opts):
     mode = opts.get("tls") or None
     if mode is not None:
         mode = mode.decode("ascii", "replace") if isinstance(mode, bytes) else mode
+        mode = mode.lower()
         if mode not in _MODES:
             raise error.InputError(
                 _(b"--tls must be none, starttls or smtps, not '%s'") % _b(mode)

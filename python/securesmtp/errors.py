@@ -29,9 +29,28 @@ def pin_hint(host, fingerprint):
     ) % (_b(fingerprint), host, _b(fingerprint), host)
 
 
+def repin_hint(host, pinned, fingerprint, spki):
+    """For a pin that no longer matches: the line(s) to update, if the
+    server's new certificate or key is genuine."""
+    lines = []
+    if pinned in ("fingerprints", "both") and fingerprint:
+        lines.append(b"    %s:fingerprints = %s\n" % (host, _b(fingerprint)))
+    if pinned in ("pubkeys", "both") and spki:
+        lines.append(b"    %s:pubkeys = %s\n" % (host, _b(spki)))
+    return _(
+        b"the server now presents a different certificate or key (certificate "
+        b"fingerprint %s); if you have confirmed the change is genuine, "
+        b"update your hgrc:\n"
+        b"    [hostsecurity]\n%s"
+        b"otherwise someone may be intercepting the connection"
+    ) % (_b(fingerprint or "unknown"), b"".join(lines))
+
+
 def _hint(exc, host):
     kind = exc.kind
     if kind == "verify":
+        if getattr(exc, "pinned", None):
+            return repin_hint(host, exc.pinned, exc.fingerprint, exc.spki)
         if exc.fingerprint:
             return pin_hint(host, exc.fingerprint)
         return _(b"set web.cacerts or hostsecurity.%s:fingerprints") % host
@@ -59,6 +78,8 @@ def _hint(exc, host):
     if kind == "authmech":
         return _(b"this client supports AUTH PLAIN and LOGIN")
     if kind == "connect":
+        if "timed out" in str(exc):
+            return _(b"check smtp.host and smtp.port; smtp.timeout sets how long to wait")
         return _(b"check smtp.host and smtp.port")
     if kind == "timeout":
         return _(b"the server stopped answering; raise smtp.timeout if it is only slow")
@@ -106,7 +127,7 @@ def _reply_hint(exc):
         return _(b"the server is closing the connection; try again later")
     hint = _STAGE_HINTS.get(exc.stage, _(b"the server's reply above says why"))
     if 400 <= code < 500:
-        hint += _(b" (a temporary failure: trying again later may work)")
+        hint += _(b"; this is a temporary failure, trying again later may work")
     return hint
 
 

@@ -105,6 +105,10 @@ pub enum VerifyFailure {
     PinMismatch {
         /// The configured pins, printed.
         pins: Vec<String>,
+        /// Whether any of them pins the whole certificate.
+        certificates: bool,
+        /// Whether any of them pins the public key.
+        public_keys: bool,
     },
     /// No CA file, default roots disabled, no pins: nothing can be trusted.
     NoTrustAnchors,
@@ -141,11 +145,22 @@ impl fmt::Display for VerifyFailure {
             Self::NotYetValid { not_before } => {
                 write!(f, "certificate is not valid before {not_before}")
             }
-            Self::PinMismatch { pins } => write!(
-                f,
-                "certificate fingerprint does not match the pinned fingerprints ({})",
-                pins.join(", ")
-            ),
+            Self::PinMismatch {
+                pins,
+                certificates,
+                public_keys,
+            } => {
+                let what = match (certificates, public_keys) {
+                    (true, true) => {
+                        "certificate does not match the pinned fingerprints or public keys"
+                    }
+                    (false, true) => {
+                        "certificate's public key does not match the pinned public keys"
+                    }
+                    _ => "certificate fingerprint does not match the pinned fingerprints",
+                };
+                write!(f, "{what} ({})", pins.join(", "))
+            }
             Self::NoTrustAnchors => f.write_str("no trusted CA certificates are loaded"),
             Self::Other(words) => f.write_str(words),
         }
@@ -445,6 +460,8 @@ fn check_pins(pins: &[Pin], leaf: &[u8]) -> Result<Trust, VerifyFailure> {
         }),
         None => Err(VerifyFailure::PinMismatch {
             pins: pins.iter().map(Pin::to_string).collect(),
+            certificates: pins.iter().any(|p| matches!(p, Pin::Cert { .. })),
+            public_keys: pins.iter().any(|p| matches!(p, Pin::PublicKey { .. })),
         }),
     }
 }
@@ -898,7 +915,9 @@ mod tests {
             assert_eq!(
                 failure,
                 VerifyFailure::PinMismatch {
-                    pins: vec![pin.to_string()]
+                    pins: vec![pin.to_string()],
+                    certificates: true,
+                    public_keys: false,
                 }
             );
             assert_eq!(
@@ -990,7 +1009,12 @@ mod tests {
             assert_eq!(failure.to_rustls(), Error::InvalidCertificate(expected));
         }
         let Error::InvalidCertificate(CertificateError::Other(OtherError(inner))) =
-            VerifyFailure::PinMismatch { pins: vec![] }.to_rustls()
+            VerifyFailure::PinMismatch {
+                pins: vec![],
+                certificates: true,
+                public_keys: false,
+            }
+            .to_rustls()
         else {
             panic!("a pin mismatch is an Other certificate error")
         };
