@@ -32,15 +32,17 @@ def pin_hint(host, fingerprint):
 def repin_hint(host, pinned, fingerprint, spki):
     """For a pin that no longer matches: the line(s) to update, if the
     server's new certificate or key is genuine."""
+    # The fingerprint line always pins; the key line is shown to whoever
+    # chose key pins (any one matching pin is enough).
     lines = []
-    if pinned in ("fingerprints", "both") and fingerprint:
+    if fingerprint:
         lines.append(b"    %s:fingerprints = %s\n" % (host, _b(fingerprint)))
     if pinned in ("pubkeys", "both") and spki:
         lines.append(b"    %s:pubkeys = %s\n" % (host, _b(spki)))
     return _(
         b"the server now presents a different certificate or key (certificate "
         b"fingerprint %s); if you have confirmed the change is genuine, "
-        b"update your hgrc:\n"
+        b"update your hgrc (either line will do):\n"
         b"    [hostsecurity]\n%s"
         b"otherwise someone may be intercepting the connection"
     ) % (_b(fingerprint or "unknown"), b"".join(lines))
