@@ -18,6 +18,11 @@ status=0
 echo "== cargo test" >&2
 cargo test </dev/null || { echo "cargo test FAILED" >&2; status=1; }
 
+# Bounded fuzzing of the reply parser and the DATA encoder (FUZZ_SECONDS per
+# target); a crash fails the run and leaves its input in fuzz/artifacts/.
+echo "== fuzz" >&2
+sh fuzz/run.sh "${FUZZ_SECONDS:-20}" </dev/null || { echo "fuzz FAILED" >&2; status=1; }
+
 echo "== pytest" >&2
 .venv/bin/python -m pytest -p no:cacheprovider -q tests/ "$@" </dev/null \
     || { echo "pytest FAILED" >&2; status=1; }
