@@ -288,8 +288,8 @@ class LatencyProxy:
             to_client = _DelayLine(c_writer, delay)
             loop = asyncio.get_running_loop()
             tasks = [
-                self._spawn(self._pump(c_reader, to_server, stats, "c", loop)),
-                self._spawn(self._pump(s_reader, to_client, stats, "s", loop)),
+                self._spawn(self._pump(c_reader, to_server, stats, "c", loop, c_writer)),
+                self._spawn(self._pump(s_reader, to_client, stats, "s", loop, s_writer)),
                 self._spawn(to_server.run(loop)),
                 self._spawn(to_client.run(loop)),
             ]
@@ -305,9 +305,15 @@ class LatencyProxy:
                     self._writers.discard(w)
             self._tasks.discard(asyncio.current_task())
 
-    async def _pump(self, reader, line, stats, direction, loop):
+    async def _pump(self, reader, line, stats, direction, loop, writer):
+        # The proxy models a link, not a host: it must not add delayed-ACK
+        # stalls of its own (which would hold a server's Nagle-delayed
+        # second write for 40 ms at "0 ms" added delay), so it acknowledges
+        # at once, as a router on the path would not delay anything.
+        sock = writer.get_extra_info("socket")
         try:
             while True:
+                _quickack(sock)
                 data = await reader.read(CHUNK)
                 if not data:
                     break
@@ -316,6 +322,16 @@ class LatencyProxy:
         except (ConnectionError, OSError):
             pass
         line.put(None, loop.time())
+
+
+def _quickack(sock):
+    quickack = getattr(socket, "TCP_QUICKACK", None)
+    if sock is None or quickack is None:
+        return
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+    except OSError:
+        pass
 
 
 def _nodelay(writer):
