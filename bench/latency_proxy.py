@@ -18,6 +18,15 @@ a real link of that one-way delay would put the server's accept (SYN,
 SYN-ACK, ACK): the server's greeting then reaches the client ``3 * delay``
 after it connected, as on a real network.
 
+What it cannot model: TCP acknowledgements. Each side's data is
+acknowledged by the proxy's own sockets at once (TCP_QUICKACK, re-armed
+before every read), not by the far end a delay later. A server that
+answers one client write in two small writes without TCP_NODELAY (Postfix
+does, for a pipelined ``BDAT`` transaction over its 4 KB input buffer: see
+bench/nagle_check.py) has its second write held by Nagle until the first is
+acknowledged; on a real link that costs one more round trip, through this
+proxy nothing. Results for such messages are a lower bound.
+
 Round trips. The proxy sees every chunk of both directions in the order it
 arrives. A turn is counted each time traffic from the server arrives after
 traffic from the client, i.e. each time the client sent something and then

@@ -580,10 +580,9 @@ def measure(b, sizes, delays, opts):
             "client's kernel (interactive, delayed-ACK mode, nothing to send) waits "
             "~40 ms to acknowledge. `python bench/nagle_check.py` reproduces it with a "
             "plain Python client and shows TCP_QUICKACK, re-armed before each read of a "
-            "reply, removing it. Through the proxy with 25 ms added the stall does not "
-            "appear (the proxy, not hg, acknowledges Postfix's data, and it is not in "
-            "delayed-ACK mode); on a real link the client's kernel would delay that ACK "
-            "and the server's second write would also wait a round trip for it."
+            "reply, removing it. Through the proxy the stall does not appear (the "
+            "proxy, not hg, acknowledges Postfix's data, at once); on a real link the "
+            "server's second write would also wait a round trip for the client's ACK."
         )
         out.append("")
 
