@@ -4,4 +4,7 @@ test:
 demo:
 	bash scripts/demo.sh
 
-.PHONY: test demo
+bench:
+	bash scripts/setup.sh && .venv/bin/python bench/run.py
+
+.PHONY: test demo bench
