@@ -823,8 +823,8 @@ fn tls_error(server: String, e: rustls::Error, min: MinVersion) -> Error {
         E::InvalidMessage(_) => Error::Tls {
             server,
             reason: format!(
-                "the server did not answer with TLS ({e}); is this port for {}?",
-                "a different protocol or plain SMTP"
+                "the server did not answer with TLS ({e}); \
+                 is this port for plain SMTP or another protocol?"
             ),
         },
         other => Error::Tls {

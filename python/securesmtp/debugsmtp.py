@@ -10,17 +10,12 @@ from mercurial import error, pycompat
 from mercurial.i18n import _
 
 from . import _core, errors, settings
+from .text import tobytes
 
 # Warn when the server certificate expires sooner than this.
 EXPIRY_WARNING_DAYS = 30
 
 _MODES = ("none", "starttls", "smtps")
-
-
-def _b(text):
-    if text is None:
-        return b""
-    return text.encode("utf-8", "replace") if isinstance(text, str) else text
 
 
 def parse_target(target):
@@ -61,14 +56,14 @@ def report(ui, target, opts):
         mode = mode.lower()
         if mode not in _MODES:
             raise error.InputError(
-                _(b"--tls must be none, starttls or smtps, not '%s'") % _b(mode)
+                _(b"--tls must be none, starttls or smtps, not '%s'") % tobytes(mode)
             )
     bhost, bport = parse_target(target) if target else (None, None)
     args = settings.connect_args(ui, bhost, bport, mode)
     args["inspect_only"] = True
     if ui.debugflag:
-        args["transcript"] = lambda line: ui.debug(_b(line) + b"\n")
-    host = _b(args["host"])
+        args["transcript"] = lambda line: ui.debug(tobytes(line) + b"\n")
+    host = tobytes(args["host"])
     try:
         session = _core.connect(**args)
     except _core.SmtpError as exc:
@@ -83,28 +78,28 @@ def report(ui, target, opts):
     item = {
         "host": host,
         "port": args["port"],
-        "tls": _b(args["security"]),
-        "address": _b(info["peer"]),
-        "greeting": _b(info["greeting"]),
-        "capabilities_cleartext": [_b(c) for c in info["cleartext_capabilities"] or []],
-        "capabilities": [_b(c) for c in info["capabilities"]],
-        "tls_version": _b(info.get("tls_version")),
-        "cipher_suite": _b(info.get("cipher_suite")),
-        "key_exchange": _b(info.get("key_exchange")),
+        "tls": tobytes(args["security"]),
+        "address": tobytes(info["peer"]),
+        "greeting": tobytes(info["greeting"]),
+        "capabilities_cleartext": [tobytes(c) for c in info["cleartext_capabilities"] or []],
+        "capabilities": [tobytes(c) for c in info["capabilities"]],
+        "tls_version": tobytes(info.get("tls_version")),
+        "cipher_suite": tobytes(info.get("cipher_suite")),
+        "key_exchange": tobytes(info.get("key_exchange")),
         "chain": [_bvalue(c) for c in chain],
         "verified": bool(verdict) and verdict["trust"] != "failed",
-        "trust": _b(verdict["trust"]) if verdict else b"",
-        "failure": _b(verdict["failure"]) if verdict else b"",
+        "trust": tobytes(verdict["trust"]) if verdict else b"",
+        "failure": tobytes(verdict["failure"]) if verdict else b"",
         "pins": [],
         "warnings": [],
     }
     if chain:
         leaf = chain[0]
         item.update(
-            sha256=_b(leaf["sha256"]),
-            sha1=_b(leaf["sha1"]),
-            sha512=_b(leaf["sha512"]),
-            spki_sha256=_b(leaf["spki_sha256"]),
+            sha256=tobytes(leaf["sha256"]),
+            sha1=tobytes(leaf["sha1"]),
+            sha512=tobytes(leaf["sha512"]),
+            spki_sha256=tobytes(leaf["spki_sha256"]),
         )
         item["pins"] = [
             b"%s:fingerprints = %s" % (host, item["sha256"]),
@@ -116,11 +111,11 @@ def report(ui, target, opts):
 
 def _bvalue(v):
     if isinstance(v, str):
-        return _b(v)
+        return tobytes(v)
     if isinstance(v, list):
         return [_bvalue(x) for x in v]
     if isinstance(v, dict):
-        return {_b(k): _bvalue(x) for k, x in v.items()}
+        return {tobytes(k): _bvalue(x) for k, x in v.items()}
     return v
 
 
@@ -140,7 +135,7 @@ def _warnings(item, chain, info, verdict):
                 b"one (%s) is neither among them nor a trusted root: the chain "
                 b"may be incomplete, or signed by a CA you do not trust"
             )
-            % (len(chain), _b(chain[-1]["issuer"]))
+            % (len(chain), tobytes(chain[-1]["issuer"]))
         )
     cleartext = info.get("cleartext_capabilities") or []
     if any(c.upper().startswith("AUTH") for c in cleartext):

@@ -8,13 +8,11 @@ else is ``error.Abort``. Each carries a hint naming the setting to change.
 from mercurial import error
 from mercurial.i18n import _
 
+from .text import tobytes
+
 # Failures of the channel's security: the server was refused before any
 # credential or message went out.
 _SECURITY = {"verify", "tlsversion", "tls", "starttls", "injection", "cleartextauth"}
-
-
-def _b(text):
-    return text.encode("utf-8", "replace") if isinstance(text, str) else text
 
 
 def pin_hint(host, fingerprint):
@@ -26,7 +24,7 @@ def pin_hint(host, fingerprint):
         b"    %s:fingerprints = %s\n"
         b"or set hostsecurity.%s:verifycertsfile (or web.cacerts) to the "
         b"certificate of the CA that issued it"
-    ) % (_b(fingerprint), host, _b(fingerprint), host)
+    ) % (tobytes(fingerprint), host, tobytes(fingerprint), host)
 
 
 def repin_hint(host, pinned, fingerprint, spki):
@@ -36,16 +34,16 @@ def repin_hint(host, pinned, fingerprint, spki):
     # chose key pins (any one matching pin is enough).
     lines = []
     if fingerprint:
-        lines.append(b"    %s:fingerprints = %s\n" % (host, _b(fingerprint)))
+        lines.append(b"    %s:fingerprints = %s\n" % (host, tobytes(fingerprint)))
     if pinned in ("pubkeys", "both") and spki:
-        lines.append(b"    %s:pubkeys = %s\n" % (host, _b(spki)))
+        lines.append(b"    %s:pubkeys = %s\n" % (host, tobytes(spki)))
     return _(
         b"the server now presents a different certificate or key (certificate "
         b"fingerprint %s); if you have confirmed the change is genuine, "
         b"update your hgrc (either line will do):\n"
         b"    [hostsecurity]\n%s"
         b"otherwise someone may be intercepting the connection"
-    ) % (_b(fingerprint or "unknown"), b"".join(lines))
+    ) % (tobytes(fingerprint or "unknown"), b"".join(lines))
 
 
 def _hint(exc, host):
@@ -135,7 +133,7 @@ def _reply_hint(exc):
 
 def convert(exc, host, prefix=b"", suffix=b""):
     """The Mercurial exception for core error ``exc`` talking to ``host``."""
-    message = prefix + _b(str(exc)) + suffix
+    message = prefix + tobytes(str(exc)) + suffix
     hint = _hint(exc, host)
     if exc.kind == "config":
         return error.ConfigError(message, hint=hint)

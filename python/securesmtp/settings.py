@@ -124,10 +124,9 @@ def _insecure(ui):
     legacy = ui.config(b"smtp", b"verifycert")
     if legacy is None or legacy.lower() in (b"strict", b"loose"):
         return False
-    if stringutil.parsebool(legacy) is False:
-        return True
-    if stringutil.parsebool(legacy) is True:
-        return False
+    flag = stringutil.parsebool(legacy)
+    if flag is not None:
+        return not flag
     raise error.ConfigError(
         _(b"smtp.verifycert has unknown value '%s'") % legacy,
         hint=_(b"use strict, loose or false (remove it to verify normally)"),

@@ -13,20 +13,13 @@ from mercurial import error, mail
 from mercurial.i18n import _
 
 from . import _core, errors, settings
-
-
-def _b(text):
-    return text.encode("utf-8", "replace") if isinstance(text, str) else text
-
-
-def _s(value):
-    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else value
+from .text import tobytes, tostr
 
 
 def smtp(orig, ui):
     """Connect, verify, authenticate; return the ``send`` function."""
     args = settings.connect_args(ui)
-    bhost = _b(args["host"])
+    bhost = tobytes(args["host"])
     mode = args["security"]
     if mode == "smtps":
         ui.note(_(b"(using smtps)\n"))
@@ -36,7 +29,7 @@ def smtp(orig, ui):
     if mode != "none":
         ui.note(_(b"(verifying remote certificate)\n"))
     if ui.debugflag:
-        args["transcript"] = lambda line: ui.debug(_b(line) + b"\n")
+        args["transcript"] = lambda line: ui.debug(tobytes(line) + b"\n")
     try:
         session = _core.connect(**args)
     except _core.SmtpError as exc:
@@ -51,7 +44,7 @@ def smtp(orig, ui):
 def _warn_about_trust(ui, bhost, verdict):
     if verdict is None:
         return
-    fingerprint = _b(verdict["sha256"])
+    fingerprint = tobytes(verdict["sha256"])
     if verdict["trust"] == "insecure":
         ui.warn(
             _(
@@ -95,10 +88,10 @@ class _LoginAdapter:
 
     def login(self, user, password):
         try:
-            self._session.authenticate(_s(user), _s(password))
+            self._session.authenticate(tostr(user), tostr(password))
         except _core.SmtpError as exc:
             if exc.kind == "auth":
-                raise smtplib.SMTPAuthenticationError(exc.code, _b(exc.server_text or ""))
+                raise smtplib.SMTPAuthenticationError(exc.code, tobytes(exc.server_text or ""))
             raise
 
 
@@ -127,10 +120,10 @@ def _login(ui, session, bhost, port):
             if password is None:
                 raise error.Abort(_(b"no password given for %s") % username)
         ui.note(_(b"(authenticating to mail server as %s)\n") % username)
-        session.authenticate(_s(username), _s(password))
+        session.authenticate(tostr(username), tostr(password))
     except smtplib.SMTPAuthenticationError as exc:
         raise error.Abort(
-            _(b"authentication as %s failed: %d %s") % (username or b"", exc.smtp_code, _b(exc.smtp_error)),
+            _(b"authentication as %s failed: %d %s") % (username or b"", exc.smtp_code, tobytes(exc.smtp_error)),
             hint=_(b"check smtp.username and smtp.password"),
         )
     except _core.SmtpError as exc:
@@ -170,21 +163,21 @@ class _Sender:
     def __call__(self, sender, recipients, msg):
         if isinstance(recipients, (str, bytes)):
             recipients = [recipients]
-        recipients = [_s(r) for r in recipients]
+        recipients = [tostr(r) for r in recipients]
         if isinstance(msg, str):
             msg = msg.encode("utf-8")
         subject = _subject(msg)
         try:
-            result = self._session.send(_s(sender), recipients, msg)
+            result = self._session.send(tostr(sender), recipients, msg)
         except _core.SmtpError as exc:
             raise errors.convert(exc, self._bhost, suffix=self._progress(subject))
         for addr, code, text in result["refused"]:
             self._ui.warn(
                 _(b"warning: %s refused recipient %s: %d %s\n")
-                % (self._bhost, _b(addr), code, _b(text))
+                % (self._bhost, tobytes(addr), code, tobytes(text))
             )
         self._accepted.append(subject)
-        return {addr: (code, _b(text)) for addr, code, text in result["refused"]}
+        return {addr: (code, tobytes(text)) for addr, code, text in result["refused"]}
 
     def _progress(self, subject):
         """What was and was not delivered, for the abort message."""
