@@ -184,7 +184,12 @@ class SmtpServer:
     mode: ``starttls`` (STARTTLS required before anything else), ``smtps``
     (implicit TLS) or ``plain`` (no TLS at all; same as
     ``offer_starttls=False``).
+
+    Subclasses may set ``handler_class`` to a subclass of the handler that
+    adds ``auth_<MECHANISM>`` methods (see support/sasl.py).
     """
+
+    handler_class = _Handler
 
     def __init__(
         self,
@@ -293,7 +298,7 @@ class SmtpServer:
     # -- life cycle --
 
     def start(self):
-        self._controller = _Controller(_Handler(self), self, **self._kwargs)
+        self._controller = _Controller(self.handler_class(self), self, **self._kwargs)
         self._controller.start()
         # The start-up probe made one connection that said nothing.
         self.wait_idle(5.0)
