@@ -31,6 +31,10 @@ PY_REQUIREMENTS=(
     "aiosmtpd==1.4.6"
     "trustme>=1.1,<2"
     "cryptography>=42,<51"
+    # tests/test_keyring.py: the real mercurial_keyring and a file-backed
+    # keyring backend.
+    "mercurial_keyring==1.4.4"
+    "keyrings.alt>=5,<6"
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -92,7 +96,7 @@ setup_venv() {
     local want
     want="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-        && "$VENV/bin/python" -c 'import maturin, pytest, mercurial, aiosmtpd, trustme, cryptography' >/dev/null 2>&1; then
+        && "$VENV/bin/python" -c 'import maturin, pytest, mercurial, aiosmtpd, trustme, cryptography, keyring, keyrings.alt' >/dev/null 2>&1; then
         return 0
     fi
     log "installing Python packages into $VENV"
