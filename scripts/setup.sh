@@ -21,6 +21,10 @@ DEBIAN_PACKAGES=(
     postfix
     sasl2-bin
     libsasl2-modules
+    # tests/test_dovecot.py: a real SCRAM-SHA-256 / CRAM-MD5 server (a
+    # private instance; the system service is kept from starting).
+    dovecot-core
+    dovecot-submissiond
 )
 
 # Python packages for the test venv. Changing this list reinstalls.
@@ -78,7 +82,17 @@ install_debian_packages() {
     # private instances; the package then starts no daemon).
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+    # Packages with a daemon (dovecot) would start it system-wide; the
+    # tests run private instances. A policy-rc.d that says no, only for
+    # this install and only if the machine has none of its own.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
+    local status=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null || status=$?
+    [ "$made_policy" = 1 ] && rm -f "$policy"
+    return "$status"
 }
 
 # ---------------------------------------------------------------------------

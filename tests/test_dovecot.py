@@ -1,0 +1,90 @@
+"""SCRAM-SHA-256 and CRAM-MD5 against a real SASL server: Dovecot's
+submission service (support/dovecot.py), relaying to an aiosmtpd sink.
+
+Dovecot prepends one ``Received:`` header to each message it relays; the
+rest must be hg's message byte for byte (CRLF). Every run is checked for
+the password in any spelling (support/hg.py)."""
+
+import base64
+import re
+import tempfile
+import shutil
+
+import pytest
+
+from support import hg, servers
+from support.asserts import assert_ok
+from support.dovecot import Dovecot
+
+
+@pytest.fixture
+def dovecot(pki):
+    sink = servers.SmtpServer(None, "plain").start()
+    directory = tempfile.mkdtemp(prefix="securesmtp-dovecot-")
+    server = Dovecot(directory, pki.rsa, sink.port, user=servers.USER, password=servers.PASSWORD)
+    server.sink = sink
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        sink.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _hgrc(dovecot, pki, password=servers.PASSWORD, auth=None):
+    cfg = hg.smtp_hgrc(dovecot.port, cacerts=pki.ca.cert, username=servers.USER, password=password)
+    if auth:
+        cfg["smtp"]["auth"] = auth
+    return cfg
+
+
+def _relayed(dovecot, series):
+    msgs = dovecot.sink.wait_for_messages(len(series), timeout=10)
+    assert len(msgs) == len(series), dovecot.log()
+    for got, expected in zip(msgs, series):
+        assert got.mail_from == hg.SENDER_ADDR
+        assert sorted(got.rcpt_tos) == sorted([hg.TO, hg.CC])
+        head, sep, rest = got.content.partition(b"\r\n")
+        assert head.startswith(b"Received: from "), got.content[:200]
+        assert got.content.endswith(hg.to_wire(expected)), got.content[:400]
+
+
+def _logins(dovecot):
+    return re.findall(r"Login: user=<(\w+)>, method=([\w-]+)", dovecot.log())
+
+
+def test_default_uses_scram_sha_256_with_dovecot(repo, pki, dovecot):
+    code, out, err = hg.run_hg(repo, hg.email_args() + ["--debug"], _hgrc(dovecot, pki))
+    assert_ok((code, out, err))
+    _relayed(dovecot, hg.mbox_messages(repo, hg.email_args() + ["--debug"]))
+    assert _logins(dovecot) == [("alice", "SCRAM-SHA-256")], dovecot.log()
+    text = out + err
+    assert "C: AUTH SCRAM-SHA-256 <redacted>" in text, text
+    # Dovecot sends the server-first and then the server-final as 334
+    # challenges (RFC 4954); the client answered both, redacted.
+    challenges = re.findall(r"^S: 334 (\S+)$", text, re.M)
+    assert len(challenges) == 2, text
+    assert base64.b64decode(challenges[1]).startswith(b"v="), challenges
+    assert "(authenticated with SCRAM-SHA-256)" in text
+
+
+def test_cram_md5_when_listed_with_dovecot(repo, series, pki, dovecot):
+    code, out, err = hg.run_hg(repo, hg.email_args(), _hgrc(dovecot, pki, auth="cram-md5"))
+    assert_ok((code, out, err))
+    _relayed(dovecot, series)
+    assert _logins(dovecot) == [("alice", "CRAM-MD5")], dovecot.log()
+
+
+def test_plain_when_listed_first_with_dovecot(repo, series, pki, dovecot):
+    assert_ok(hg.run_hg(repo, hg.email_args(), _hgrc(dovecot, pki, auth="plain scram-sha-256")))
+    _relayed(dovecot, series)
+    assert _logins(dovecot) == [("alice", "PLAIN")], dovecot.log()
+
+
+@pytest.mark.parametrize("auth", ["scram-sha-256", "cram-md5"])
+def test_wrong_password_is_refused_by_dovecot(repo, pki, dovecot, auth):
+    code, out, err = hg.run_hg(repo, hg.email_args(), _hgrc(dovecot, pki, password="not-the-Sw0rdfish", auth=auth))
+    assert code == 255, (code, out, err)
+    assert "authentication as alice failed: the server refused AUTH %s: 535" % auth.upper() in err, err
+    assert _logins(dovecot) == []
+    assert dovecot.sink.messages == []
