@@ -315,3 +315,31 @@ def test_password_command_output_never_shows_even_when_refused(repo, pki, sasl_s
     # What the server got was the command's output, trailing newline removed.
     plain = [c for c in _auth_lines(server) if c.upper().startswith("AUTH PLAIN")][0]
     assert base64.b64decode(plain.split()[2]) == b"\0alice\0" + wrong.encode()
+
+
+@pytest.mark.parametrize("setting", ["auth", "password-command"])
+def test_auth_settings_without_username_are_a_config_error(repo, pki, sasl_server, setting):
+    server = sasl_server()
+    cfg = hg.smtp_hgrc(server.port, cacerts=pki.ca.cert)
+    cfg["smtp"][setting] = "plain" if setting == "auth" else printer(servers.PASSWORD)
+    code, out, err = _run(repo, cfg)
+    assert code == 255, (code, out, err)
+    assert "smtp.%s is set but smtp.username is not" % setting in err, err
+    assert server.connections == 0
+
+
+def test_microsoft_refusal_is_not_retried_interactively(repo, pki, sasl_server):
+    # A prompted password refused with "basic auth is off" will not work
+    # whatever is typed: no second prompt, the OAuth2 hint at once.
+    server = sasl_server(
+        offer=("PLAIN", "LOGIN"),
+        refuse_with="535 5.7.139 Authentication unsuccessful, basic authentication is disabled",
+    )
+    cfg = _hgrc(server, pki)
+    cfg["ui"] = {"interactive": "true", "nontty": "true"}
+    code, out, err = _run(repo, cfg, input=servers.PASSWORD + "\n" + servers.PASSWORD + "\n")
+    assert code == 255, (code, out, err)
+    assert "5.7.139" in err and "smtp.auth = xoauth2" in err, err
+    assert (out + err).count("password:") == 1, (out, err)
+    assert len(server.auth_log) == 1, server.auth_log
+    _no_mail(server)

@@ -166,11 +166,17 @@ def _reply_hint(exc):
     return hint
 
 
+def needs_oauth(exc):
+    """Whether a refused login says the account takes no password here."""
+    text = exc.server_text or ""
+    return (exc.code or 0) in (534, 535, 550) and any(s in text for s in _NEEDS_OAUTH)
+
+
 def _auth_hint(exc):
     """What to do about a refused login, provider refusals first."""
     text = exc.server_text or ""
     code = exc.code or 0
-    if code in (534, 535, 550) and any(s in text for s in _NEEDS_OAUTH):
+    if needs_oauth(exc):
         return _OAUTH_HINT
     mechanism = (getattr(exc, "mechanism", None) or "").upper()
     if mechanism in ("XOAUTH2", "OAUTHBEARER"):

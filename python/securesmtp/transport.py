@@ -128,6 +128,13 @@ class _Login:
         names = credentials.mechanisms(ui)
         username = ui.config(b"smtp", b"username")
         if not username:
+            for setting in (b"auth", b"password-command"):
+                if ui.config(b"smtp", setting):
+                    # Meant to log in: sending without AUTH is not what was asked.
+                    raise error.ConfigError(
+                        _(b"smtp.%s is set but smtp.username is not") % setting,
+                        hint=_(b"set smtp.username to the account to log in as"),
+                    )
             return None
         password = ui.config(b"smtp", b"password")
         if password:
@@ -192,6 +199,7 @@ def _authenticate(ui, session, port, login):
             retry = (
                 exc.kind == "auth"
                 and exc.code == 535
+                and not errors.needs_oauth(exc)
                 and source in ("keyring", "prompt")
                 and ui.interactive()
                 and attempt < _ATTEMPTS
