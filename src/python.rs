@@ -193,7 +193,7 @@ impl PySession {
     *, host, port, security, hello_name, timeout, ca_file=None, load_default_roots=true,
     fingerprints=None, legacy_fingerprints=None, pubkeys=None, insecure=false,
     min_version="tls1.2", ciphers=None, pipelining=true, allow_cleartext_auth=false,
-    inspect_only=false, transcript=None
+    inspect_only=false, transcript=None, client_cert=None, client_key=None
 ))]
 #[allow(clippy::too_many_arguments)] // mirrors the hgrc settings one to one
 fn connect(
@@ -215,6 +215,8 @@ fn connect(
     allow_cleartext_auth: bool,
     inspect_only: bool,
     transcript: Option<Py<PyAny>>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
 ) -> PyResult<PySession> {
     let pending = Arc::new(Mutex::new(None));
     let config = (|| {
@@ -263,6 +265,15 @@ fn connect(
             });
         }
         let timeout = Duration::from_secs_f64(timeout);
+        let client_cert = client_cert
+            .map(|cert| {
+                tls::ClientCert::load(cert.as_ref(), client_key.as_deref().map(AsRef::as_ref))
+                    .map_err(|e| Error::Config {
+                        setting: "clientcert",
+                        message: e.to_string(),
+                    })
+            })
+            .transpose()?;
         Ok(Config {
             tls: TlsPolicy {
                 server_name: host.clone(),
@@ -282,6 +293,7 @@ fn connect(
             timeout,
             pipelining,
             allow_cleartext_auth,
+            client_cert,
         })
     })()
     .map_err(|e| to_pyerr(py, e, &pending))?;

@@ -62,6 +62,8 @@ pub struct Config {
     pub pipelining: bool,
     /// Allow AUTH over cleartext to a host that is not loopback.
     pub allow_cleartext_auth: bool,
+    /// A certificate to present when the server asks for one.
+    pub client_cert: Option<tls::ClientCert>,
 }
 
 /// Progress reports and the `--debug` transcript go here; it is also the
@@ -138,7 +140,8 @@ impl Session {
         let mut tls = match config.security {
             Security::None => None,
             _ => Some((
-                tls::client_config(&config.tls).map_err(Error::from_setup)?,
+                tls::client_config_with_cert(&config.tls, config.client_cert.as_ref())
+                    .map_err(Error::from_setup)?,
                 tls::server_name(&config.tls).map_err(Error::from_setup)?,
             )),
         };
@@ -697,6 +700,9 @@ impl Session {
                 Ok(())
             }
             Err(IoFailure::Tls(e)) => {
+                if let Some(reason) = client_cert_refusal(&e, self.config.client_cert.is_some()) {
+                    return Err(Error::Tls { server, reason });
+                }
                 if let Some(Verdict {
                     chain,
                     result: Err(failure),
@@ -808,7 +814,8 @@ impl Session {
             },
             IoFailure::Tls(e) => Error::Tls {
                 server: server_label(&self.config.host, self.config.port),
-                reason: e.to_string(),
+                reason: client_cert_refusal(&e, self.config.client_cert.is_some())
+                    .unwrap_or_else(|| e.to_string()),
             },
         }
     }
@@ -880,6 +887,30 @@ fn tls_error(server: String, e: rustls::Error, min: MinVersion) -> Error {
             server,
             reason: other.to_string(),
         },
+    }
+}
+
+/// The words for a server that refused the client's certificate, or wanted
+/// one and got none. With TLS 1.3 this alert arrives after the client's
+/// side of the handshake, on the first read.
+fn client_cert_refusal(e: &rustls::Error, have_cert: bool) -> Option<String> {
+    use rustls::{AlertDescription as A, Error as E};
+    match e {
+        E::AlertReceived(A::CertificateRequired) => {
+            Some("the server requires a client certificate (it sent certificate_required)".into())
+        }
+        E::AlertReceived(
+            alert @ (A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied),
+        ) if have_cert => Some(format!(
+            "the server refused the client certificate (alert {alert:?})"
+        )),
+        _ => None,
     }
 }
 

@@ -45,7 +45,8 @@ Connection settings (``[smtp]``)
 ``auth``
     The SASL mechanisms allowed, in order of preference, separated by
     commas or spaces, in any case: ``xoauth2``, ``oauthbearer``,
-    ``scram-sha-256``, ``plain``, ``login``, ``cram-md5``. The first one
+    ``scram-sha-256``, ``plain``, ``login``, ``cram-md5``, ``external``
+    (the identity of the TLS client certificate, no password). The first one
     the server offers is used; if it offers none of them, the error names
     what it offers. Default: the strongest password mechanism both sides
     support (SCRAM-SHA-256, then PLAIN, then LOGIN); OAuth2 and CRAM-MD5
@@ -93,6 +94,13 @@ Host names are looked up without the port, as for HTTPS remotes.
     HPKP used) or hex. Unlike a certificate fingerprint, a public-key pin
     survives a certificate renewal that keeps the same key. Checked like
     fingerprints; both kinds may be combined.
+
+``hostsecurity.<host>:clientcert``, ``hostsecurity.<host>:clientkey``
+    A client certificate (PEM, leaf first, with its chain) to present to a
+    server that asks for one, and its private key (PEM; in the certificate
+    file when ``clientkey`` is not set). A key encrypted with a passphrase
+    is refused: decrypt it with ``openssl pkey``. Combine with
+    ``smtp.auth = external`` for servers that log you in by certificate.
 
 ``hostfingerprints.<host>``
     Legacy SHA-1 fingerprints. Accepted, with a warning that shows the
@@ -172,6 +180,8 @@ configitem(b"smtp", b"password-command", default=None)
 configitem(b"smtp", b"auth", default=None)
 configitem(b"smtp", b"verifycert", default=None)
 configitem(b"hostsecurity", b".*:pubkeys$", default=list, generic=True)
+configitem(b"hostsecurity", b".*:clientcert$", default=None, generic=True)
+configitem(b"hostsecurity", b".*:clientkey$", default=None, generic=True)
 
 
 @command(

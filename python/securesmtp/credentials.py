@@ -16,7 +16,7 @@ from mercurial.i18n import _
 from .text import tobytes
 
 # smtp.auth names, in the order the help lists them.
-MECHANISMS = ("xoauth2", "oauthbearer", "scram-sha-256", "plain", "login", "cram-md5")
+MECHANISMS = ("xoauth2", "oauthbearer", "scram-sha-256", "plain", "login", "cram-md5", "external")
 OAUTH = ("xoauth2", "oauthbearer")
 
 _COMMAND_HINT = _(
@@ -46,6 +46,12 @@ def mechanisms(ui):
 def oauth_only(names):
     """Whether every allowed mechanism takes a token rather than a password."""
     return bool(names) and all(n.lower() in OAUTH for n in names)
+
+
+def external_only(names):
+    """Whether the only allowed mechanism is EXTERNAL (no secret at all: the
+    server knows the client by its TLS certificate)."""
+    return names == ["EXTERNAL"]
 
 
 def from_command(ui, timeout):

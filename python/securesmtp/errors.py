@@ -86,6 +86,11 @@ def _hint(exc, host):
         )
     if kind == "injection":
         return _(b"someone between you and the server may be tampering with the connection")
+    if kind == "tls" and "client certificate" in str(exc):
+        return _(
+            b"set hostsecurity.%s:clientcert (and :clientkey) to a PEM "
+            b"certificate the server accepts"
+        ) % host
     if kind == "tls":
         return _(b"check smtp.port and smtp.tls (smtps for implicit TLS, starttls otherwise)")
     if kind == "cleartextauth":
@@ -126,6 +131,7 @@ def _hint(exc, host):
             "cacerts": b"web.cacerts or hostsecurity.%s:verifycertsfile" % host,
             "timeout": b"smtp.timeout",
             "auth": b"smtp.auth",
+            "clientcert": b"hostsecurity.%s:clientcert and :clientkey" % host,
             "host": b"smtp.host",
         }.get(exc.setting)
         return _(b"check %s") % (setting or b"your hgrc")

@@ -127,6 +127,8 @@ class _Login:
     def prepare(cls, ui, timeout):
         names = credentials.mechanisms(ui)
         username = ui.config(b"smtp", b"username")
+        if credentials.external_only(names):
+            return cls(username or b"", names, "", "external")
         if not username:
             for setting in (b"auth", b"password-command"):
                 if ui.config(b"smtp", setting):

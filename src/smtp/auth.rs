@@ -1,6 +1,6 @@
 //! SASL for SMTP AUTH (RFC 4954): SCRAM-SHA-256 (RFC 5802, 7677), PLAIN
 //! (RFC 4616), LOGIN (draft-murchison-sasl-login), CRAM-MD5 (RFC 2195),
-//! XOAUTH2 and OAUTHBEARER (RFC 7628).
+//! XOAUTH2, OAUTHBEARER (RFC 7628) and EXTERNAL (RFC 4422).
 //!
 //! PLAIN and LOGIN send the password as base64, which is encoding, not
 //! protection: the session only runs them over a verified TLS channel (or to
@@ -21,8 +21,7 @@
 //! server's 334 challenges and final reply and writes what it answers.
 //!
 //! Left out: DIGEST-MD5 (obsolete), the SCRAM `-PLUS` variants (channel
-//! binding), EXTERNAL, and an authorization identity different from the
-//! user. Secrets are not zeroized on drop.
+//! binding), and an authorization identity different from the user. Secrets are not zeroized on drop.
 
 use std::fmt;
 
@@ -96,17 +95,21 @@ pub enum Mechanism {
     XOAuth2,
     /// OAUTHBEARER (RFC 7628): an OAuth2 bearer token, the standard form.
     OAuthBearer,
+    /// EXTERNAL (RFC 4422 appendix A): the identity the server already
+    /// knows, here from the TLS client certificate; no secret.
+    External,
 }
 
 impl Mechanism {
     /// Every mechanism, in the order `smtp.auth` documents them.
-    pub const ALL: [Mechanism; 6] = [
+    pub const ALL: [Mechanism; 7] = [
         Mechanism::XOAuth2,
         Mechanism::OAuthBearer,
         Mechanism::ScramSha256,
         Mechanism::Plain,
         Mechanism::Login,
         Mechanism::CramMd5,
+        Mechanism::External,
     ];
 
     /// The choice when the user named none: password mechanisms, strongest first.
@@ -122,6 +125,7 @@ impl Mechanism {
             Mechanism::CramMd5 => "CRAM-MD5",
             Mechanism::XOAuth2 => "XOAUTH2",
             Mechanism::OAuthBearer => "OAUTHBEARER",
+            Mechanism::External => "EXTERNAL",
         }
     }
 
@@ -250,6 +254,9 @@ impl Exchange {
                 port,
             ))),
             (State::Scram(scram), _) => Some(STANDARD.encode(scram.client_first())),
+            // An empty authorization identity: "act as the certificate's
+            // identity" (RFC 4422 A.1), sent as "=".
+            (_, Mechanism::External) => Some(String::new()),
             _ => None,
         }
     }
@@ -538,6 +545,22 @@ mod tests {
         assert_eq!(Mechanism::ScramSha256.name(), "SCRAM-SHA-256");
         assert_eq!(Mechanism::from_name("digest-md5"), None);
         assert!(Mechanism::XOAuth2.is_oauth() && !Mechanism::Plain.is_oauth());
+    }
+
+    #[test]
+    fn external_sends_an_empty_initial_response() {
+        let mut ex = Exchange::new(
+            Mechanism::External,
+            &Credentials::new("alice", ""),
+            String::new(),
+        );
+        assert_eq!(ex.initial_response("h", 25), Some(String::new()));
+        let cmd = Command::Auth {
+            mechanism: "EXTERNAL".into(),
+            initial_response: ex.initial_response("h", 25),
+        };
+        assert_eq!(cmd.to_wire(), b"AUTH EXTERNAL =\r\n");
+        assert_eq!(ex.answer(""), Err(SaslError::UnexpectedChallenge));
     }
 
     #[test]

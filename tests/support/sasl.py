@@ -18,6 +18,8 @@ Knobs for failures the client must catch:
   that does not know the password.
 - ``refuse_with``: every PLAIN/LOGIN login gets this reply instead
   (e.g. Microsoft's ``550 5.7.30 ...``).
+- ``client_ca``: require a TLS client certificate issued by this CA (PEM
+  file); EXTERNAL then logs in as the certificate's common name.
 """
 
 import base64
@@ -26,12 +28,13 @@ import hmac
 import json
 import os
 import secrets
+import ssl
 
 from aiosmtpd.smtp import MISSING, AuthResult, LoginPassword, auth_mechanism
 
 from . import servers
 
-ALL = ("PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER", "SCRAM-SHA-256", "CRAM-MD5")
+ALL = ("PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER", "SCRAM-SHA-256", "CRAM-MD5", "EXTERNAL")
 TOKEN = "ya29.a0-Test-Access-Token.Zm9vYmFy"
 OAUTH_ERROR = {"status": "401", "schemes": "bearer", "scope": "https://mail.google.com/"}
 
@@ -63,6 +66,10 @@ class _SaslHandler(servers._Handler):
     async def auth_cram(self, server, args):
         return await self._server._cram(server, args)
 
+    @auth_mechanism("EXTERNAL")
+    async def auth_external(self, server, args):
+        return await self._server._external(server, args)
+
 
 async def _initial(server, args):
     if len(args) > 1:
@@ -90,9 +97,14 @@ class SaslServer(servers.SmtpServer):
         scram_final="challenge",
         forge_signature=False,
         refuse_with=None,
+        client_ca=None,
         **kwargs,
     ):
         super().__init__(cert, mode, user=user, password=password, **kwargs)
+        if client_ca is not None:
+            # A server that requires a client certificate from this CA.
+            self.ssl_context.verify_mode = ssl.CERT_REQUIRED
+            self.ssl_context.load_verify_locations(cafile=client_ca)
         self.token = token
         self.scram_final = scram_final
         self.forge_signature = forge_signature
@@ -205,3 +217,12 @@ class SaslServer(servers.SmtpServer):
         ok = user == self.user and digest == expected
         self._record(mechanism="CRAM-MD5", user=user, ok=ok)
         return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
+
+    async def _external(self, server, args):
+        # The identity is the TLS client certificate's (RFC 4422 A.1).
+        authzid = await _initial(server, args)
+        peer = server.transport.get_extra_info("peercert") or {}
+        names = [v for rdn in peer.get("subject", ()) for k, v in rdn if k == "commonName"]
+        ok = bool(names) and authzid == b""
+        self._record(mechanism="EXTERNAL", user=names[0] if names else None, authzid=authzid, ok=ok)
+        return AuthResult(success=ok, handled=False, auth_data=names[0] if ok else None)
