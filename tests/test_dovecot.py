@@ -1,5 +1,7 @@
-"""SCRAM-SHA-256 and CRAM-MD5 against a real SASL server: Dovecot's
-submission service (support/dovecot.py), relaying to an aiosmtpd sink.
+"""SCRAM-SHA-256, CRAM-MD5, XOAUTH2 and OAUTHBEARER against a real SASL
+server: Dovecot's submission service (support/dovecot.py), relaying to an
+aiosmtpd sink; the OAuth2 tokens are JWTs signed here and validated by
+Dovecot's oauth2 passdb.
 
 Dovecot prepends one ``Received:`` header to each message it relays; the
 rest must be hg's message byte for byte (CRLF). Every run is checked for
@@ -7,21 +9,27 @@ the password in any spelling (support/hg.py)."""
 
 import base64
 import re
-import tempfile
+import shlex
 import shutil
+import sys
+import tempfile
 
 import pytest
 
 from support import hg, servers
 from support.asserts import assert_ok
-from support.dovecot import Dovecot
+from support.dovecot import Dovecot, jwt
+
+JWT_KEY = b"securesmtp-test-hs256-key-0123456789"
 
 
 @pytest.fixture
 def dovecot(pki):
     sink = servers.SmtpServer(None, "plain").start()
     directory = tempfile.mkdtemp(prefix="securesmtp-dovecot-")
-    server = Dovecot(directory, pki.rsa, sink.port, user=servers.USER, password=servers.PASSWORD)
+    server = Dovecot(
+        directory, pki.rsa, sink.port, user=servers.USER, password=servers.PASSWORD, jwt_key=JWT_KEY
+    )
     server.sink = sink
     try:
         yield server.start()
@@ -86,5 +94,45 @@ def test_wrong_password_is_refused_by_dovecot(repo, pki, dovecot, auth):
     code, out, err = hg.run_hg(repo, hg.email_args(), _hgrc(dovecot, pki, password="not-the-Sw0rdfish", auth=auth))
     assert code == 255, (code, out, err)
     assert "authentication as alice failed: the server refused AUTH %s: 535" % auth.upper() in err, err
+    assert _logins(dovecot) == []
+    assert dovecot.sink.messages == []
+
+
+def _token_hgrc(dovecot, pki, token, auth):
+    cfg = _hgrc(dovecot, pki, password=None, auth=auth)
+    argv = (sys.executable, "-c", "import sys; print(sys.argv[1])", token)
+    cfg["smtp"]["password-command"] = " ".join(shlex.quote(a) for a in argv)
+    return cfg
+
+
+def _token_forms(token):
+    return servers.secret_forms() + servers.secret_forms(password=token) + [token]
+
+
+@pytest.mark.parametrize("auth", ["xoauth2", "oauthbearer"])
+def test_oauth2_token_accepted_by_dovecot(repo, series, pki, dovecot, auth):
+    token = jwt(JWT_KEY, servers.USER)
+    code, out, err = hg.run_hg(
+        repo, hg.email_args(), _token_hgrc(dovecot, pki, token, auth), secrets=_token_forms(token)
+    )
+    assert_ok((code, out, err))
+    _relayed(dovecot, series)
+    assert _logins(dovecot) == [("alice", auth.upper())], dovecot.log()
+
+
+@pytest.mark.parametrize("auth", ["xoauth2", "oauthbearer"])
+def test_oauth2_token_refused_by_dovecot_shows_its_reason(repo, pki, dovecot, auth):
+    token = jwt(b"not-the-key-" * 3, servers.USER)
+    code, out, err = hg.run_hg(
+        repo, hg.email_args() + ["--debug"], _token_hgrc(dovecot, pki, token, auth),
+        secrets=_token_forms(token),
+    )
+    assert code == 255, (code, out, err)
+    # Dovecot's error challenge, decoded (Google's form for XOAUTH2, RFC
+    # 7628's for OAUTHBEARER), then its 535.
+    reason = {"xoauth2": "status=401, schemes=bearer, scope=mail", "oauthbearer": "status=invalid_token"}
+    assert "(server's reason: %s)" % reason[auth] in err, err
+    assert "535" in err, err
+    assert "Incorrect JWT signature" in dovecot.log()
     assert _logins(dovecot) == []
     assert dovecot.sink.messages == []

@@ -7,7 +7,8 @@ submission service takes STARTTLS and AUTH from a passwd-file passdb with
 a plaintext-equivalent password, so it offers PLAIN, LOGIN, CRAM-MD5 and
 SCRAM-SHA-256 (``mechanisms``), and relays every accepted message to a
 sink on loopback (``relay_port``: an aiosmtpd server, which records what
-arrived).
+arrived). With ``jwt_key`` it also offers XOAUTH2 and OAUTHBEARER from the
+oauth2 passdb, validating HS256-signed JWTs locally (:func:`jwt`).
 
     with Dovecot(directory, cert, relay_port, password="pw") as dc:
         dc.port   # STARTTLS submission on 127.0.0.1
@@ -21,6 +22,7 @@ Dovecot is required, not optional: if it is missing, :class:`Dovecot`
 raises :class:`DovecotMissing` (the tests fail with the install command).
 """
 
+import base64
 import os
 import shutil
 import socket
@@ -60,8 +62,9 @@ mail_location = maildir:{d}/mail/%u
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/passwd
+  mechanisms = plain login cram-md5 scram-sha-256
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = static
   args = uid=nobody gid=nogroup home={d}/home/%u
 }}
@@ -98,6 +101,7 @@ class Dovecot:
         password="Sw0rdfish-Secret!",
         mechanisms="plain login cram-md5 scram-sha-256",
         port=None,
+        jwt_key=None,
     ):
         if not os.path.exists(DOVECOT):
             raise DovecotMissing(
@@ -111,6 +115,7 @@ class Dovecot:
         self.password = password
         self.mechanisms = mechanisms
         self.port = port or free_port()
+        self.jwt_key = jwt_key
         self.conf = os.path.join(self.directory, "dovecot.conf")
         self._proc = None
 
@@ -142,15 +147,21 @@ class Dovecot:
         shutil.copyfile(self.cert.chain, cert)
         shutil.copyfile(self.cert.key, key)
         os.chmod(key, 0o600)
+        oauth2_passdb = ""
+        mechanisms = self.mechanisms
+        if self.jwt_key is not None:
+            oauth2_passdb = self._oauth2()
+            mechanisms += " xoauth2 oauthbearer"
         with open(self.conf, "w", encoding="utf-8") as fp:
             fp.write(
                 CONF.format(
+                    oauth2_passdb=oauth2_passdb,
                     d=self.directory,
                     cert=cert,
                     key=key,
                     port=self.port,
                     relay_port=self.relay_port,
-                    mechanisms=self.mechanisms,
+                    mechanisms=mechanisms,
                 )
             )
         self._proc = subprocess.Popen(
@@ -176,6 +187,29 @@ class Dovecot:
         self.stop()
         raise DovecotError("dovecot did not answer on port %d:\n%s" % (self.port, self.log()))
 
+    def _oauth2(self):
+        """The oauth2 passdb, validating JWTs locally: HS256 with the key
+        looked up as shared/<azp>/<alg>/<kid> (azp and kid default to
+        "default") in a file dict."""
+        keys = os.path.join(self.directory, "keys", "default", "HS256")
+        os.makedirs(keys, exist_ok=True)
+        with open(os.path.join(keys, "default"), "w", encoding="ascii") as fp:
+            fp.write(base64.b64encode(self.jwt_key).decode())
+        ext = os.path.join(self.directory, "oauth2.conf.ext")
+        with open(ext, "w", encoding="utf-8") as fp:
+            fp.write(
+                "introspection_mode = local\n"
+                "local_validation_key_dict = fs:posix:prefix=%s/keys/\n"
+                "username_attribute = sub\n" % self.directory
+            )
+        return (
+            "passdb {\n"
+            "  driver = oauth2\n"
+            "  mechanisms = xoauth2 oauthbearer\n"
+            "  args = %s\n"
+            "}\n" % ext
+        )
+
     def stop(self, timeout=10.0):
         proc, self._proc = self._proc, None
         if proc is None:
@@ -187,3 +221,20 @@ class Dovecot:
             proc.kill()
             proc.wait(timeout)
         proc.stdout.close()
+
+
+def jwt(key, sub, lifetime=300, now=None):
+    """An HS256 JWT for ``sub`` that the oauth2 passdb accepts with ``key``."""
+    import hashlib
+    import hmac
+    import json
+
+    now = int(time.time()) if now is None else now
+
+    def b64url(data):
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64url(json.dumps({"sub": sub, "iat": now, "exp": now + lifetime}).encode())
+    signature = hmac.new(key, ("%s.%s" % (header, body)).encode(), hashlib.sha256).digest()
+    return "%s.%s.%s" % (header, body, b64url(signature))
