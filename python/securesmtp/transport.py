@@ -207,7 +207,7 @@ def _authenticate(ui, session, port, login):
                 and attempt < _ATTEMPTS
             )
             if not retry:
-                if exc.kind == "auth" and source == "keyring":
+                if exc.kind == "auth" and source == "keyring" and not errors.needs_oauth(exc):
                     raise errors.convert(
                         exc,
                         b"",
