@@ -127,6 +127,7 @@ mod tests {
             ("127.0.0.1", true),
             ("::1", true),
             ("[::1]", true),
+            ("bücher.example", false),
         ] {
             let name = server_name(&testutil::policy(host)).unwrap();
             assert_eq!(matches!(name, ServerName::IpAddress(_)), is_ip, "{host}");
@@ -135,7 +136,7 @@ mod tests {
 
     #[test]
     fn server_name_refuses_what_is_neither_a_host_nor_an_address() {
-        for host in ["", "bad name", "[localhost]", "mail..example.org"] {
+        for host in ["", "bad name", "[localhost]", "mail..example.org", "bü cher.example"] {
             let err = server_name(&testutil::policy(host)).unwrap_err();
             assert_eq!(
                 err,

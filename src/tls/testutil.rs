@@ -108,7 +108,8 @@ fn dn(cn: &str) -> DistinguishedName {
     name
 }
 
-fn ca_params(cn: &str) -> CertificateParams {
+/// A CA's parameters: CA:TRUE, keyCertSign, valid 2020 to 2099.
+pub(crate) fn ca_params(cn: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = dn(cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -192,9 +193,23 @@ impl Ca {
         }
     }
 
+    /// A self-signed CA (or any self-signed certificate that signs others)
+    /// made from `params`.
+    pub(crate) fn from_params(params: CertificateParams) -> Ca {
+        let key = KeyKind::Ecdsa.key();
+        Ca {
+            der: self_signed(&params, &key),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
     /// An intermediate CA signed by this one.
     pub(crate) fn intermediate(&self, cn: &str) -> Ca {
-        let params = ca_params(cn);
+        self.intermediate_from(ca_params(cn))
+    }
+
+    /// An intermediate made from `params`, signed by this one.
+    pub(crate) fn intermediate_from(&self, params: CertificateParams) -> Ca {
         let key = KeyKind::Ecdsa.key();
         Ca {
             der: self.sign(&params, &key),
