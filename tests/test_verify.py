@@ -412,3 +412,14 @@ def test_pasted_pin_line_for_an_international_host_takes_effect(
     )
     assert_ok(hg.run_hg(repo, hg.email_args(), cfg))
     assert_series_delivered(server, series, "starttls")
+
+
+def test_cacerts_without_certificates_aborts_as_stock_does(repo, pki, smtp_server, tmp_path, mode):
+    empty = tmp_path / "empty.pem"
+    empty.write_text("# no certificates here\n")
+    server = _server(smtp_server, pki.rsa, mode)
+    cfg = _creds_hgrc(server.port, mode, cacerts=str(empty))
+    result = hg.run_hg(repo, hg.email_args(), cfg)
+    assert_refused(result, server)
+    assert "error loading CA file %s: no PEM certificate found" % empty in result[2], result[2]
+    assert "error loading CA file %s" % empty in _stock_refuses(repo, server, mode, cacerts=str(empty))

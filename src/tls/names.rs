@@ -88,6 +88,15 @@ pub(crate) fn why_not(
                      only a whole leftmost * label matches)"
                 ));
             }
+            if let Some(pattern) = dns_sans
+                .iter()
+                .find(|p| top_level_wildcard_matches(p, host))
+            {
+                return Some(format!(
+                    "{pattern} is a wildcard over a whole top-level domain, which is not \
+                     accepted"
+                ));
+            }
         }
         _ => {}
     }
@@ -141,6 +150,19 @@ fn partial_wildcard_matches(pattern: &str, host: &str) -> bool {
         && host_label
             .get(host_label.len() - suffix.len()..)
             .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+}
+
+/// Whether `pattern` is `*.<one label>` (`*.org`, `*.localhost`) and would
+/// match `host` if such wildcards counted, as they do in stock Mercurial.
+fn top_level_wildcard_matches(pattern: &str, host: &str) -> bool {
+    let (Some(parent), Some((label, rest))) = (pattern.strip_prefix("*."), host.split_once('.'))
+    else {
+        return false;
+    };
+    !parent.is_empty()
+        && !parent.contains(['.', '*'])
+        && !label.is_empty()
+        && rest.trim_end_matches('.').eq_ignore_ascii_case(parent)
 }
 
 /// The names a certificate presents, for messages: its DNS and IP
@@ -390,7 +412,11 @@ mod tests {
         );
         assert_eq!(why_not(&cert, &name, CommonName::Allowed), None);
         assert_eq!(
-            why_not(&cert, &host("mail.example.org"), CommonName::OnlyForTheCaFile),
+            why_not(
+                &cert,
+                &host("mail.example.org"),
+                CommonName::OnlyForTheCaFile
+            ),
             None
         );
         let mut params = testutil::leaf_params(&["mail.example.org"]);
@@ -407,12 +433,49 @@ mod tests {
     }
 
     #[test]
+    fn wildcards_over_a_top_level_domain_are_explained() {
+        let der = testutil::leaf_with_sans(&["*.example"]);
+        let cert = cert::parse(&der).unwrap();
+        assert_eq!(
+            why_not(&cert, &host("mail.example"), CommonName::Allowed).as_deref(),
+            Some("*.example is a wildcard over a whole top-level domain, which is not accepted")
+        );
+        assert_eq!(
+            why_not(&cert, &host("mail.other"), CommonName::Allowed),
+            None
+        );
+        assert!(!top_level_wildcard_matches(
+            "*.example.org",
+            "mail.example.org"
+        ));
+        assert!(!top_level_wildcard_matches("*.example", "example"));
+    }
+
+    #[test]
     fn partial_wildcards_are_recognised_only_where_they_would_have_matched() {
-        assert!(partial_wildcard_matches("f*.example.org", "foo.example.org"));
-        assert!(partial_wildcard_matches("*o.example.org", "foo.example.org"));
-        assert!(!partial_wildcard_matches("b*.example.org", "foo.example.org"));
-        assert!(!partial_wildcard_matches("*.example.org", "foo.example.org"));
-        assert!(!partial_wildcard_matches("f*.example.net", "foo.example.org"));
-        assert!(!partial_wildcard_matches("foo*bar.example.org", "fo.example.org"));
+        assert!(partial_wildcard_matches(
+            "f*.example.org",
+            "foo.example.org"
+        ));
+        assert!(partial_wildcard_matches(
+            "*o.example.org",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "b*.example.org",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "*.example.org",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "f*.example.net",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "foo*bar.example.org",
+            "fo.example.org"
+        ));
     }
 }

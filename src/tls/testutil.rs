@@ -5,6 +5,10 @@
 //! self-signed, CA:TRUE, CN-only certificate of Mercurial's own TLS tests.
 //! testdata/rsa2048.key.pem is a throwaway RSA key (`openssl genpkey`),
 //! because rcgen with ring cannot generate RSA keys.
+//! testdata/v1-localhost.pem is an X.509 version 1 certificate (no
+//! extensions), self-signed, CN=localhost, valid to 2126, with its throwaway
+//! P-256 key in v1-localhost.key.pem (`openssl x509 -req -signkey`), because
+//! rcgen only makes version 3 certificates.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +35,13 @@ use super::policy::{MinVersion, TlsPolicy};
 
 pub(crate) const HG_PUB_PEM: &str = include_str!("testdata/hg-pub.pem");
 const RSA_KEY_PEM: &str = include_str!("testdata/rsa2048.key.pem");
+pub(crate) const V1_PEM: &str = include_str!("testdata/v1-localhost.pem");
+const V1_KEY_PEM: &str = include_str!("testdata/v1-localhost.key.pem");
+
+/// The key of [`V1_PEM`].
+pub(crate) fn v1_key() -> KeyPair {
+    KeyPair::from_pem(V1_KEY_PEM).expect("test key")
+}
 
 /// A policy for `host` with the defaults the settings layer uses.
 pub(crate) fn policy(host: &str) -> TlsPolicy {

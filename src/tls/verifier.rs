@@ -28,11 +28,17 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, verify_tls13_signature_with_raw_key,
+    WebPkiSupportedAlgorithms,
+};
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::{
+    CertificateError, DigitallySignedStruct, Error, OtherError, PeerMisbehaved, SignatureScheme,
+};
 use webpki::{EndEntityCert, VerifiedPath};
 use x509_parser::certificate::X509Certificate;
+use x509_parser::x509::X509Version;
 
 use super::anchor::{self, AnchorProblem};
 use super::pin::Pin;
@@ -605,6 +611,11 @@ impl Verifier {
             E::BadDer | E::BadDerTime | E::TrailingData(_) | E::MalformedExtensions => {
                 VerifyFailure::Other("certificate is malformed".to_owned())
             }
+            E::UnsupportedCertVersion => VerifyFailure::Other(
+                "certificate is an X.509 version 1 certificate, which is trusted only as \
+                 itself, when it is in your CA file"
+                    .to_owned(),
+            ),
             E::InvalidSignatureForPublicKey => {
                 VerifyFailure::Other("certificate has an invalid signature".to_owned())
             }
@@ -689,7 +700,26 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
+        let Some(spki) = v1_key(cert) else {
+            return verify_tls12_signature(message, cert, dss, &self.algorithms);
+        };
+        let key = webpki::RawPublicKeyEntity::try_from(&spki)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let algorithms = self
+            .algorithms
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algorithms)| *algorithms)
+            .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+        if algorithms
+            .iter()
+            .any(|alg| key.verify_signature(*alg, message, dss.signature()).is_ok())
+        {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(Error::InvalidCertificate(CertificateError::BadSignature))
+        }
     }
 
     fn verify_tls13_signature(
@@ -698,12 +728,27 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
+        match v1_key(cert) {
+            Some(spki) => {
+                verify_tls13_signature_with_raw_key(message, &spki, dss, &self.algorithms)
+            }
+            None => verify_tls13_signature(message, cert, dss, &self.algorithms),
+        }
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// The key of an X.509 version 1 certificate, which webpki cannot read as a
+/// certificate (it has no extensions, so no CA may vouch for it); one can
+/// still be trusted as itself from the CA file, as stock Mercurial trusts
+/// it, or pinned, and its handshake signature is checked with this key.
+fn v1_key(cert: &[u8]) -> Option<SubjectPublicKeyInfoDer<'static>> {
+    let parsed = cert::parse(cert)?;
+    (parsed.version() == X509Version::V1)
+        .then(|| SubjectPublicKeyInfoDer::from(parsed.public_key().raw.to_vec()))
 }
 
 fn check_pins(pins: &[Pin], leaf: &[u8]) -> Result<Trust, VerifyFailure> {
@@ -1375,7 +1420,11 @@ mod tests {
             .unwrap()
             .der()
             .to_vec();
-        let pem = format!("{}{}", testutil::der_to_pem(&old), testutil::der_to_pem(&renewed));
+        let pem = format!(
+            "{}{}",
+            testutil::der_to_pem(&old),
+            testutil::der_to_pem(&renewed)
+        );
         let file = TempFile::new(&pem);
         assert_eq!(
             verify(&trusting(&file, "localhost"), &[&leaf]),
@@ -1401,7 +1450,9 @@ mod tests {
             }
         );
         assert!(
-            failure.to_string().contains("a chain must end at a self-signed root CA"),
+            failure
+                .to_string()
+                .contains("a chain must end at a self-signed root CA"),
             "{failure}"
         );
         // With its root in the file too, the file's intermediate completes a
@@ -1489,7 +1540,9 @@ mod tests {
             }
         );
         assert!(
-            failure.to_string().ends_with("(path length constraint exceeded)"),
+            failure
+                .to_string()
+                .ends_with("(path length constraint exceeded)"),
             "{failure}"
         );
     }
