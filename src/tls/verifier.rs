@@ -1326,6 +1326,9 @@ mod tests {
         }
     }
 
+    /// A change to a certificate's parameters, for tables of cases.
+    type Edit = fn(&mut rcgen::CertificateParams);
+
     fn ca_with(edit: impl FnOnce(&mut rcgen::CertificateParams)) -> Ca {
         let mut params = testutil::ca_params("Test CA");
         edit(&mut params);
@@ -1484,7 +1487,7 @@ mod tests {
     fn a_self_signed_certificate_in_the_ca_file_must_be_fit_for_a_tls_server_to_be_trusted_as_itself(
     ) {
         let key = KeyKind::Ecdsa.key();
-        let cases: [(fn(&mut rcgen::CertificateParams), AnchorProblem); 3] = [
+        let cases: [(Edit, AnchorProblem); 3] = [
             (
                 |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
                 AnchorProblem::NotForServerAuth,
@@ -1549,7 +1552,7 @@ mod tests {
 
     #[test]
     fn an_anchor_must_be_allowed_to_sign_certificates_and_serve_tls() {
-        let cases: [(fn(&mut rcgen::CertificateParams), AnchorProblem); 5] = [
+        let cases: [(Edit, AnchorProblem); 5] = [
             (
                 |p| p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature],
                 AnchorProblem::NoCertSign,
@@ -1625,7 +1628,7 @@ mod tests {
             (rcgen::KeyUsagePurpose::ContentCommitment, false),
         ] {
             let mut params = testutil::leaf_params(&["localhost"]);
-            params.key_usages = vec![usage.clone()];
+            params.key_usages = vec![usage];
             let der = ca.sign(&params, &KeyKind::Ecdsa.key());
             let result = verify(&trusting(&file, "localhost"), &[&der]);
             if accepted {
