@@ -116,6 +116,9 @@ fn in_step(e: &Error) -> bool {
         || matches!(e, Error::RecipientsRefused { .. } | Error::BadInput(_))
 }
 
+/// The longest command line, CRLF included (RFC 5321 4.5.3.1.4).
+const MAX_COMMAND_LINE: usize = 512;
+
 /// Bytes per BDAT chunk: large messages go in bounded chunks, all pipelined.
 const BDAT_CHUNK: usize = 1 << 20;
 
@@ -308,13 +311,27 @@ impl Session {
             String::new()
         };
         let mut exchange = Exchange::new(mechanism, credentials, nonce);
+        let initial = exchange.initial_response(&self.config.host, self.config.port);
+        // RFC 4954 4: an initial response that would make the AUTH line
+        // longer than SMTP's 512 octets (OAuth2 tokens run to kilobytes)
+        // goes as the answer to the server's first, empty, challenge.
+        let fits = |ir: &String| {
+            "AUTH ".len() + mechanism.name().len() + 1 + ir.len() + 2 <= MAX_COMMAND_LINE
+        };
+        let (inline, deferred) = match initial {
+            Some(ir) if !fits(&ir) => (None, Some(ir)),
+            other => (other, None),
+        };
         let mut reply = self.command(
             &Command::Auth {
                 mechanism: mechanism.name().into(),
-                initial_response: exchange.initial_response(&self.config.host, self.config.port),
+                initial_response: inline,
             },
             Stage::Auth,
         )?;
+        if let (Some(ir), 334) = (deferred, reply.code()) {
+            reply = self.command(&Command::AuthResponse(ir), Stage::Auth)?;
+        }
         let mut challenges = 0;
         while reply.code() == 334 && challenges < auth::MAX_CHALLENGES {
             challenges += 1;

@@ -343,3 +343,29 @@ def test_microsoft_refusal_is_not_retried_interactively(repo, pki, sasl_server):
     assert (out + err).count("password:") == 1, (out, err)
     assert len(server.auth_log) == 1, server.auth_log
     _no_mail(server)
+
+
+@pytest.mark.parametrize("mechanism", ["xoauth2", "oauthbearer"])
+def test_long_token_goes_after_an_empty_challenge(repo, series, pki, sasl_server, mechanism):
+    # RFC 4954 4: an AUTH line over 512 octets is not allowed; the initial
+    # response then answers the server's empty 334 (aiosmtpd enforces 512).
+    token = "ya29." + "x" * 2500
+    server = sasl_server(offer=("XOAUTH2", "OAUTHBEARER"), token=token)
+    cfg = _hgrc(server, pki, auth=mechanism, command=printer(token))
+    code, out, err = _run(repo, cfg, ["--debug"], secrets=sasl.token_forms(token=token) + [token])
+    assert_ok((code, out, err))
+    assert_series_delivered(server, _debug_series(repo), "starttls")
+    auth = _auth_lines(server)
+    assert auth[0] == "AUTH " + mechanism.upper(), auth
+    i = server.commands.index(auth[0])
+    assert len(server.commands[i + 1]) > 2500, server.commands[i + 1][:40]
+    assert all(len(c) <= 510 for c in server.commands if c.split(" ")[0].isupper() and c != server.commands[i + 1])
+    assert server.auth_log[0]["ok"], server.auth_log
+
+
+def test_short_initial_response_stays_on_the_auth_line(repo, series, pki, sasl_server):
+    server = sasl_server(offer=("XOAUTH2",))
+    cfg = _hgrc(server, pki, auth="xoauth2", command=printer(sasl.TOKEN))
+    assert_ok(_run(repo, cfg))
+    auth = _auth_lines(server)
+    assert auth[0].startswith("AUTH XOAUTH2 ") and len(auth) == 1, auth

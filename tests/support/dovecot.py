@@ -223,8 +223,9 @@ class Dovecot:
         proc.stdout.close()
 
 
-def jwt(key, sub, lifetime=300, now=None):
-    """An HS256 JWT for ``sub`` that the oauth2 passdb accepts with ``key``."""
+def jwt(key, sub, lifetime=300, now=None, claims=None):
+    """An HS256 JWT for ``sub`` that the oauth2 passdb accepts with ``key``
+    (``claims`` adds more, e.g. to make it as long as real ones)."""
     import hashlib
     import hmac
     import json
@@ -235,6 +236,8 @@ def jwt(key, sub, lifetime=300, now=None):
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
     header = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = b64url(json.dumps({"sub": sub, "iat": now, "exp": now + lifetime}).encode())
+    payload = {"sub": sub, "iat": now, "exp": now + lifetime}
+    payload.update(claims or {})
+    body = b64url(json.dumps(payload).encode())
     signature = hmac.new(key, ("%s.%s" % (header, body)).encode(), hashlib.sha256).digest()
     return "%s.%s.%s" % (header, body, b64url(signature))

@@ -83,8 +83,22 @@ async def _initial(server, args):
     return None if blob is MISSING else blob
 
 
+class _SaslSMTP(servers._RecordingSMTP):
+    # AUTH continuation lines may be 12288 octets (RFC 4954 4); aiosmtpd
+    # reads them within this limit (1001 by default). Command lines stay
+    # limited to 512 octets (command_size_limit).
+    line_length_limit = 12288
+
+
+class _SaslController(servers._Controller):
+    def factory(self):
+        self._recorder.connections += 1
+        return _SaslSMTP(self.handler, self._recorder, **self.SMTP_kwargs)
+
+
 class SaslServer(servers.SmtpServer):
     handler_class = _SaslHandler
+    controller_class = _SaslController
 
     def __init__(
         self,
@@ -112,6 +126,7 @@ class SaslServer(servers.SmtpServer):
         self.auth_log = []
         excluded = [m for m in ALL if m not in offer]
         self._kwargs["auth_exclude_mechanism"] = excluded
+
 
     def _record(self, **entry):
         with self._lock:
