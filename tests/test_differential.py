@@ -357,11 +357,16 @@ def _doc_table():
 def test_stricter_than_stock_table(differential, capsys):
     rows = _stricter_rows(differential)
     table = stricter_table(rows)
+    verdicts = ["%-45s stock %-8s securesmtp %s" % (name, r.stock.verdict, r.ext.verdict)
+                for name, r in differential.results.items()]
+    wider = [name for name, r in differential.results.items()
+             if r.ext.verdict == ACCEPTED and r.stock.verdict == REFUSED]
     with capsys.disabled():
         sys.stdout.write(
-            "\n\nStricter than stock (%d of %d cases; %d cases run in %.1f s):\n%s\n"
-            % (len(rows), len(certmatrix.CASES), len(differential.results),
-               differential.seconds, table))
+            "\n\nEvery case (%d run in %.1f s):\n%s\n\nWider than stock: %s\n"
+            "\nStricter than stock (%d of %d cases):\n%s\n"
+            % (len(differential.results), differential.seconds, "\n".join(verdicts),
+               ", ".join(wider) or "none", len(rows), len(certmatrix.CASES), table))
     text, documented = _doc_table()
     assert documented is not None, "docs/security.md has no %s ... %s section" % (BEGIN, END)
     if os.environ.get("SECURESMTP_UPDATE_DOCS") == "1":
