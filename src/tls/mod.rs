@@ -21,6 +21,7 @@
 //!
 //! No socket I/O, no SMTP, no Python here.
 
+mod anchor;
 mod cert;
 mod danger;
 mod names;
@@ -42,6 +43,8 @@ use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
+pub use anchor::AnchorProblem;
+pub use names::ascii_host;
 pub use pin::{fingerprint, spki_pin, HashAlg, Pin, PinError};
 pub use policy::{MinVersion, TlsPolicy, TlsSetupError};
 pub use report::{describe_chain, describe_chain_at, CertSummary};
@@ -79,17 +82,20 @@ pub fn client_config(
 
 /// The rustls server name for `policy.server_name`: an IP literal becomes an
 /// IP address (an IPv6 literal may also be written in brackets), anything
-/// else must be a valid DNS name.
+/// else must be a valid DNS name, an internationalised one in its UTS-46
+/// ASCII form ([`ascii_host`]).
 pub fn server_name(policy: &TlsPolicy) -> Result<ServerName<'static>, TlsSetupError> {
+    let bad = || TlsSetupError::BadServerName {
+        name: policy.server_name.clone(),
+    };
     let host = policy.server_name.as_str();
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .filter(|h| h.parse::<Ipv6Addr>().is_ok())
         .unwrap_or(host);
-    ServerName::try_from(host.to_owned()).map_err(|_| TlsSetupError::BadServerName {
-        name: policy.server_name.clone(),
-    })
+    let host = ascii_host(host).ok_or_else(bad)?;
+    ServerName::try_from(host).map_err(|_| bad())
 }
 
 #[cfg(test)]

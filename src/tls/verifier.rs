@@ -5,33 +5,39 @@
 //! 1. pins: when any are configured, the leaf must match one, and nothing
 //!    else is checked (no CA, no name), even with `--insecure`;
 //! 2. `--insecure`: no CA or name check (see [`super::danger`]);
-//! 3. a leaf found verbatim in the user's CA file is trusted as itself, after
-//!    a date and host name check (RFC 6125, [`super::names`]);
-//! 4. otherwise webpki validates the chain to the CA file's or the default
-//!    roots, then the host name (DNS and IP subjectAltNames);
+//! 3. a self-signed leaf found verbatim in the user's CA file is trusted as
+//!    itself, when it is fit for a TLS server and within its dates
+//!    ([`super::anchor::as_itself`]), after a host name check (RFC 6125,
+//!    [`super::names`]);
+//! 4. otherwise webpki builds and validates the chain to the CA file's or
+//!    the default roots; every candidate path is also held to the rules
+//!    OpenSSL applies to its anchor and intermediates and webpki leaves out
+//!    ([`super::anchor::as_anchor`]: CA:TRUE, self-signed, keyCertSign,
+//!    serverAuth, critical extensions, dates, pathLen); then the leaf's
+//!    keyUsage and the host name (DNS and IP subjectAltNames);
 //! 5. the common name counts only for a certificate with no subjectAltName
-//!    at all that the user's own CA file vouches for (steps 3 or 4).
+//!    at all that the user's own CA file vouches for (steps 3 or 4) through
+//!    a path without name constraints, which the common name would bypass.
 //!
 //! The handshake signature is always checked with the ring provider's
 //! algorithms, whatever the outcome above. Revocation (CRLs, OCSP) is not
 //! checked, as in Mercurial.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::ParsedCertificate;
-use rustls::{
-    CertificateError, DigitallySignedStruct, Error, OtherError, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
+use webpki::{EndEntityCert, VerifiedPath};
 use x509_parser::certificate::X509Certificate;
 
+use super::anchor::{self, AnchorProblem};
 use super::pin::Pin;
 use super::policy::{TlsPolicy, TlsSetupError};
-use super::roots::{self, Anchors};
+use super::roots::{self, Anchors, Roots};
 use super::{cert, danger, names};
 
 /// Why the server was trusted.
@@ -50,7 +56,8 @@ pub enum Trust {
         /// The pin that matched, as [`super::fingerprint`] or
         /// [`super::spki_pin`] prints it.
         pin: String,
-        /// A SHA-1 certificate pin: the caller suggests a SHA-256 one.
+        /// A `[hostfingerprints]` (SHA-1) pin: the caller suggests the
+        /// SHA-256 `[hostsecurity]` line, as Mercurial does.
         legacy_sha1: bool,
     },
     /// Nothing was checked (`--insecure`). The caller warns.
@@ -90,6 +97,44 @@ pub enum VerifyFailure {
         expected: String,
         /// Its DNS and IP subjectAltNames, or its common name if it has none.
         presented: Vec<String>,
+        /// Why a presented name that looks right did not count, if one did.
+        why: Option<String>,
+    },
+    /// A CA the chain leads to may not vouch for it, by the rules OpenSSL
+    /// applies to trust anchors.
+    AnchorRefused {
+        /// The CA's subject.
+        subject: String,
+        /// Where it is: `your CA file (<path>)` or `the system trust store`.
+        source: String,
+        /// What is wrong with it.
+        problem: Box<AnchorProblem>,
+    },
+    /// An intermediate CA of the chain may not sign certificates.
+    IntermediateMayNotSign {
+        /// Its subject.
+        subject: String,
+    },
+    /// The server's certificate is in the CA file but may not be trusted as
+    /// itself (not self-signed, not for TLS servers, out of its dates).
+    NotTrustedAsItself {
+        /// The CA file.
+        path: String,
+        /// What is wrong with it.
+        problem: Box<AnchorProblem>,
+    },
+    /// The server's certificate is not fit for a TLS server.
+    LeafUnfit {
+        /// What is wrong with it.
+        problem: Box<AnchorProblem>,
+    },
+    /// The chain failed, and the CA file holds no CA certificate at all
+    /// (stock Mercurial then says no CA certificates were loaded).
+    NoCaInFile {
+        /// The CA file.
+        path: String,
+        /// Why the chain failed.
+        failure: Box<VerifyFailure>,
     },
     /// A certificate of the chain has expired.
     Expired {
@@ -127,6 +172,16 @@ impl fmt::Display for VerifyFailure {
             Self::NameMismatch {
                 expected,
                 presented,
+                why: Some(why),
+            } => write!(
+                f,
+                "certificate for {} is not valid for {expected}: {why}",
+                presented.join(", ")
+            ),
+            Self::NameMismatch {
+                expected,
+                presented,
+                why: None,
             } if presented.is_empty() => {
                 write!(
                     f,
@@ -136,10 +191,51 @@ impl fmt::Display for VerifyFailure {
             Self::NameMismatch {
                 expected,
                 presented,
+                why: None,
             } => write!(
                 f,
                 "certificate is for {}, not {expected}",
                 presented.join(", ")
+            ),
+            Self::AnchorRefused {
+                subject,
+                source,
+                problem,
+            } if matches!(**problem, AnchorProblem::NotCa { .. }) => write!(
+                f,
+                "the certificate {subject} in {source} {problem}, so it cannot vouch for \
+                 another certificate; a server certificate in a CA file is trusted only \
+                 as itself, and only when it is self-signed"
+            ),
+            Self::AnchorRefused {
+                subject,
+                source,
+                problem,
+            } if matches!(**problem, AnchorProblem::NotSelfSigned { .. }) => write!(
+                f,
+                "the CA {subject} in {source} {problem}; a chain must end at a \
+                 self-signed root CA, so add the root that issued it"
+            ),
+            Self::AnchorRefused {
+                subject,
+                source,
+                problem,
+            } => write!(f, "the CA {subject} in {source} {problem}"),
+            Self::IntermediateMayNotSign { subject } => write!(
+                f,
+                "the intermediate CA {subject} may not sign certificates (keyUsage lacks \
+                 keyCertSign)"
+            ),
+            Self::NotTrustedAsItself { path, problem } => write!(
+                f,
+                "certificate is in your CA file ({path}) but cannot be trusted as itself: \
+                 it {problem}"
+            ),
+            Self::LeafUnfit { problem } => write!(f, "certificate {problem}"),
+            Self::NoCaInFile { path, failure } => write!(
+                f,
+                "{failure} (your CA file {path} holds no CA certificate, so no CA \
+                 certificates were loaded)"
             ),
             Self::Expired { not_after } => write!(f, "certificate expired on {not_after}"),
             Self::NotYetValid { not_before } => {
@@ -180,6 +276,11 @@ impl VerifyFailure {
             Self::NameMismatch { .. } => CertificateError::NotValidForName,
             Self::Expired { .. } => CertificateError::Expired,
             Self::NotYetValid { .. } => CertificateError::NotValidYet,
+            Self::AnchorRefused { .. }
+            | Self::IntermediateMayNotSign { .. }
+            | Self::NotTrustedAsItself { .. }
+            | Self::NoCaInFile { .. } => CertificateError::UnknownIssuer,
+            Self::LeafUnfit { .. } => CertificateError::InvalidPurpose,
             Self::PinMismatch { .. } | Self::Other(_) => {
                 CertificateError::Other(OtherError(Arc::new(self.clone())))
             }
@@ -234,6 +335,78 @@ pub(crate) fn verifier(policy: &TlsPolicy) -> Result<(Arc<Verifier>, VerdictSlot
     Ok((Arc::new(verifier), slot))
 }
 
+/// Where the chain's trust comes from, for the rules and the messages.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// The platform store or the bundled roots.
+    Default,
+    /// The user's CA file (its path and all its certificates).
+    CaFile(&'a str, &'a [CertificateDer<'static>]),
+}
+
+impl Source<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Source::Default => "the system trust store".to_owned(),
+            Source::CaFile(path, _) => format!("your CA file ({path})"),
+        }
+    }
+}
+
+/// Why one candidate path was refused by the rules webpki leaves out.
+fn path_problem(
+    roots: &Roots,
+    source: Source<'_>,
+    path: &VerifiedPath<'_>,
+    now: i64,
+) -> Result<(), VerifyFailure> {
+    let mut intermediates = 0;
+    for ca in path.intermediate_certificates() {
+        let der = ca.der();
+        let Some(parsed) = cert::parse(&der) else {
+            return Err(VerifyFailure::Other("certificate is malformed".to_owned()));
+        };
+        if !anchor::intermediate_may_sign(&parsed) {
+            return Err(VerifyFailure::IntermediateMayNotSign {
+                subject: cert::dn(parsed.subject()),
+            });
+        }
+        // OpenSSL does not count self-issued CAs (key rollover) against pathLen.
+        if !cert::is_self_issued(&parsed) {
+            intermediates += 1;
+        }
+    }
+    // A bundled root comes without its certificate: it is curated, and
+    // webpki's (subject, key, name constraints) is all there is to check.
+    let Some(origin) = roots.origin(path.anchor()) else {
+        return Ok(());
+    };
+    let Some(parsed) = cert::parse(origin) else {
+        return Err(VerifyFailure::Other(
+            "a trusted CA certificate is malformed".to_owned(),
+        ));
+    };
+    anchor::as_anchor(&parsed, now, intermediates).map_err(|problem| VerifyFailure::AnchorRefused {
+        subject: cert::dn(parsed.subject()),
+        source: source.describe(),
+        problem: Box::new(problem),
+    })
+}
+
+/// Whether any CA on the path (the anchor included) constrains names, so the
+/// common name, which name constraints do not reach, may not stand in for a
+/// subjectAltName.
+fn constrains_names(path: &VerifiedPath<'_>) -> bool {
+    path.anchor().name_constraints.is_some()
+        || path
+            .intermediate_certificates()
+            .any(|ca| cert::parse(&ca.der()).is_some_and(|c| anchor::has_name_constraints(&c)))
+}
+
+fn secs(now: UnixTime) -> i64 {
+    i64::try_from(now.as_secs()).unwrap_or(i64::MAX)
+}
+
 impl Verifier {
     fn decide(
         &self,
@@ -250,146 +423,227 @@ impl Verifier {
         match &self.anchors {
             Anchors::None => Err(VerifyFailure::NoTrustAnchors),
             Anchors::Default(roots) => {
-                self.check_chain(roots, end_entity, intermediates, now, false)
+                self.check_chain(roots, Source::Default, end_entity, intermediates, now)
             }
-            Anchors::CaFile { certs, .. } if certs.contains(end_entity) => {
-                self.trust_as_itself(end_entity, now)
-            }
-            Anchors::CaFile { roots, .. } => {
-                self.check_chain(roots, end_entity, intermediates, now, true)
+            Anchors::CaFile { path, roots, certs } => {
+                let verbatim = certs.contains(end_entity);
+                if verbatim && cert::parse(end_entity).is_some_and(|c| anchor::is_self_signed(&c)) {
+                    return self.trust_as_itself(path, end_entity, now);
+                }
+                let source = Source::CaFile(path, certs);
+                match self.check_chain(roots, source, end_entity, intermediates, now) {
+                    Err(VerifyFailure::UnknownIssuer { .. }) if verbatim => {
+                        Err(VerifyFailure::NotTrustedAsItself {
+                            path: path.clone(),
+                            problem: Box::new(AnchorProblem::NotSelfSigned {
+                                issuer: cert::issuer(end_entity),
+                            }),
+                        })
+                    }
+                    Err(
+                        failure @ (VerifyFailure::UnknownIssuer { .. }
+                        | VerifyFailure::SelfSigned { .. }),
+                    ) if !has_ca_certificate(certs) => Err(VerifyFailure::NoCaInFile {
+                        path: path.clone(),
+                        failure: Box::new(failure),
+                    }),
+                    other => other,
+                }
             }
         }
     }
 
-    /// A leaf the user put in their CA file. webpki would refuse it if it
-    /// carries CA:TRUE (as `openssl req -x509` makes them), so the dates and
-    /// the name are checked here; the signature on it is moot.
-    fn trust_as_itself(&self, leaf: &[u8], now: UnixTime) -> Result<Trust, VerifyFailure> {
+    /// A self-signed leaf the user put in their CA file. webpki would refuse
+    /// it if it carries CA:TRUE (as `openssl req -x509` makes them), so it is
+    /// checked here as OpenSSL checks a chain of that one certificate; the
+    /// signature on it is moot.
+    fn trust_as_itself(
+        &self,
+        path: &str,
+        leaf: &[u8],
+        now: UnixTime,
+    ) -> Result<Trust, VerifyFailure> {
         let cert = cert::parse(leaf)
             .ok_or_else(|| VerifyFailure::Other("certificate is malformed".to_owned()))?;
-        check_dates(&cert, now)?;
+        anchor::as_itself(&cert, secs(now)).map_err(|problem| match problem {
+            AnchorProblem::Expired { not_after } => VerifyFailure::Expired { not_after },
+            AnchorProblem::NotYetValid { not_before } => VerifyFailure::NotYetValid { not_before },
+            problem => VerifyFailure::NotTrustedAsItself {
+                path: path.to_owned(),
+                problem: Box::new(problem),
+            },
+        })?;
         if names::san_matches(&cert, &self.name) {
             Ok(Trust::SelfInCaFile)
-        } else if names::cn_matches(&cert, &self.name) {
+        } else if names::cn_matches(&cert, &self.name) && !anchor::has_name_constraints(&cert) {
             Ok(Trust::CommonNameFallback)
         } else {
-            Err(self.name_mismatch(Some(&cert)))
+            Err(self.name_mismatch(Some(&cert), names::CommonName::Allowed))
         }
     }
 
     fn check_chain(
         &self,
-        roots: &RootCertStore,
+        roots: &Roots,
+        source: Source<'_>,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-        roots_are_users_ca_file: bool,
     ) -> Result<Trust, VerifyFailure> {
         let fail = |e| self.chain_failure(e, end_entity, intermediates);
-        let parsed = ParsedCertificate::try_from(end_entity).map_err(fail)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )
-        .map_err(fail)?;
-        match verify_server_name(&parsed, &self.name) {
-            Ok(()) => Ok(Trust::CaChain),
-            Err(_)
-                if roots_are_users_ca_file
-                    && cert::parse(end_entity)
-                        .is_some_and(|c| names::cn_matches(&c, &self.name)) =>
-            {
-                Ok(Trust::CommonNameFallback)
-            }
-            Err(e) => Err(fail(e)),
+        let leaf = cert::parse(end_entity)
+            .ok_or_else(|| VerifyFailure::Other("certificate is malformed".to_owned()))?;
+        let parsed = EndEntityCert::try_from(end_entity).map_err(fail)?;
+        // As OpenSSL does, the CA file's other certificates may complete a
+        // chain the server sent without its intermediates.
+        let mut pool = intermediates.to_vec();
+        if let Source::CaFile(_, certs) = source {
+            let extra: Vec<_> = certs
+                .iter()
+                .filter(|c| !intermediates.contains(c))
+                .collect();
+            pool.extend(extra.into_iter().cloned());
         }
+        let refusals = RefCell::new(Vec::new());
+        let rules = |path: &VerifiedPath<'_>| {
+            path_problem(roots, source, path, secs(now)).map_err(|refusal| {
+                refusals.borrow_mut().push(refusal);
+                // Lowest in webpki's ranking, so a more specific error from
+                // another candidate path wins; the refusal is kept above.
+                webpki::Error::UnknownIssuer
+            })
+        };
+        let verified = parsed.verify_for_usage(
+            self.algorithms.all,
+            roots.anchors(),
+            &pool,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            Some(&rules),
+        );
+        let constrained = match &verified {
+            Ok(path) => constrains_names(path),
+            Err(e) => {
+                return Err(match refusals.into_inner().into_iter().next() {
+                    Some(refusal) => refusal,
+                    None => fail(e.clone()),
+                })
+            }
+        };
+        anchor::check_server_key_usage(&leaf).map_err(|problem| VerifyFailure::LeafUnfit {
+            problem: Box::new(problem),
+        })?;
+        if parsed.verify_is_valid_for_subject_name(&self.name).is_ok() {
+            return Ok(Trust::CaChain);
+        }
+        let common_name = match source {
+            Source::Default => names::CommonName::OnlyForTheCaFile,
+            Source::CaFile(..) if constrained => names::CommonName::NameConstrained,
+            Source::CaFile(..) => names::CommonName::Allowed,
+        };
+        if common_name == names::CommonName::Allowed && names::cn_matches(&leaf, &self.name) {
+            return Ok(Trust::CommonNameFallback);
+        }
+        Err(self.name_mismatch(Some(&leaf), common_name))
     }
 
     fn chain_failure(
         &self,
-        error: Error,
+        error: webpki::Error,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
     ) -> VerifyFailure {
+        use webpki::Error as E;
         let leaf = cert::parse(end_entity);
         let lone_self_signed =
             intermediates.is_empty() && leaf.as_ref().is_some_and(cert::is_self_issued);
         let leaf_is_ca = leaf.as_ref().is_some_and(|c| c.is_ca());
-        let Error::InvalidCertificate(error) = error else {
-            return VerifyFailure::Other(error.to_string());
-        };
-        // The deprecated variants are matched too: rustls may still produce them.
+        // The deprecated variants are matched too: webpki may still produce them.
         #[allow(deprecated)]
         match error {
-            CertificateError::UnknownIssuer if lone_self_signed => VerifyFailure::SelfSigned {
+            E::UnknownIssuer if lone_self_signed => VerifyFailure::SelfSigned {
                 subject: cert::subject(end_entity),
             },
-            CertificateError::UnknownIssuer => VerifyFailure::UnknownIssuer {
-                issuer: cert::issuer(intermediates.last().unwrap_or(end_entity)),
+            E::UnknownIssuer => VerifyFailure::UnknownIssuer {
+                issuer: cert::issuer(intermediates.last().map_or(end_entity.as_ref(), |c| c)),
             },
-            CertificateError::ExpiredContext { not_after, .. } => VerifyFailure::Expired {
+            E::CertExpired { not_after, .. } => VerifyFailure::Expired {
                 not_after: utc(not_after),
             },
-            CertificateError::Expired => VerifyFailure::Expired {
-                not_after: leaf.map_or_else(
-                    || "?".to_owned(),
-                    |c| cert::utc(c.validity().not_after.timestamp()),
-                ),
-            },
-            CertificateError::NotValidYetContext { not_before, .. } => VerifyFailure::NotYetValid {
+            E::CertNotValidYet { not_before, .. } => VerifyFailure::NotYetValid {
                 not_before: utc(not_before),
             },
-            CertificateError::NotValidYet => VerifyFailure::NotYetValid {
-                not_before: leaf.map_or_else(
-                    || "?".to_owned(),
-                    |c| cert::utc(c.validity().not_before.timestamp()),
-                ),
-            },
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                self.name_mismatch(leaf.as_ref())
+            E::InvalidCertValidity => VerifyFailure::Other(
+                "certificate has a validity period that ends before it begins".to_owned(),
+            ),
+            E::CertNotValidForName(_) => {
+                self.name_mismatch(leaf.as_ref(), names::CommonName::Allowed)
             }
             // webpki refuses a CA certificate as the end entity before it
             // looks for an issuer; a lone self-signed one is the usual case.
-            CertificateError::Other(_) if leaf_is_ca && lone_self_signed => {
-                VerifyFailure::SelfSigned {
-                    subject: cert::subject(end_entity),
-                }
-            }
-            CertificateError::Other(_) if leaf_is_ca => VerifyFailure::Other(
+            E::CaUsedAsEndEntity if lone_self_signed => VerifyFailure::SelfSigned {
+                subject: cert::subject(end_entity),
+            },
+            E::CaUsedAsEndEntity if leaf_is_ca => VerifyFailure::Other(
                 "certificate is a CA certificate, not a server certificate".to_owned(),
             ),
-            CertificateError::BadEncoding => {
+            E::EndEntityUsedAsCa => VerifyFailure::Other(
+                "a certificate of the chain that is not a CA (basicConstraints CA:FALSE) \
+                 signed the certificate below it"
+                    .to_owned(),
+            ),
+            E::PathLenConstraintViolated => VerifyFailure::Other(
+                "path length constraint exceeded: an intermediate CA allows fewer CAs \
+                 below it than the chain has"
+                    .to_owned(),
+            ),
+            E::NameConstraintViolation => VerifyFailure::Other(
+                "certificate names a host outside the name constraints of a CA of its chain"
+                    .to_owned(),
+            ),
+            E::BadDer | E::BadDerTime | E::TrailingData(_) | E::MalformedExtensions => {
                 VerifyFailure::Other("certificate is malformed".to_owned())
             }
-            CertificateError::BadSignature => {
+            E::InvalidSignatureForPublicKey => {
                 VerifyFailure::Other("certificate has an invalid signature".to_owned())
             }
-            CertificateError::UnsupportedSignatureAlgorithm
-            | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
-            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
-                VerifyFailure::Other(
-                    "certificate is signed with an unsupported algorithm".to_owned(),
-                )
-            }
-            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            E::UnsupportedSignatureAlgorithm
+            | E::UnsupportedSignatureAlgorithmContext(_)
+            | E::UnsupportedSignatureAlgorithmForPublicKey
+            | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => VerifyFailure::Other(
+                "certificate is signed with an unsupported algorithm".to_owned(),
+            ),
+            E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => {
                 VerifyFailure::Other("certificate is not for TLS server authentication".to_owned())
             }
-            CertificateError::UnhandledCriticalExtension => {
+            E::UnsupportedCriticalExtension => {
                 VerifyFailure::Other("certificate has an unsupported critical extension".to_owned())
             }
             other => VerifyFailure::Other(format!("certificate rejected: {other}")),
         }
     }
 
-    fn name_mismatch(&self, leaf: Option<&X509Certificate<'_>>) -> VerifyFailure {
+    fn name_mismatch(
+        &self,
+        leaf: Option<&X509Certificate<'_>>,
+        common_name: names::CommonName,
+    ) -> VerifyFailure {
         VerifyFailure::NameMismatch {
             expected: self.name.to_str().into_owned(),
             presented: leaf.map(names::presented).unwrap_or_default(),
+            why: leaf.and_then(|c| names::why_not(c, &self.name, common_name)),
         }
     }
+}
+
+/// Whether any certificate of the CA file could be an anchor at some time
+/// (stock Mercurial warns that none were loaded when none is).
+fn has_ca_certificate(certs: &[CertificateDer<'static>]) -> bool {
+    certs.iter().any(|der| {
+        cert::parse(der)
+            .is_some_and(|c| matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca))
+    })
 }
 
 impl ServerCertVerifier for Verifier {
@@ -456,33 +710,13 @@ fn check_pins(pins: &[Pin], leaf: &[u8]) -> Result<Trust, VerifyFailure> {
     match pins.iter().find(|pin| pin.matches(leaf)) {
         Some(pin) => Ok(Trust::Pin {
             pin: pin.to_string(),
-            legacy_sha1: pin.is_sha1(),
+            legacy_sha1: pin.is_legacy(),
         }),
         None => Err(VerifyFailure::PinMismatch {
             pins: pins.iter().map(Pin::to_string).collect(),
-            certificates: pins.iter().any(|p| matches!(p, Pin::Cert { .. })),
-            public_keys: pins.iter().any(|p| matches!(p, Pin::PublicKey { .. })),
+            certificates: pins.iter().any(Pin::is_certificate),
+            public_keys: pins.iter().any(|p| !p.is_certificate()),
         }),
-    }
-}
-
-/// The validity period check webpki would do, for a certificate it does not
-/// validate (one trusted as itself). notAfter is inclusive, as in webpki.
-fn check_dates(cert: &X509Certificate<'_>, now: UnixTime) -> Result<(), VerifyFailure> {
-    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let validity = cert.validity();
-    let not_before = validity.not_before.timestamp();
-    let not_after = validity.not_after.timestamp();
-    if now < not_before {
-        Err(VerifyFailure::NotYetValid {
-            not_before: cert::utc(not_before),
-        })
-    } else if now > not_after {
-        Err(VerifyFailure::Expired {
-            not_after: cert::utc(not_after),
-        })
-    } else {
-        Ok(())
     }
 }
 
@@ -567,7 +801,8 @@ mod tests {
             failure,
             VerifyFailure::NameMismatch {
                 expected: "localhost".into(),
-                presented: vec!["mail.example.org".into()]
+                presented: vec!["mail.example.org".into()],
+                why: None,
             }
         );
         assert_eq!(
@@ -750,7 +985,8 @@ mod tests {
             verify(&trusting(&file, "127.0.0.1"), &[&der]),
             Err(VerifyFailure::NameMismatch {
                 expected: "127.0.0.1".into(),
-                presented: vec!["localhost".into()]
+                presented: vec!["localhost".into()],
+                why: None,
             })
         );
         let (_, verdict) = verify_at(
@@ -795,7 +1031,8 @@ mod tests {
             verify(&trusting(&file, "mail.example.org"), &[&der]),
             Err(VerifyFailure::NameMismatch {
                 expected: "mail.example.org".into(),
-                presented: vec!["localhost".into()]
+                presented: vec!["localhost".into()],
+                why: None,
             })
         );
     }
@@ -1001,6 +1238,7 @@ mod tests {
                 VerifyFailure::NameMismatch {
                     expected: "x".into(),
                     presented: vec![],
+                    why: None,
                 },
                 CertificateError::NotValidForName,
             ),
@@ -1026,6 +1264,7 @@ mod tests {
         let failure = VerifyFailure::NameMismatch {
             expected: "localhost".into(),
             presented: vec![],
+            why: None,
         };
         assert_eq!(
             failure.to_string(),
