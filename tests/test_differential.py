@@ -226,7 +226,7 @@ class Differential:
         problem = ""
         try:
             code, out, err = hg.run_hg(self.repo, args, self._hgrc(server.port, w, extension),
-                                       timeout=60, prefix=self.prefix or (),
+                                       timeout=60, prefix=self.prefix or (), env=w.env,
                                        allow_traceback=not extension)
         except AssertionError as exc:  # a traceback or a secret in the output
             code, out, err, problem = -1, "", str(exc), exc.__class__.__name__

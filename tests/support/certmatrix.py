@@ -96,6 +96,9 @@ class Case:
     hostfingerprints: dict = field(default_factory=dict)
     config: dict = field(default_factory=dict)  # {section: {key: value}}
     args: list = field(default_factory=list)
+    # Certificates in the default store both clients load when no CA file is
+    # set (SSL_CERT_FILE, with SSL_CERT_DIR empty); None: the system's.
+    default_store: Optional[list] = None
 
 
 MISSING = object()
@@ -119,6 +122,7 @@ class Written:
     key: str  # PEM path of the leaf's key
     cafile: Optional[str]
     host_cafile: Optional[str]
+    env: dict = field(default_factory=dict)
 
 
 CASES = []
@@ -297,10 +301,17 @@ class Matrix:
         key = _write(d, "key.pem", leaf.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
+        env = {}
+        if c.default_store is not None:
+            empty = os.path.join(d, "empty-cert-dir")
+            os.makedirs(empty, exist_ok=True)
+            env = {"SSL_CERT_FILE": _ca_path(d, "default-store.pem", c.default_store),
+                   "SSL_CERT_DIR": empty}
         return Written(
             name=spec.name, what=spec.what, case=c, chain=chain, key=key,
             cafile=_ca_path(d, "cafile.pem", c.cafile),
             host_cafile=_ca_path(d, "host-cafile.pem", c.host_cafile),
+            env=env,
         )
 
 
@@ -777,7 +788,13 @@ def _(m):
     return Case(chain=[m.leaf(m.root)], cafile=[m.root], host="localhost.")
 
 
-@case("ip-host-ip-san", "host 127.0.0.1, leaf with iPAddress SAN 127.0.0.1")
+@case("ip-host-ip-san", "host 127.0.0.1, leaf with iPAddress SAN 127.0.0.1 only (CN=SMTP server)")
+def _(m):
+    return Case(chain=[m.leaf(m.root, names=("127.0.0.1",), cn="SMTP server")], cafile=[m.root],
+                host="127.0.0.1")
+
+
+@case("ip-host-ip-san-cn-ip", "host 127.0.0.1, leaf with iPAddress SAN 127.0.0.1 and CN=127.0.0.1")
 def _(m):
     return Case(chain=[m.leaf(m.root, names=("127.0.0.1",))], cafile=[m.root], host="127.0.0.1")
 
@@ -966,9 +983,27 @@ def _(m):
     return Case(chain=[m.leaf(m.root)])
 
 
+@case("default-store-holds-root", "no CA file; the default store (SSL_CERT_FILE) holds the root")
+def _(m):
+    return Case(chain=[m.leaf(m.root)], default_store=[m.root])
+
+
+@case("default-store-holds-ca-false", "no CA file; the default store holds a CA:FALSE self-signed issuer")
+def _(m):
+    ss = m.leaf(None, names=("mail.example.org",))
+    return Case(chain=[m.leaf(ss)], default_store=[ss])
+
+
 @case("disableloaddefaultcerts", "devel.disableloaddefaultcerts and no CA file")
 def _(m):
     return Case(chain=[m.leaf(m.root)], config={"devel": {"disableloaddefaultcerts": "true"}})
+
+
+@case("disableloaddefaultcerts-root-in-store",
+      "devel.disableloaddefaultcerts, no CA file, the default store holds the root")
+def _(m):
+    return Case(chain=[m.leaf(m.root)], default_store=[m.root],
+                config={"devel": {"disableloaddefaultcerts": "true"}})
 
 
 @case("disableloaddefaultcerts-with-cafile", "devel.disableloaddefaultcerts with web.cacerts = root")
