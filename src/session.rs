@@ -21,12 +21,13 @@
 //! (XOAUTH2 needs a token source), SMTP over a proxy.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::channel::{Channel, Secured, WriteError};
 use crate::error::{Error, Stage};
 use crate::smtp::{auth, data, Capabilities, Command, Credentials, Mechanism, Reply, ReplyParser};
 use crate::tls::{self, MinVersion, TlsPolicy, Verdict};
-use crate::transport::{ConnectFailure, Connection, Interrupt, IoFailure, TlsInfo};
+use crate::transport::{ConnectFailure, Connection, Interrupt, IoFailure, TlsInfo, Transport};
 
 /// How the connection is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,16 +72,6 @@ pub trait Observer: Interrupt {
     fn wants_transcript(&self) -> bool;
 }
 
-/// How the current channel is protected. `Verified` is set only by the
-/// handshake code below, from a verdict that said yes; `Unverified` only in
-/// inspect mode, when the handshake was let through for a report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Channel {
-    Cleartext,
-    Verified,
-    Unverified,
-}
-
 /// What happened to one message.
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -94,10 +85,9 @@ pub struct Delivery {
 
 /// An open SMTP session.
 pub struct Session {
-    conn: Connection,
+    conn: Channel,
     parser: ReplyParser,
     caps: Capabilities,
-    channel: Channel,
     verdict: Option<Verdict>,
     greeting: Option<Reply>,
     cleartext_caps: Option<Capabilities>,
@@ -133,13 +123,7 @@ impl Session {
         let server = server_label(&config.host, config.port);
         // Build the TLS config first: a bad CA file or cipher list is a
         // config error, reported before any byte goes out.
-        let mut tls = match config.security {
-            Security::None => None,
-            _ => Some((
-                tls::client_config(&config.tls).map_err(Error::from_setup)?,
-                tls::server_name(&config.tls).map_err(Error::from_setup)?,
-            )),
-        };
+        let tls = tls_settings(&config)?;
         let conn = Connection::open(
             &config.host,
             config.port,
@@ -162,11 +146,30 @@ impl Session {
                     .join("; "),
             },
         })?;
+        Session::establish(config, Box::new(conn), tls, observer)
+    }
+
+    /// [`Session::connect`] over a transport that is already open.
+    #[cfg(test)]
+    pub(crate) fn over(
+        config: Config,
+        transport: Box<dyn Transport>,
+        observer: Box<dyn Observer + Send>,
+    ) -> Result<Session, Error> {
+        let tls = tls_settings(&config)?;
+        Session::establish(config, transport, tls, observer)
+    }
+
+    fn establish(
+        config: Config,
+        transport: Box<dyn Transport>,
+        mut tls: Option<TlsSettings>,
+        observer: Box<dyn Observer + Send>,
+    ) -> Result<Session, Error> {
         let mut session = Session {
-            conn,
+            conn: Channel::new(transport, config.security == Security::None),
             parser: ReplyParser::new(),
             caps: Capabilities::none(),
-            channel: Channel::Cleartext,
             verdict: None,
             greeting: None,
             cleartext_caps: None,
@@ -239,8 +242,8 @@ impl Session {
     }
 
     fn try_authenticate(&mut self, credentials: &Credentials) -> Result<(), Error> {
-        self.require_verified()?;
-        if matches!(self.channel, Channel::Cleartext)
+        self.proof()?;
+        if self.config.security == Security::None
             && !self.config.allow_cleartext_auth
             && !self.conn.peer().ip().is_loopback()
         {
@@ -301,7 +304,7 @@ impl Session {
         recipients: &[String],
         message: &[u8],
     ) -> Result<Delivery, Error> {
-        self.require_verified()?;
+        self.proof()?;
         let mut params = Vec::new();
         if self.caps.size().is_some() {
             params.push(format!("SIZE={}", message.len()));
@@ -348,7 +351,7 @@ impl Session {
             self.conn.close();
             return Ok(());
         }
-        self.conn.set_idle(QUIT_TIMEOUT.min(self.config.timeout));
+        self.conn.set_idle(self.quit_timeout());
         let result = self.command(&Command::Quit, Stage::Quit).map(|_| ());
         self.conn.close();
         result
@@ -590,21 +593,36 @@ impl Session {
     }
 
     /// Whether anything may be sent: not on a TLS channel the verifier
-    /// refused (only inspect mode leaves one open).
+    /// refused (only inspect mode leaves one open), nor on a closed one.
     fn may_speak(&self) -> bool {
-        self.channel != Channel::Unverified
+        self.conn.may_speak()
     }
 
     /// Credentials and messages go only over a verified channel, or over
-    /// cleartext when the user chose no TLS at all.
-    fn require_verified(&self) -> Result<(), Error> {
-        if self.channel == Channel::Verified || self.config.security == Security::None {
-            return Ok(());
-        }
-        Err(Error::Tls {
+    /// cleartext when the user chose no TLS at all; the channel holds the
+    /// proof of which.
+    fn proof(&self) -> Result<Secured, Error> {
+        self.conn.proof().ok_or_else(|| self.not_secured())
+    }
+
+    fn not_secured(&self) -> Error {
+        Error::Tls {
             server: server_label(&self.config.host, self.config.port),
             reason: "the server's certificate was not verified; nothing may be sent".into(),
-        })
+        }
+    }
+
+    /// How long QUIT may wait for its reply.
+    fn quit_timeout(&self) -> Duration {
+        QUIT_TIMEOUT.min(self.config.timeout)
+    }
+
+    fn reply_timeout(&self, stage: Stage) -> Duration {
+        if stage == Stage::Quit {
+            self.quit_timeout()
+        } else {
+            self.config.timeout
+        }
     }
 
     fn handshake(
@@ -614,9 +632,9 @@ impl Session {
         name: rustls::pki_types::ServerName<'static>,
     ) -> Result<(), Error> {
         let server = server_label(&self.config.host, self.config.port);
-        let result = self.conn.start_tls(config, name, self.observer.as_mut());
-        // The verifier leaves its verdict in the slot whether it passed or not.
-        let verdict = slot.lock().map(|mut v| v.take()).unwrap_or(None);
+        let (result, verdict) = self
+            .conn
+            .start_tls(config, name, &slot, self.observer.as_mut());
         match result {
             Ok(()) => {
                 let verdict = verdict.ok_or_else(|| Error::Tls {
@@ -624,10 +642,11 @@ impl Session {
                     reason: "handshake finished without certificate verification".into(),
                 })?;
                 match &verdict.result {
-                    Ok(_) => self.channel = Channel::Verified,
+                    Ok(_) => {}
                     // Only in inspect mode does a failed verdict complete the
-                    // handshake; such a channel is never marked secure.
-                    Err(_) if self.config.tls.inspect_only => self.channel = Channel::Unverified,
+                    // handshake; the channel stays unverified, so nothing
+                    // more is sent on it.
+                    Err(_) if self.config.tls.inspect_only => {}
                     Err(failure) => {
                         return Err(Error::Verify {
                             server,
@@ -682,7 +701,16 @@ impl Session {
             });
         }
         self.log_command(cmd);
-        self.write(&cmd.to_wire(), stage)?;
+        match self.conn.proof() {
+            Some(_) => self.write(&cmd.to_wire(), stage)?,
+            None => self
+                .conn
+                .write_before_tls(cmd, self.observer.as_mut())
+                .map_err(|e| match e {
+                    WriteError::Io(e) => self.io_error(stage, e),
+                    WriteError::NotSecured => self.not_secured(),
+                })?,
+        }
         self.read_reply(stage)
     }
 
@@ -700,13 +728,19 @@ impl Session {
         self.write(bytes, Stage::Auth)
     }
 
+    /// Every write but the few commands of the cleartext phase goes through
+    /// here and needs the channel's proof.
     fn write(&mut self, bytes: &[u8], stage: Stage) -> Result<(), Error> {
+        let proof = self.proof()?;
         self.conn
-            .write_all(bytes, self.observer.as_mut())
+            .write(bytes, proof, self.observer.as_mut())
             .map_err(|e| self.io_error(stage, e))
     }
 
+    /// One whole reply, which must arrive within the timeout however the
+    /// server paces its bytes.
     fn read_reply(&mut self, stage: Stage) -> Result<Reply, Error> {
+        let deadline = Instant::now() + self.reply_timeout(stage);
         loop {
             match self.parser.next_reply() {
                 Ok(Some(reply)) => {
@@ -727,7 +761,7 @@ impl Session {
             }
             let n = self
                 .conn
-                .read_some(&mut self.read_buf, self.observer.as_mut())
+                .read_some(&mut self.read_buf, deadline, self.observer.as_mut())
                 .map_err(|e| self.io_error(stage, e))?;
             self.parser.feed(&self.read_buf[..n]);
         }
@@ -750,7 +784,10 @@ impl Session {
 
     fn io_error(&self, stage: Stage, e: IoFailure) -> Error {
         match e {
-            IoFailure::Timeout(after) => Error::Timeout { stage, after },
+            IoFailure::Timeout => Error::Timeout {
+                stage,
+                after: self.reply_timeout(stage),
+            },
             IoFailure::Closed => Error::Closed { stage },
             IoFailure::Interrupted => Error::Interrupted,
             IoFailure::Os(e) => Error::Io {
@@ -763,6 +800,22 @@ impl Session {
             },
         }
     }
+}
+
+/// The rustls config, its verdict slot and the server name, when TLS is used.
+type TlsSettings = (
+    (std::sync::Arc<rustls::ClientConfig>, tls::VerdictSlot),
+    rustls::pki_types::ServerName<'static>,
+);
+
+fn tls_settings(config: &Config) -> Result<Option<TlsSettings>, Error> {
+    Ok(match config.security {
+        Security::None => None,
+        _ => Some((
+            tls::client_config(&config.tls).map_err(Error::from_setup)?,
+            tls::server_name(&config.tls).map_err(Error::from_setup)?,
+        )),
+    })
 }
 
 /// Pair recipients with their RCPT replies.
@@ -841,3 +894,7 @@ pub fn server_label(host: &str, port: u16) -> String {
         _ => format!("{host}:{port}"),
     }
 }
+
+#[cfg(test)]
+#[path = "session_model.rs"]
+mod model;
