@@ -284,6 +284,57 @@ def test_matrix_is_broad():
         assert name in SPECS, name
 
 
+def _certs(path):
+    from cryptography import x509
+
+    with open(path, "rb") as fp:
+        return x509.load_pem_x509_certificates(fp.read())
+
+
+def test_matrix_certificates_are_what_the_cases_say(differential):
+    # The properties made by hand (re-signed DER) or easy to get wrong,
+    # read back with an independent parser.
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    m = differential.matrix
+    written = {name: m.write(SPECS[name]) for name in (
+        "anchor-v1", "cafile-selfsigned-v1-itself", "leaf-sha1-signed", "inter-sha1-signed",
+        "anchor-sha1-self-signature", "leaf-rsa1024", "anchor-pathlen0-one-intermediate",
+        "anchor-nc-cn-only-leaf", "leaf-unknown-critical", "chain-out-of-order")}
+    (anchor,) = _certs(written["anchor-v1"].cafile)
+    assert anchor.version == x509.Version.v1 and len(anchor.extensions) == 0
+    (ss,) = _certs(written["cafile-selfsigned-v1-itself"].chain)
+    assert ss.version == x509.Version.v1 and ss.subject == ss.issuer
+    for name, index in (("leaf-sha1-signed", 0), ("inter-sha1-signed", 1)):
+        cert = _certs(written[name].chain)[index]
+        assert cert.signature_hash_algorithm.name == "sha1", name
+    (root,) = _certs(written["anchor-sha1-self-signature"].cafile)
+    assert root.signature_hash_algorithm.name == "sha1"
+    # cryptography will not verify SHA-1 itself: check the RSA signature by hand.
+    root.public_key().verify(root.signature, root.tbs_certificate_bytes, padding.PKCS1v15(),
+                             hashes.SHA1())
+    key = _certs(written["leaf-rsa1024"].chain)[0].public_key()
+    assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 1024
+    (anchor,) = _certs(written["anchor-pathlen0-one-intermediate"].cafile)
+    assert anchor.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
+    leaf, inter = _certs(written["anchor-pathlen0-one-intermediate"].chain)
+    leaf.verify_directly_issued_by(inter)
+    inter.verify_directly_issued_by(anchor)
+    (anchor,) = _certs(written["anchor-nc-cn-only-leaf"].cafile)
+    assert anchor.extensions.get_extension_for_class(x509.NameConstraints).critical
+    (leaf,) = _certs(written["anchor-nc-cn-only-leaf"].chain)
+    with pytest.raises(x509.ExtensionNotFound):
+        leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    (leaf,) = _certs(written["leaf-unknown-critical"].chain)
+    ext = leaf.extensions.get_extension_for_oid(certmatrix.UNKNOWN_OID)
+    assert ext.critical
+    leaf, a, b = _certs(written["chain-out-of-order"].chain)
+    leaf.verify_directly_issued_by(b)
+    b.verify_directly_issued_by(a)
+
+
 def test_harness_controls(differential):
     # Stock's verdicts on the controls: proof that the servers, the hosts
     # file and the classification work, so that "refused" means refused.
