@@ -142,26 +142,38 @@ def _hosts_prefix(directory):
     unshare = shutil.which("unshare")
     if unshare is None:
         return None, "unshare(1) not found"
+    # The system's hosts file plus our names, so localhost resolves as usual.
+    try:
+        with open("/etc/hosts") as fp:
+            system = fp.read()
+    except OSError:
+        system = "127.0.0.1 localhost\n"
     hosts = os.path.join(directory, "hosts")
     with open(hosts, "w") as fp:
-        fp.write("127.0.0.1 localhost %s\n::1 localhost ip6-localhost\n"
-                 % " ".join(certmatrix.EXTRA_HOSTS))
+        fp.write(system.rstrip("\n") + "\n127.0.0.1 %s\n" % " ".join(certmatrix.EXTRA_HOSTS))
     script = os.path.join(directory, "with-hosts.sh")
     with open(script, "w") as fp:
         fp.write('#!/bin/sh\nhosts=$1; shift\nmount --bind "$hosts" /etc/hosts || exit 97\n'
                  'exec "$@"\n')
-    flags = ["-m"] if os.geteuid() == 0 else ["-r", "-m"]
-    prefix = [unshare] + flags + ["--propagation", "private", "sh", script, hosts]
+    # As root a mount namespace is enough; otherwise (or where root lacks
+    # CAP_SYS_ADMIN, as in a default container) a user namespace maps us to
+    # root inside it.
+    attempts = ([["-m"]] if os.geteuid() == 0 else []) + [["-r", "-m"]]
     probe = "import socket; [socket.getaddrinfo(h, 25) for h in %r]" % (certmatrix.EXTRA_HOSTS,)
-    try:
-        proc = subprocess.run(prefix + [sys.executable, "-c", probe], capture_output=True,
-                              timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, "cannot run unshare: %s" % exc
-    if proc.returncode != 0:
-        return None, "no private mount namespace for a hosts file: %s" % (
+    why = "?"
+    for flags in attempts:
+        prefix = [unshare] + flags + ["--propagation", "private", "sh", script, hosts]
+        try:
+            proc = subprocess.run(prefix + [sys.executable, "-c", probe], capture_output=True,
+                                  timeout=30)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            why = "cannot run unshare: %s" % exc
+            continue
+        if proc.returncode == 0:
+            return prefix, None
+        why = "no private mount namespace for a hosts file: %s" % (
             proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
-    return prefix, None
+    return None, why
 
 
 def _resolves(host):
