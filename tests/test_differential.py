@@ -26,10 +26,10 @@ file of our own, bind-mounted over /etc/hosts in a private mount namespace
 where no namespace can be made, those cases are skipped with that reason.
 
 Trust source: where the case gives a CA file, both clients load only that
-file. Where it gives none, each uses its default store (stock: certifi if
-importable, else the system's; the extension: the system's), none of which
-holds the test CAs; ``test_trust_sources_match`` checks that certifi is not
-what stock uses unless the system store is the same file.
+file. Where it gives none, both load the default store: the system's, or
+the case's own bundle through SSL_CERT_FILE (read by OpenSSL for stock and by
+rustls-native-certs for the extension). Stock would prefer certifi's bundle
+if certifi were importable; ``test_trust_sources_match`` makes sure it is not.
 """
 
 import concurrent.futures
