@@ -80,10 +80,9 @@ impl fmt::Display for AnchorProblem {
             Self::NotCa { ca_false: false } => {
                 f.write_str("is not a CA certificate (no basicConstraints CA:TRUE)")
             }
-            Self::NotSelfSigned { issuer } => write!(
-                f,
-                "is not a root: it is issued by {issuer}, which is not in the file"
-            ),
+            Self::NotSelfSigned { issuer } => {
+                write!(f, "is not self-signed (its issuer is {issuer})")
+            }
             Self::NoCertSign => {
                 f.write_str("may not sign certificates (keyUsage lacks keyCertSign)")
             }

@@ -88,6 +88,15 @@ pub(crate) fn why_not(
                      only a whole leftmost * label matches)"
                 ));
             }
+            if let Some(pattern) = dns_sans
+                .iter()
+                .find(|p| top_level_wildcard_matches(p, host))
+            {
+                return Some(format!(
+                    "{pattern} is a wildcard over a whole top-level domain, which is not \
+                     accepted"
+                ));
+            }
         }
         _ => {}
     }
@@ -141,6 +150,19 @@ fn partial_wildcard_matches(pattern: &str, host: &str) -> bool {
         && host_label
             .get(host_label.len() - suffix.len()..)
             .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+}
+
+/// Whether `pattern` is `*.<one label>` (`*.org`, `*.localhost`) and would
+/// match `host` if such wildcards counted, as they do in stock Mercurial.
+fn top_level_wildcard_matches(pattern: &str, host: &str) -> bool {
+    let (Some(parent), Some((label, rest))) = (pattern.strip_prefix("*."), host.split_once('.'))
+    else {
+        return false;
+    };
+    !parent.is_empty()
+        && !parent.contains(['.', '*'])
+        && !label.is_empty()
+        && rest.trim_end_matches('.').eq_ignore_ascii_case(parent)
 }
 
 /// The names a certificate presents, for messages: its DNS and IP
@@ -351,5 +373,109 @@ mod tests {
         assert!(cn_matches(&cert, &host("127.0.0.1")));
         assert!(!cn_matches(&cert, &host("127.0.0.2")));
         assert!(!cn_matches(&cert, &host("localhost")));
+    }
+
+    #[test]
+    fn international_names_become_their_uts46_ascii_form() {
+        for (written, ascii) in [
+            ("bücher.example", "xn--bcher-kva.example"),
+            ("BÜCHER.example", "xn--bcher-kva.example"),
+            // IDNA 2008 keeps ß and ς (IDNA 2003 mapped them to ss and σ).
+            ("faß.de", "xn--fa-hia.de"),
+            ("ελληνικά.example", "xn--hxargifdar.example"),
+            ("mail.example.org", "mail.example.org"),
+            ("Mail.Example.ORG", "Mail.Example.ORG"),
+            ("127.0.0.1", "127.0.0.1"),
+        ] {
+            assert_eq!(ascii_host(written).as_deref(), Some(ascii), "{written}");
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_an_international_host_name_is_refused() {
+        for bad in ["bü cher.example", "bü_cher.example", "bücher..example"] {
+            assert_eq!(ascii_host(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_common_name_that_matches_is_explained_when_it_did_not_count() {
+        let der = testutil::no_san_self_signed("localhost");
+        let cert = cert::parse(&der).unwrap();
+        let name = host("localhost");
+        assert_eq!(
+            why_not(&cert, &name, CommonName::OnlyForTheCaFile).as_deref(),
+            Some(
+                "it has no subjectAltName, and its common name is only used for a CA in \
+                 your own CA file"
+            )
+        );
+        assert_eq!(why_not(&cert, &name, CommonName::Allowed), None);
+        assert_eq!(
+            why_not(
+                &cert,
+                &host("mail.example.org"),
+                CommonName::OnlyForTheCaFile
+            ),
+            None
+        );
+        let mut params = testutil::leaf_params(&["mail.example.org"]);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let der = testutil::self_signed(&params, &testutil::KeyKind::Ecdsa.key());
+        let cert = cert::parse(&der).unwrap();
+        assert_eq!(
+            why_not(&cert, &name, CommonName::Allowed).as_deref(),
+            Some("its common name is not used because it has a subjectAltName (RFC 6125)")
+        );
+    }
+
+    #[test]
+    fn wildcards_over_a_top_level_domain_are_explained() {
+        let der = testutil::leaf_with_sans(&["*.example"]);
+        let cert = cert::parse(&der).unwrap();
+        assert_eq!(
+            why_not(&cert, &host("mail.example"), CommonName::Allowed).as_deref(),
+            Some("*.example is a wildcard over a whole top-level domain, which is not accepted")
+        );
+        assert_eq!(
+            why_not(&cert, &host("mail.other"), CommonName::Allowed),
+            None
+        );
+        assert!(!top_level_wildcard_matches(
+            "*.example.org",
+            "mail.example.org"
+        ));
+        assert!(!top_level_wildcard_matches("*.example", "example"));
+    }
+
+    #[test]
+    fn partial_wildcards_are_recognised_only_where_they_would_have_matched() {
+        assert!(partial_wildcard_matches(
+            "f*.example.org",
+            "foo.example.org"
+        ));
+        assert!(partial_wildcard_matches(
+            "*o.example.org",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "b*.example.org",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "*.example.org",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "f*.example.net",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "foo*bar.example.org",
+            "fo.example.org"
+        ));
     }
 }

@@ -28,7 +28,7 @@ impl Roots {
     /// Every certificate webpki can read as an anchor. The others (a v1 leaf,
     /// say) still count for the trusted-as-itself check, so they are not an
     /// error here.
-    fn from_certs(certs: &[CertificateDer<'static>]) -> Roots {
+    pub(crate) fn from_certs(certs: &[CertificateDer<'static>]) -> Roots {
         let mut roots = Roots::default();
         for der in certs {
             if let Ok(anchor) = webpki::anchor_from_trusted_cert(der) {

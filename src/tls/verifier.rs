@@ -28,11 +28,17 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, verify_tls13_signature_with_raw_key,
+    WebPkiSupportedAlgorithms,
+};
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::{
+    CertificateError, DigitallySignedStruct, Error, OtherError, PeerMisbehaved, SignatureScheme,
+};
 use webpki::{EndEntityCert, VerifiedPath};
 use x509_parser::certificate::X509Certificate;
+use x509_parser::x509::X509Version;
 
 use super::anchor::{self, AnchorProblem};
 use super::pin::Pin;
@@ -605,6 +611,11 @@ impl Verifier {
             E::BadDer | E::BadDerTime | E::TrailingData(_) | E::MalformedExtensions => {
                 VerifyFailure::Other("certificate is malformed".to_owned())
             }
+            E::UnsupportedCertVersion => VerifyFailure::Other(
+                "certificate is an X.509 version 1 certificate, which is trusted only as \
+                 itself, when it is in your CA file"
+                    .to_owned(),
+            ),
             E::InvalidSignatureForPublicKey => {
                 VerifyFailure::Other("certificate has an invalid signature".to_owned())
             }
@@ -689,7 +700,26 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
+        let Some(spki) = v1_key(cert) else {
+            return verify_tls12_signature(message, cert, dss, &self.algorithms);
+        };
+        let key = webpki::RawPublicKeyEntity::try_from(&spki)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let algorithms = self
+            .algorithms
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algorithms)| *algorithms)
+            .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+        if algorithms
+            .iter()
+            .any(|alg| key.verify_signature(*alg, message, dss.signature()).is_ok())
+        {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(Error::InvalidCertificate(CertificateError::BadSignature))
+        }
     }
 
     fn verify_tls13_signature(
@@ -698,12 +728,27 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
+        match v1_key(cert) {
+            Some(spki) => {
+                verify_tls13_signature_with_raw_key(message, &spki, dss, &self.algorithms)
+            }
+            None => verify_tls13_signature(message, cert, dss, &self.algorithms),
+        }
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
     }
+}
+
+/// The key of an X.509 version 1 certificate, which webpki cannot read as a
+/// certificate (it has no extensions, so no CA may vouch for it); one can
+/// still be trusted as itself from the CA file, as stock Mercurial trusts
+/// it, or pinned, and its handshake signature is checked with this key.
+fn v1_key(cert: &[u8]) -> Option<SubjectPublicKeyInfoDer<'static>> {
+    let parsed = cert::parse(cert)?;
+    (parsed.version() == X509Version::V1)
+        .then(|| SubjectPublicKeyInfoDer::from(parsed.public_key().raw.to_vec()))
 }
 
 fn check_pins(pins: &[Pin], leaf: &[u8]) -> Result<Trust, VerifyFailure> {
@@ -735,7 +780,7 @@ mod tests {
         let (verifier, slot) = verifier(policy).unwrap();
         let certs: Vec<CertificateDer<'_>> =
             chain.iter().map(|der| CertificateDer::from(*der)).collect();
-        let name = ServerName::try_from(policy.server_name.clone()).unwrap();
+        let name = super::super::server_name(policy).unwrap();
         let passed = verifier
             .verify_server_cert(&certs[0], &certs[1..], &name, &[], now)
             .is_ok();
@@ -1270,5 +1315,464 @@ mod tests {
             failure.to_string(),
             "certificate names no host, so it is not valid for localhost"
         );
+    }
+
+    // -- the CA file by OpenSSL's rules --------------------------------------
+
+    fn refused(failure: &VerifyFailure) -> &AnchorProblem {
+        match failure {
+            VerifyFailure::AnchorRefused { problem, .. } => problem,
+            other => panic!("expected an anchor refusal, got {other:?}"),
+        }
+    }
+
+    /// A change to a certificate's parameters, for tables of cases.
+    type Edit = fn(&mut rcgen::CertificateParams);
+
+    fn ca_with(edit: impl FnOnce(&mut rcgen::CertificateParams)) -> Ca {
+        let mut params = testutil::ca_params("Test CA");
+        edit(&mut params);
+        Ca::from_params(params)
+    }
+
+    fn unknown_critical_extension() -> rcgen::CustomExtension {
+        let mut ext =
+            rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+        ext.set_criticality(true);
+        ext
+    }
+
+    #[test]
+    fn a_self_signed_ca_false_server_certificate_in_the_ca_file_vouches_only_for_itself() {
+        // What the README tells users to put in web.cacerts for their own
+        // server, made the way `openssl req -x509 -addext basicConstraints=CA:FALSE` does.
+        let server = ca_with(|p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, "localhost");
+            p.subject_alt_names = vec![rcgen::SanType::DnsName("localhost".try_into().unwrap())];
+            p.is_ca = rcgen::IsCa::ExplicitNoCa;
+            p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        });
+        let file = TempFile::new(&server.pem());
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[server.der()]),
+            Ok(Trust::SelfInCaFile)
+        );
+        // Its key signs a certificate for another host: stock refuses
+        // ("invalid CA certificate"), and so does this verifier.
+        let forged = server.leaf(&["mail.example.org"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "mail.example.org"), &[&forged.der]).unwrap_err();
+        assert_eq!(refused(&failure), &AnchorProblem::NotCa { ca_false: true });
+        let text = failure.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "the certificate CN=localhost in your CA file ({}) is not a CA certificate \
+                 (basicConstraints CA:FALSE), so it cannot vouch for another certificate; \
+                 a server certificate in a CA file is trusted only as itself",
+                file.path().display()
+            )),
+            "{text}"
+        );
+        // Sent along with the forged leaf, it is no intermediate either.
+        assert!(verify(
+            &trusting(&file, "mail.example.org"),
+            &[&forged.der, server.der()]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn an_expired_or_not_yet_valid_ca_in_the_ca_file_is_refused_with_its_date() {
+        let ca = ca_with(|p| p.not_after = rcgen::date_time_ymd(2024, 1, 1));
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            format!(
+                "the CA CN=Test CA in your CA file ({}) expired on 2024-01-01 00:00:00 UTC",
+                file.path().display()
+            )
+        );
+        let ca = ca_with(|p| p.not_before = rcgen::date_time_ymd(2026, 1, 1));
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            refused(&failure),
+            &AnchorProblem::NotYetValid {
+                not_before: "2026-01-01 00:00:00 UTC".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_renewed_ca_with_the_same_key_stands_in_for_an_expired_one_in_the_same_file() {
+        let key = KeyKind::Ecdsa.key();
+        let mut old = testutil::ca_params("Test CA");
+        old.not_after = rcgen::date_time_ymd(2024, 1, 1);
+        let old = testutil::self_signed(&old, &key);
+        let renewed = testutil::ca_params("Test CA");
+        let issuer = rcgen::Issuer::new(renewed.clone(), key);
+        let renewed = testutil::self_signed(&renewed, issuer.key());
+        let leaf_key = KeyKind::Ecdsa.key();
+        let leaf = testutil::leaf_params(&["localhost"])
+            .signed_by(&leaf_key, &issuer)
+            .unwrap()
+            .der()
+            .to_vec();
+        let pem = format!(
+            "{}{}",
+            testutil::der_to_pem(&old),
+            testutil::der_to_pem(&renewed)
+        );
+        let file = TempFile::new(&pem);
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&leaf]),
+            Ok(Trust::CaChain)
+        );
+    }
+
+    #[test]
+    fn an_intermediate_alone_in_the_ca_file_is_not_a_trust_anchor() {
+        let root = Ca::new("Test Root");
+        let intermediate = root.intermediate("Test Intermediate");
+        let leaf = intermediate.leaf(&["localhost"], KeyKind::Ecdsa);
+        let file = TempFile::new(&intermediate.pem());
+        let failure = verify(
+            &trusting(&file, "localhost"),
+            &[&leaf.der, intermediate.der()],
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused(&failure),
+            &AnchorProblem::NotSelfSigned {
+                issuer: "CN=Test Root".into()
+            }
+        );
+        assert!(
+            failure
+                .to_string()
+                .contains("a chain must end at a self-signed root CA"),
+            "{failure}"
+        );
+        // With its root in the file too, the file's intermediate completes a
+        // chain the server sent without it, as OpenSSL does.
+        let file = TempFile::new(&format!("{}{}", intermediate.pem(), root.pem()));
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&leaf.der]),
+            Ok(Trust::CaChain)
+        );
+    }
+
+    #[test]
+    fn a_leaf_in_the_ca_file_that_is_not_self_signed_is_not_trusted_as_itself() {
+        let ca = Ca::new("Test CA");
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let file = TempFile::new(&testutil::der_to_pem(&leaf.der));
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            format!(
+                "certificate is in your CA file ({}) but cannot be trusted as itself: it is \
+                 not self-signed (its issuer is CN=Test CA)",
+                file.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_self_signed_certificate_in_the_ca_file_must_be_fit_for_a_tls_server_to_be_trusted_as_itself(
+    ) {
+        let key = KeyKind::Ecdsa.key();
+        let cases: [(Edit, AnchorProblem); 3] = [
+            (
+                |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+                AnchorProblem::NotForServerAuth,
+            ),
+            (
+                |p| p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign],
+                AnchorProblem::KeyUsageNotForTls,
+            ),
+            (
+                |p| p.custom_extensions = vec![unknown_critical_extension()],
+                AnchorProblem::CriticalExtension {
+                    oid: "1.3.6.1.4.1.99999.1".into(),
+                },
+            ),
+        ];
+        for (edit, problem) in cases {
+            let mut params = testutil::leaf_params(&["localhost"]);
+            edit(&mut params);
+            let der = testutil::self_signed(&params, &key);
+            let file = TempFile::new(&testutil::der_to_pem(&der));
+            let failure = verify(&trusting(&file, "localhost"), &[&der]).unwrap_err();
+            assert_eq!(
+                failure,
+                VerifyFailure::NotTrustedAsItself {
+                    path: file.path().display().to_string(),
+                    problem: Box::new(problem),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn the_anchors_path_length_constraint_limits_the_intermediates_below_it() {
+        let root = ca_with(|p| p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0)));
+        let file = TempFile::new(&root.pem());
+        let direct = root.leaf(&["localhost"], KeyKind::Ecdsa);
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&direct.der]),
+            Ok(Trust::CaChain)
+        );
+        let intermediate = root.intermediate("Test Intermediate");
+        let leaf = intermediate.leaf(&["localhost"], KeyKind::Ecdsa);
+        let failure = verify(
+            &trusting(&file, "localhost"),
+            &[&leaf.der, intermediate.der()],
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused(&failure),
+            &AnchorProblem::PathLength {
+                allowed: 0,
+                used: 1
+            }
+        );
+        assert!(
+            failure
+                .to_string()
+                .ends_with("(path length constraint exceeded)"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn an_anchor_must_be_allowed_to_sign_certificates_and_serve_tls() {
+        let cases: [(Edit, AnchorProblem); 5] = [
+            (
+                |p| p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature],
+                AnchorProblem::NoCertSign,
+            ),
+            (
+                |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+                AnchorProblem::NotForServerAuth,
+            ),
+            // OpenSSL 3 refuses anyExtendedKeyUsage alone for a TLS server CA.
+            (
+                |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Any],
+                AnchorProblem::NotForServerAuth,
+            ),
+            (
+                |p| p.custom_extensions = vec![unknown_critical_extension()],
+                AnchorProblem::CriticalExtension {
+                    oid: "1.3.6.1.4.1.99999.1".into(),
+                },
+            ),
+            (
+                |p| p.is_ca = rcgen::IsCa::NoCa,
+                AnchorProblem::NotCa { ca_false: false },
+            ),
+        ];
+        for (edit, problem) in cases {
+            let ca = ca_with(edit);
+            let file = TempFile::new(&ca.pem());
+            let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+            let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+            assert_eq!(refused(&failure), &problem);
+        }
+        let ca = ca_with(|p| {
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        });
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&leaf.der]),
+            Ok(Trust::CaChain)
+        );
+    }
+
+    #[test]
+    fn an_intermediate_must_be_allowed_to_sign_certificates() {
+        let root = Ca::new("Test Root");
+        let mut params = testutil::ca_params("Test Intermediate");
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        let intermediate = root.intermediate_from(params);
+        let leaf = intermediate.leaf(&["localhost"], KeyKind::Ecdsa);
+        let file = TempFile::new(&root.pem());
+        let failure = verify(
+            &trusting(&file, "localhost"),
+            &[&leaf.der, intermediate.der()],
+        )
+        .unwrap_err();
+        assert_eq!(
+            failure,
+            VerifyFailure::IntermediateMayNotSign {
+                subject: "CN=Test Intermediate".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_server_certificate_whose_key_usage_excludes_tls_is_refused() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        for (usage, accepted) in [
+            (rcgen::KeyUsagePurpose::DigitalSignature, true),
+            (rcgen::KeyUsagePurpose::KeyEncipherment, true),
+            (rcgen::KeyUsagePurpose::KeyAgreement, true),
+            (rcgen::KeyUsagePurpose::DataEncipherment, false),
+            (rcgen::KeyUsagePurpose::ContentCommitment, false),
+        ] {
+            let mut params = testutil::leaf_params(&["localhost"]);
+            params.key_usages = vec![usage];
+            let der = ca.sign(&params, &KeyKind::Ecdsa.key());
+            let result = verify(&trusting(&file, "localhost"), &[&der]);
+            if accepted {
+                assert_eq!(result, Ok(Trust::CaChain), "{usage:?}");
+            } else {
+                assert_eq!(
+                    result.unwrap_err().to_string(),
+                    "certificate has a keyUsage that allows none of digitalSignature, \
+                     keyEncipherment and keyAgreement",
+                    "{usage:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn name_constraints_on_the_path_turn_the_common_name_fallback_off() {
+        let ca = ca_with(|p| {
+            p.name_constraints = Some(rcgen::NameConstraints {
+                permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("other.example".into())],
+                excluded_subtrees: vec![],
+            });
+        });
+        let file = TempFile::new(&ca.pem());
+        let mut params = testutil::leaf_params(&[]);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let der = ca.sign(&params, &KeyKind::Ecdsa.key());
+        let failure = verify(&trusting(&file, "localhost"), &[&der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate for localhost is not valid for localhost: it has no subjectAltName, \
+             and its common name is not used when a CA of its chain has name constraints"
+        );
+        // A SAN outside the constraints is webpki's refusal.
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        assert!(verify(&trusting(&file, "localhost"), &[&leaf.der]).is_err());
+    }
+
+    #[test]
+    fn a_ca_file_without_any_ca_certificate_says_so() {
+        let key = KeyKind::Ecdsa.key();
+        let mut params = testutil::leaf_params(&["mail.example.org"]);
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        let own = testutil::self_signed(&params, &key);
+        let file = TempFile::new(&testutil::der_to_pem(&own));
+        let evil = Ca::new("Evil CA");
+        let leaf = evil.leaf(&["localhost"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            format!(
+                "certificate is signed by an unknown authority (issuer: CN=Evil CA) (your CA \
+                 file {} holds no CA certificate, so no CA certificates were loaded)",
+                file.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn an_expired_root_of_the_system_store_is_refused_as_openssl_refuses_it() {
+        let expired = ca_with(|p| p.not_after = rcgen::date_time_ymd(2024, 1, 1));
+        let leaf = expired.leaf(&["localhost"], KeyKind::Ecdsa);
+        let (verifier, slot) = verifier(&testutil::policy("localhost")).unwrap();
+        let verifier = Verifier {
+            anchors: Anchors::Default(Arc::new(Roots::from_certs(&[CertificateDer::from(
+                expired.der().to_vec(),
+            )]))),
+            ..Arc::into_inner(verifier).unwrap()
+        };
+        let name = ServerName::try_from("localhost").unwrap();
+        let cert = CertificateDer::from(leaf.der.as_slice());
+        assert!(verifier
+            .verify_server_cert(&cert, &[], &name, &[], testutil::now())
+            .is_err());
+        let failure = slot.lock().unwrap().take().unwrap().result.unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "the CA CN=Test CA in the system trust store expired on 2024-01-01 00:00:00 UTC"
+        );
+    }
+
+    #[test]
+    fn a_sha1_pin_written_in_hostsecurity_is_not_legacy() {
+        let ca = Ca::new("Test CA");
+        let leaf = ca.leaf(&["localhost"], KeyKind::Rsa);
+        let sha1 = fingerprint(&leaf.der, HashAlg::Sha1);
+        let policy = TlsPolicy {
+            pins: vec![Pin::parse_fingerprint(&sha1).unwrap()],
+            ..testutil::policy("localhost")
+        };
+        assert_eq!(
+            verify(&policy, &[&leaf.der]),
+            Ok(Trust::Pin {
+                pin: sha1,
+                legacy_sha1: false
+            })
+        );
+    }
+
+    // -- why a name did not count --------------------------------------------
+
+    #[test]
+    fn an_ip_address_written_as_a_dns_name_is_explained() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let mut params = testutil::leaf_params(&["localhost"]);
+        params.subject_alt_names = vec![rcgen::SanType::DnsName("127.0.0.1".try_into().unwrap())];
+        let der = ca.sign(&params, &KeyKind::Ecdsa.key());
+        let failure = verify(&trusting(&file, "127.0.0.1"), &[&der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate for 127.0.0.1 is not valid for 127.0.0.1: 127.0.0.1 is listed as a \
+             DNS name, not an IP address (an iPAddress subjectAltName is needed)"
+        );
+    }
+
+    #[test]
+    fn a_partial_wildcard_is_explained() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["f*.example.org"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "foo.example.org"), &[&leaf.der]).unwrap_err();
+        assert!(
+            failure
+                .to_string()
+                .ends_with("f*.example.org is a partial wildcard, which is not accepted (RFC 6125: only a whole leftmost * label matches)"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn an_international_host_is_checked_in_its_uts46_ascii_form() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["xn--fa-hia.example"], KeyKind::Ecdsa);
+        assert_eq!(
+            verify(&trusting(&file, "faß.example"), &[&leaf.der]),
+            Ok(Trust::CaChain)
+        );
+        // IDNA 2003 would have made it fass.example, another domain.
+        let other = ca.leaf(&["fass.example"], KeyKind::Ecdsa);
+        assert!(verify(&trusting(&file, "faß.example"), &[&other.der]).is_err());
     }
 }
