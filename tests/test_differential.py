@@ -124,6 +124,7 @@ class Result:
         text = re.sub(r"(?<=:)%d\b" % run.port, "PORT", text)
         text = re.sub(r"\b(sha1|sha256|sha512):[0-9A-Fa-f:]{20,}", r"\1:FINGERPRINT", text)
         text = re.sub(r"\b[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){15,}\b", "FINGERPRINT", text)
+        text = re.sub(r"\bsha256:[A-Za-z0-9+/]{43}=?", "sha256:PUBKEY", text)
         text = re.sub(r"\b\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2})?)?(?: ?UTC| ?Z)?", "DATE", text)
         return text
 

@@ -18,6 +18,7 @@ description, builder); the builder is called with the :class:`Matrix` and
 returns a :class:`Case`.
 """
 
+import base64
 import datetime
 import ipaddress
 import os
@@ -70,6 +71,15 @@ class Cert:
     @property
     def sha256(self):
         return "sha256:" + self.fingerprint(hashes.SHA256())
+
+    @property
+    def spki_pin(self):
+        """``sha256:`` + base64 SHA-256 of the SubjectPublicKeyInfo (HPKP's form)."""
+        spki = self.certificate.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(spki)
+        return "sha256:" + base64.b64encode(digest.finalize()).decode("ascii")
 
     @property
     def sha1_legacy(self):
@@ -453,6 +463,13 @@ def _(m):
     return c
 
 
+@case("anchor-expired-starttls", "CA:TRUE anchor that expired 30 days ago, over STARTTLS")
+def _(m):
+    c = _chain_from(m, m.ca("Expired Anchor", **_past(400, 30)))
+    c.mode = "starttls"
+    return c
+
+
 @case("anchor-no-bc-v3", "v3 self-signed anchor without basicConstraints or keyUsage")
 def _(m):
     return _chain_from(m, m.cert("No BC Anchor", bc=False))
@@ -654,6 +671,11 @@ def _(m):
     return Case(chain=[m.leaf(m.inter)], cafile=[m.inter])
 
 
+@case("cafile-intermediate-alone-starttls", "only the intermediate in web.cacerts, over STARTTLS")
+def _(m):
+    return Case(chain=[m.leaf(m.inter), m.inter], cafile=[m.inter], mode="starttls")
+
+
 @case("cafile-leaf-alone", "the CA-issued (not self-signed) leaf itself in web.cacerts")
 def _(m):
     leaf = m.leaf(m.rogue)
@@ -662,7 +684,7 @@ def _(m):
 
 @case("cafile-selfsigned-ca-false-itself", "self-signed CA:FALSE localhost server certificate in web.cacerts")
 def _(m):
-    ss = m.leaf(None)
+    ss = m.shared("selfsigned-localhost", lambda: m.leaf(None))
     return Case(chain=[ss], cafile=[ss])
 
 
@@ -674,9 +696,9 @@ def _(m):
 
 
 @case("cafile-selfsigned-ca-false-both",
-      "self-signed CA:FALSE localhost certificate in web.cacerts, also signing a mail.localhost leaf")
+      "the CA:FALSE certificate of the previous case in web.cacerts, signing a mail.localhost leaf")
 def _(m):
-    ss = m.leaf(None)
+    ss = m.shared("selfsigned-localhost", lambda: m.leaf(None))
     return Case(chain=[m.leaf(ss, names=("mail.localhost",))], cafile=[ss], host="mail.localhost")
 
 
@@ -918,6 +940,36 @@ def _(m):
     return _pinned([m.leaf(m.inter), m.inter], m.inter.sha256)
 
 
+@case("pin-leaf-sha512", "hostsecurity.localhost:fingerprints = sha512 of the leaf, after a non-matching sha256")
+def _(m):
+    ss = m.leaf(None)
+    other = m.leaf(None)
+    pin = "%s, sha512:%s" % (other.sha256, ss.fingerprint(hashes.SHA512()))
+    return _pinned([ss], pin)
+
+
+@case("pin-leaf-and-verifycertsfile", "sha256 pin of the leaf and a verifycertsfile that does not trust it")
+def _(m):
+    leaf = m.leaf(m.rogue)
+    return _pinned([leaf], leaf.sha256, host_cafile=[m.root])
+
+
+@case("pubkeys-pin-leaf", "hostsecurity.localhost:pubkeys = SPKI sha256 of the self-signed leaf (securesmtp only)")
+def _(m):
+    ss = m.leaf(None)
+    return Case(chain=[ss], hostsecurity={"localhost:pubkeys": ss.spki_pin})
+
+
+@case("pubkeys-pin-mismatch", "hostsecurity.localhost:pubkeys = SPKI sha256 of another key")
+def _(m):
+    return Case(chain=[m.leaf(None)], hostsecurity={"localhost:pubkeys": m.leaf(None).spki_pin})
+
+
+@case("pubkeys-pin-ca", "hostsecurity.localhost:pubkeys = SPKI sha256 of the issuing CA, chain leaf + CA sent")
+def _(m):
+    return Case(chain=[m.leaf(m.rogue), m.rogue], hostsecurity={"localhost:pubkeys": m.rogue.spki_pin})
+
+
 @case("hostfingerprints-leaf", "legacy [hostfingerprints] SHA-1 of the leaf")
 def _(m):
     ss = m.leaf(None)
@@ -946,6 +998,12 @@ def _(m):
                 cafile=[m.root], args=["--insecure"])
 
 
+@case("insecure-pin-match", "--insecure with the sha256 pin of the self-signed leaf")
+def _(m):
+    ss = m.leaf(None)
+    return _pinned([ss], ss.sha256, args=["--insecure"])
+
+
 @case("insecure-pin-mismatch", "--insecure with a sha256 pin of another certificate")
 def _(m):
     return _pinned([m.leaf(None)], m.leaf(None).sha256, args=["--insecure"])
@@ -969,6 +1027,12 @@ def _(m):
 @case("verifycert-false", "smtp.verifycert = false, leaf from an untrusted CA")
 def _(m):
     return Case(chain=[m.leaf(m.rogue)], cafile=[m.root],
+                config={"smtp": {"verifycert": "false"}})
+
+
+@case("verifycert-false-starttls", "smtp.verifycert = false over STARTTLS, self-signed leaf not in web.cacerts")
+def _(m):
+    return Case(chain=[m.leaf(None)], cafile=[m.root], mode="starttls",
                 config={"smtp": {"verifycert": "false"}})
 
 
