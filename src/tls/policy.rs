@@ -45,7 +45,7 @@ pub struct TlsPolicy {
     /// Certificate and public-key pins. When any are set, they replace the
     /// CA and name checks (one match passes), even with `insecure`.
     pub pins: Vec<Pin>,
-    /// `--insecure` or `smtp.verifycert=false`: no CA or name check. Pins
+    /// `--insecure` (never `smtp.verifycert`): no CA or name check. Pins
     /// are still enforced and the handshake signature is still verified.
     pub insecure: bool,
     /// The lowest TLS version offered.
