@@ -379,6 +379,11 @@ def test_never_wider_than_stock(differential, name):
     if r.ext.verdict == ACCEPTED and r.stock.verdict == REFUSED:
         if name not in RFC6125_WIDER:
             pytest.fail("securesmtp accepts what stock hg email refuses\n" + r.details())
+        # The exception covers stock's name matcher only: its refusal must
+        # come from there (sslutil's "<host> certificate error: certificate
+        # is for ..."), not from the chain, which OpenSSL checked first.
+        assert re.match(r"abort: \S+ certificate error: certificate is for ", r.stock.abort_line()), (
+            "stock refused for another reason than the name\n" + r.details())
     if r.ext.verdict == REFUSED:
         assert "Traceback" not in r.ext.out + r.ext.err, r.details()
         assert r.ext.abort_line(), "no 'abort:' line\n" + r.details()
