@@ -106,7 +106,9 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Whether the connection is still usable after `e`: the server refused
 /// something in an orderly way and is waiting for the next command.
 fn in_step(e: &Error) -> bool {
-    e.reply().is_some_and(|r| r.code() != 421)
+    // 421 and 221 both say the server is closing the connection.
+    e.reply()
+        .is_some_and(|r| r.code() != 421 && r.code() != 221)
         || matches!(e, Error::RecipientsRefused { .. } | Error::BadInput(_))
 }
 
@@ -163,7 +165,7 @@ impl Session {
     fn establish(
         config: Config,
         transport: Box<dyn Transport>,
-        mut tls: Option<TlsSettings>,
+        tls: Option<TlsSettings>,
         observer: Box<dyn Observer + Send>,
     ) -> Result<Session, Error> {
         let mut session = Session {
@@ -178,26 +180,45 @@ impl Session {
             read_buf: vec![0; 16 * 1024],
             broken: false,
         };
-        if session.config.security == Security::Implicit {
+        match session.open(tls) {
+            Ok(()) => Ok(session),
+            Err(e) => {
+                // RFC 5321 4.1.1.10 (and 3.1 for a refused greeting): say
+                // QUIT when the server is still in step with us, so it does
+                // not log a dropped connection; not when it is closing, out
+                // of step, or the channel may not be spoken on.
+                if in_step(&e) || matches!(e, Error::StartTlsNotOffered { .. }) {
+                    let _ = session.quit();
+                } else {
+                    session.conn.close();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Greeting, EHLO, TLS as configured, EHLO again.
+    fn open(&mut self, mut tls: Option<TlsSettings>) -> Result<(), Error> {
+        if self.config.security == Security::Implicit {
             // Some(..) whenever security is not None, built above.
             let ((cfg, slot), name) = tls.take().expect("TLS settings for implicit TLS");
-            session.handshake(cfg, slot, name)?;
+            self.handshake(cfg, slot, name)?;
         }
-        let greeting = session.read_reply(Stage::Greeting)?;
+        let greeting = self.read_reply(Stage::Greeting)?;
         if greeting.code() != 220 {
             return Err(Error::reply_at(Stage::Greeting, greeting));
         }
-        session.greeting = Some(greeting);
-        if !session.may_speak() {
+        self.greeting = Some(greeting);
+        if !self.may_speak() {
             // Inspect mode with a failed verdict: report only, send nothing.
-            return Ok(session);
+            return Ok(());
         }
-        session.hello()?;
-        if session.config.security == Security::StartTls {
+        self.hello()?;
+        if self.config.security == Security::StartTls {
             let (cfg, name) = tls.take().expect("TLS settings for STARTTLS");
-            session.start_tls(cfg, name)?;
+            self.start_tls(cfg, name)?;
         }
-        Ok(session)
+        Ok(())
     }
 
     /// The verification verdict of the handshake, if TLS is in use.
@@ -307,7 +328,8 @@ impl Session {
         self.proof()?;
         let mut params = Vec::new();
         if self.caps.size().is_some() {
-            params.push(format!("SIZE={}", message.len()));
+            // RFC 1870 3: the size with CRLF endings, not counting dot-stuffing.
+            params.push(format!("SIZE={}", data::wire_size(message)));
         }
         if self.caps.eight_bit_mime() && data::is_eight_bit(message) {
             params.push("BODY=8BITMIME".to_owned());
@@ -545,7 +567,9 @@ impl Session {
         let name = self.config.hello_name.clone();
         let ehlo = Command::ehlo(&name).map_err(Error::BadInput)?;
         let reply = self.command(&ehlo, Stage::Hello)?;
-        if reply.is_positive() {
+        // Only 250 is a greeting (RFC 5321 4.1.1.1); a 220 or 221 here is
+        // reported as what it is, not later as missing capabilities.
+        if reply.code() == 250 {
             self.caps = Capabilities::from_ehlo(&reply);
             return Ok(());
         }
@@ -554,7 +578,7 @@ impl Session {
         }
         let helo = Command::helo(&name).map_err(Error::BadInput)?;
         let reply = self.command(&helo, Stage::Hello)?;
-        if !reply.is_positive() {
+        if reply.code() != 250 {
             return Err(Error::reply_at(Stage::Hello, reply));
         }
         self.caps = Capabilities::none();
@@ -680,6 +704,17 @@ impl Session {
                 }
                 Err(tls_error(server, e, self.config.tls.min_version))
             }
+            // After STARTTLS's 220 the server owes us a TLS record; SMTP text
+            // in its place came from someone else, however it was timed.
+            Err(IoFailure::Cleartext(bytes)) if self.config.security == Security::StartTls => {
+                Err(Error::StartTlsInjection { server, bytes })
+            }
+            Err(IoFailure::Cleartext(_)) => Err(Error::Tls {
+                server,
+                reason: "the server answered with SMTP instead of TLS; \
+                         is this port for plain SMTP (smtp.tls=starttls)?"
+                    .into(),
+            }),
             Err(IoFailure::Closed) if self.config.tls.min_version == MinVersion::Tls13 => {
                 Err(Error::TlsVersion {
                     server,
@@ -797,6 +832,10 @@ impl Session {
             IoFailure::Tls(e) => Error::Tls {
                 server: server_label(&self.config.host, self.config.port),
                 reason: e.to_string(),
+            },
+            IoFailure::Cleartext(n) => Error::Protocol {
+                stage,
+                reason: format!("{n} bytes of cleartext inside TLS"),
             },
         }
     }

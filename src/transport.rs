@@ -35,12 +35,13 @@ pub trait Interrupt {
     fn interrupted(&mut self) -> bool;
 }
 
-/// An interrupt hook that never fires (Rust tests, tools).
-pub struct NeverInterrupt;
+/// An interrupt hook that fires at a set time: bounds a best-effort wait
+/// however the peer paces it.
+struct Until(Instant);
 
-impl Interrupt for NeverInterrupt {
+impl Interrupt for Until {
     fn interrupted(&mut self) -> bool {
-        false
+        Instant::now() >= self.0
     }
 }
 
@@ -58,6 +59,10 @@ pub enum IoFailure {
     Os(io::Error),
     /// A TLS record was bad after the handshake (or the handshake failed).
     Tls(rustls::Error),
+    /// The handshake was answered with this many bytes of what looks like
+    /// SMTP replies instead of TLS: injected after STARTTLS's 220, or a port
+    /// that speaks plain SMTP.
+    Cleartext(usize),
 }
 
 impl std::fmt::Display for IoFailure {
@@ -68,6 +73,7 @@ impl std::fmt::Display for IoFailure {
             IoFailure::Interrupted => f.write_str("interrupted"),
             IoFailure::Os(e) => write!(f, "{e}"),
             IoFailure::Tls(e) => write!(f, "TLS error: {e}"),
+            IoFailure::Cleartext(n) => write!(f, "{n} bytes of cleartext instead of TLS"),
         }
     }
 }
@@ -255,15 +261,20 @@ impl Transport for Connection {
     ) -> Result<(), IoFailure> {
         let mut conn = ClientConnection::new(config, name).map_err(IoFailure::Tls)?;
         let deadline = Instant::now() + self.idle;
+        // What the server sent first, to tell SMTP text from a bad record.
+        let mut received = Recorded::default();
         while conn.is_handshaking() {
             if conn.wants_write() {
                 flush_tls(&mut conn, &mut self.sock, self.idle, interrupt)?;
                 continue;
             }
-            match conn.read_tls(&mut self.sock) {
+            match conn.read_tls(&mut received.reader(&mut self.sock)) {
                 Ok(0) => return Err(IoFailure::Closed),
                 Ok(_) => {
                     if let Err(e) = conn.process_new_packets() {
+                        if received.looks_like_smtp() {
+                            return Err(IoFailure::Cleartext(received.total));
+                        }
                         // Tell the server why (the alert), best effort.
                         let _ = flush_tls(&mut conn, &mut self.sock, SLICE, interrupt);
                         return Err(IoFailure::Tls(e));
@@ -359,9 +370,50 @@ impl Transport for Connection {
     fn close(&mut self) {
         if let Some(conn) = self.tls.as_deref_mut() {
             conn.send_close_notify();
-            let _ = flush_tls(conn, &mut self.sock, SLICE, &mut NeverInterrupt);
+            // A slow reader must not hold the close (and Ctrl-C) for longer
+            // than a slice or two.
+            let mut until = Until(Instant::now() + SLICE);
+            let _ = flush_tls(conn, &mut self.sock, SLICE, &mut until);
         }
         let _ = self.sock.shutdown(Shutdown::Both);
+    }
+}
+
+/// The first bytes read during a handshake, and how many there were.
+#[derive(Default)]
+struct Recorded {
+    head: Vec<u8>,
+    total: usize,
+}
+
+impl Recorded {
+    const KEEP: usize = 4;
+
+    fn reader<'a>(&'a mut self, sock: &'a mut TcpStream) -> RecordingReader<'a> {
+        RecordingReader { sock, seen: self }
+    }
+
+    /// Three digits and a space or hyphen: an SMTP reply, never the start of
+    /// a TLS record (whose first byte is a content type, 20 to 24).
+    fn looks_like_smtp(&self) -> bool {
+        self.head.len() == Self::KEEP
+            && self.head[..3].iter().all(u8::is_ascii_digit)
+            && matches!(self.head[3], b' ' | b'-')
+    }
+}
+
+struct RecordingReader<'a> {
+    sock: &'a mut TcpStream,
+    seen: &'a mut Recorded,
+}
+
+impl Read for RecordingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        let want = Recorded::KEEP - self.seen.head.len().min(Recorded::KEEP);
+        self.seen.head.extend_from_slice(&buf[..n.min(want)]);
+        self.seen.total += n;
+        Ok(n)
     }
 }
 
@@ -430,6 +482,20 @@ fn wait_until(deadline: Instant, interrupt: &mut dyn Interrupt) -> Result<(), Io
     Ok(())
 }
 
+/// Called after a write made progress: a peer that takes a little in every
+/// slice must not keep Ctrl-C waiting until the whole message is out, so
+/// the hook is asked at least once a [`SLICE`] (and not more often: asking
+/// costs the GIL).
+fn progress_tick(asked: &mut Instant, interrupt: &mut dyn Interrupt) -> Result<(), IoFailure> {
+    if asked.elapsed() >= SLICE {
+        *asked = Instant::now();
+        if interrupt.interrupted() {
+            return Err(IoFailure::Interrupted);
+        }
+    }
+    Ok(())
+}
+
 /// Called after a wait slice passed with no progress on a write.
 fn wait_tick(
     since: Instant,
@@ -452,12 +518,14 @@ fn write_plain(
     interrupt: &mut dyn Interrupt,
 ) -> Result<(), IoFailure> {
     let mut idle_since = Instant::now();
+    let mut asked = Instant::now();
     while !data.is_empty() {
         match sock.write(data) {
             Ok(0) => return Err(IoFailure::Closed),
             Ok(n) => {
                 data = &data[n..];
                 idle_since = Instant::now();
+                progress_tick(&mut asked, interrupt)?;
             }
             Err(e) if is_wait(&e) => wait_tick(idle_since, idle, interrupt)?,
             Err(e) if is_closed(&e) => return Err(IoFailure::Closed),
@@ -475,10 +543,14 @@ fn flush_tls(
     interrupt: &mut dyn Interrupt,
 ) -> Result<(), IoFailure> {
     let mut idle_since = Instant::now();
+    let mut asked = Instant::now();
     while conn.wants_write() {
         match conn.write_tls(sock) {
             Ok(0) => return Err(IoFailure::Closed),
-            Ok(_) => idle_since = Instant::now(),
+            Ok(_) => {
+                idle_since = Instant::now();
+                progress_tick(&mut asked, interrupt)?;
+            }
             Err(e) if is_wait(&e) => wait_tick(idle_since, idle, interrupt)?,
             Err(e) if is_closed(&e) => return Err(IoFailure::Closed),
             Err(e) => return Err(IoFailure::Os(e)),
