@@ -5,6 +5,7 @@ Every setting keeps the meaning Mercurial gives it (see ``mail._smtp`` and
 ``smtp.tls``) is a configuration error with a hint.
 """
 
+import math
 import os
 import socket
 
@@ -85,13 +86,20 @@ def timeout(ui):
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = -1.0
-    if not seconds > 0:
+    # "inf", or a number too large for a timer (1e300), would crash the
+    # password command's wait and the core's clock instead of meaning "never".
+    if not (seconds > 0 and math.isfinite(seconds) and seconds <= _MAX_TIMEOUT):
         raise error.ConfigError(
-            _(b"smtp.timeout must be a positive number of seconds, not '%s'")
-            % stringutil.forcebytestr(value),
+            _(b"smtp.timeout must be a positive number of seconds up to %d, not '%s'")
+            % (_MAX_TIMEOUT, stringutil.forcebytestr(value)),
             hint=_(b"for example: timeout = 60"),
         )
     return seconds
+
+
+# A day: far beyond any server's own idle limit (RFC 5321 4.5.3.2 asks for
+# minutes), well within what every timer takes.
+_MAX_TIMEOUT = 86400
 
 
 def _path(ui, value, setting):

@@ -1,0 +1,170 @@
+"""What a new user does, following README.md and ``hg help securesmtp``.
+
+Certificates are made the way a user makes them, with the ``openssl``
+command line: a self-signed server certificate from ``openssl req -x509``,
+and a Let's-Encrypt-like chain (root -> intermediate -> leaf) where the
+server sends leaf + intermediate. Real ``hg email`` and ``hg debugsmtp``,
+real aiosmtpd servers on 127.0.0.1. Each odd setting must give a clean
+``abort:`` or ``config error:`` naming the setting, before anything is sent.
+"""
+
+import os
+import subprocess
+import sys
+import types
+
+import pytest
+
+from support import hg, servers
+from support.asserts import assert_ok
+
+PASSWORD = servers.PASSWORD
+USER = servers.USER
+
+
+def _openssl(*args, cwd):
+    subprocess.run(
+        ["openssl"] + list(args),
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )
+
+
+def _write(path, text):
+    with open(path, "w", encoding="ascii", newline="") as fp:
+        fp.write(text)
+    return path
+
+
+def _read(path):
+    with open(path, encoding="ascii") as fp:
+        return fp.read()
+
+
+@pytest.fixture(scope="module")
+def user_certs(tmp_path_factory):
+    """``self``: ``openssl req -x509`` with a subjectAltName, as README users
+    make it; ``chain``: leaf + intermediate as the server sends them, and
+    ``root``, the file a user puts in web.cacerts."""
+    d = str(tmp_path_factory.mktemp("usercerts"))
+    _openssl(
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "self.key",
+        "-out", "self.pem", "-days", "90", "-subj", "/CN=localhost",
+        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", cwd=d,
+    )
+    _openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+        "-nodes", "-keyout", "root.key", "-out", "root.pem", "-days", "90",
+        "-subj", "/CN=Test Root X1",
+        "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d,
+    )
+    _openssl(
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "int.key", "-out", "int.csr", "-subj", "/CN=Test R3", cwd=d,
+    )
+    _write(
+        os.path.join(d, "int.ext"),
+        "basicConstraints=critical,CA:TRUE,pathlen:0\n"
+        "keyUsage=critical,keyCertSign,cRLSign,digitalSignature\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    _openssl(
+        "x509", "-req", "-in", "int.csr", "-CA", "root.pem", "-CAkey", "root.key",
+        "-CAcreateserial", "-out", "int.pem", "-days", "90", "-extfile", "int.ext", cwd=d,
+    )
+    _openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "leaf.key", "-out",
+        "leaf.csr", "-subj", "/CN=localhost", cwd=d,
+    )
+    _write(
+        os.path.join(d, "leaf.ext"),
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    _openssl(
+        "x509", "-req", "-in", "leaf.csr", "-CA", "int.pem", "-CAkey", "int.key",
+        "-CAcreateserial", "-out", "leaf.pem", "-days", "90", "-extfile", "leaf.ext", cwd=d,
+    )
+    _write(
+        os.path.join(d, "fullchain.pem"),
+        _read(os.path.join(d, "leaf.pem")) + _read(os.path.join(d, "int.pem")),
+    )
+    j = lambda name: os.path.join(d, name)  # noqa: E731
+    return types.SimpleNamespace(
+        dir=d,
+        self=types.SimpleNamespace(chain=j("self.pem"), key=j("self.key")),
+        chain=types.SimpleNamespace(chain=j("fullchain.pem"), key=j("leaf.key")),
+        root=j("root.pem"),
+    )
+
+
+@pytest.fixture(scope="module")
+def repo2(tmp_path_factory):
+    return hg.make_repo(tmp_path_factory.mktemp("hg"), n_patches=2, long_line=False)
+
+
+@pytest.fixture
+def server():
+    started = []
+
+    def make(cert, mode="starttls", **kwargs):
+        kwargs.setdefault("user", USER)
+        kwargs.setdefault("password", PASSWORD)
+        s = servers.SmtpServer(cert, mode, **kwargs).start()
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.stop()
+
+
+def _password_command(tmp_path, output):
+    """A password command script that prints ``output`` (what a password
+    manager prints), run through this Python so no shell is involved."""
+    script = _write(str(tmp_path / "secret.py"), "import sys\nsys.stdout.write(%r)\n" % output)
+    return '"%s" "%s"' % (sys.executable, script)
+
+
+def _hgrc(port, tls="starttls", **smtp):
+    text = (
+        "[extensions]\nsecuresmtp =\n"
+        "[email]\nfrom = %s\n"
+        "[smtp]\nhost = localhost\nport = %d\ntls = %s\nusername = %s\n"
+        % (hg.SENDER, port, tls, USER)
+    )
+    for key, value in smtp.items():
+        text += "%s = %s\n" % (key.replace("_", "-"), value)
+    return text
+
+
+def _nothing_reached(s):
+    """Refused before connecting: not even a TCP connection."""
+    s.wait_idle(2.0)
+    assert s.connections == 0, s.transcript_text()
+    assert s.messages == []
+
+
+# -- odd values: clean errors naming the setting, nothing sent -----------------
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e300", "100000"])
+@pytest.mark.parametrize("with_command", [False, True])
+def test_timeout_too_large_for_a_clock_is_a_config_error_before_connecting(
+    repo2, user_certs, server, tmp_path, value, with_command
+):
+    s = server(user_certs.self)
+    secret = {"password_command": _password_command(tmp_path, PASSWORD)} if with_command else {
+        "password": PASSWORD}
+    rc = _hgrc(s.port, timeout=value, **secret)
+    code, out, err = hg.run_hg(repo2, ["email", "-r", "1", "--date", hg.DATE, "--to", hg.TO], rc)
+    assert code == 255, (out, err)
+    assert err.startswith("config error: smtp.timeout must be a positive number of seconds"), err
+    assert "'%s'" % value in err, err
+    _nothing_reached(s)
