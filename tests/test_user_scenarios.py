@@ -168,3 +168,20 @@ def test_timeout_too_large_for_a_clock_is_a_config_error_before_connecting(
     assert err.startswith("config error: smtp.timeout must be a positive number of seconds"), err
     assert "'%s'" % value in err, err
     _nothing_reached(s)
+
+
+def test_password_command_printing_a_whole_pass_entry_aborts_before_connecting(
+    repo2, user_certs, server, tmp_path
+):
+    s = server(user_certs.self)
+    # What `pass show` prints for an entry with metadata under the password.
+    entry = PASSWORD + "\nlogin: alice\nurl: smtp.example.org\n"
+    rc = _hgrc(s.port, password_command=_password_command(tmp_path, entry))
+    code, out, err = hg.run_hg(
+        repo2, ["email", "-r", "1", "--date", hg.DATE, "--to", hg.TO, "--debug"], rc
+    )
+    assert code == 255, (out, err)
+    assert "abort: smtp.password-command printed more than one line" in err, err
+    assert "smtp.password-command" in err.splitlines()[-1], err
+    assert "login: alice" not in out + err
+    _nothing_reached(s)

@@ -121,6 +121,14 @@ def from_command(ui, timeout):
             _(b"smtp.password-command printed nothing: %s") % name,
             hint=_COMMAND_HINT,
         )
+    if b"\n" in out or b"\r" in out:
+        # A password store entry often holds more than the password (pass:
+        # the password, then "login: ..." lines); sending all of it would
+        # only earn a 535 that blames the password.
+        raise error.Abort(
+            _(b"smtp.password-command printed more than one line: %s") % name,
+            hint=_COMMAND_HINT,
+        )
     try:
         return out.decode("utf-8")
     except UnicodeDecodeError:
