@@ -185,3 +185,14 @@ def test_password_command_printing_a_whole_pass_entry_aborts_before_connecting(
     assert "smtp.password-command" in err.splitlines()[-1], err
     assert "login: alice" not in out + err
     _nothing_reached(s)
+
+
+@pytest.mark.parametrize("value", [",", ", ,", " , "])
+def test_auth_listing_only_separators_is_a_config_error(repo2, user_certs, server, value):
+    s = server(user_certs.self)
+    rc = _hgrc(s.port, password=PASSWORD, auth=value)
+    code, out, err = hg.run_hg(repo2, ["email", "-r", "1", "--date", hg.DATE, "--to", hg.TO], rc)
+    assert code == 255, (out, err)
+    assert err.startswith("config error: smtp.auth lists no mechanism"), err
+    assert "remove the setting" in err, err
+    _nothing_reached(s)

@@ -40,6 +40,13 @@ def mechanisms(ui):
             )
         if low.upper() not in names:
             names.append(low.upper())
+    if not names:
+        # Only separators: the user meant to choose and chose nothing.
+        raise error.ConfigError(
+            _(b"smtp.auth lists no mechanism: '%s'") % value,
+            hint=_(b"use one or more of: %s, or remove the setting")
+            % b", ".join(m.encode() for m in MECHANISMS),
+        )
     return names
 
 
