@@ -151,6 +151,44 @@ def _nothing_reached(s):
     assert s.messages == []
 
 
+# -- the README paths, end to end ---------------------------------------------
+
+
+def test_self_signed_server_pinned_by_pasting_debugsmtp_lines_gets_one_copy_per_recipient(
+    repo2, user_certs, server, tmp_path
+):
+    s = server(user_certs.self)
+    rc = _hgrc(s.port, password_command=_password_command(tmp_path, PASSWORD + "\n"))
+    code, out, err = hg.run_hg(repo2, ["debugsmtp"], rc)
+    assert code == 1, (out, err)
+    assert "verification: FAILED: certificate is self-signed" in out, out
+    # The session stopped after the handshake: what AUTH the server offers
+    # after TLS was never asked, so it must not be reported as "none".
+    assert "AUTH mechanisms offered: not asked" in out, out
+    assert "AUTH mechanisms offered: none" not in out, out
+    lines = out.splitlines()
+    start = lines.index("  [hostsecurity]")
+    pasted = "\n".join(l.strip() for l in lines[start : start + 2]) + "\n"
+    assert pasted.startswith("[hostsecurity]\nlocalhost:fingerprints = sha256:"), pasted
+    s.stop()
+    s = server(user_certs.self)
+    rc = _hgrc(s.port, password_command=_password_command(tmp_path, PASSWORD + "\n")) + pasted
+    args = [
+        "email", "-r", "1", "--date", hg.DATE,
+        "-f", "Jörg Müller <jorg@example.test>",
+        "--to", "bob@example.test, carol@example.test",
+        "--cc", "dan@example.test", "--bcc", "eve@example.test",
+    ]
+    assert_ok(hg.run_hg(repo2, args, rc))
+    (msg,) = s.wait_for_messages(1)
+    assert msg.mail_from == "jorg@example.test"
+    assert sorted(msg.rcpt_tos) == [
+        "bob@example.test", "carol@example.test", "dan@example.test", "eve@example.test",
+    ]
+    assert b"eve@example.test" not in msg.content  # Bcc stays off the headers
+    assert b"From: =?iso-8859-1?q?J=F6rg_M=FCller?= <jorg@example.test>" in msg.content
+
+
 # -- odd values: clean errors naming the setting, nothing sent -----------------
 
 

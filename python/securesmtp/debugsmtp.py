@@ -211,6 +211,11 @@ def write_plain(ui, item):
 def _write_auth(ui, item):
     w = ui.write
     offered = item["auth_mechanisms"]
+    if item["tls"] != b"none" and not item["verified"]:
+        # Nothing but QUIT follows a failed verification, so the server was
+        # never asked what it offers after TLS: "none" would be a guess.
+        w(_(b"AUTH mechanisms offered: not asked (the certificate did not verify)\n"))
+        return
     w(_(b"AUTH mechanisms offered: %s\n") % (b", ".join(offered) or _(b"none")))
     allowed = item["auth_allowed"]
     setting = (
