@@ -270,6 +270,33 @@ def test_auth_listing_only_separators_is_a_config_error(repo2, user_certs, serve
     _nothing_reached(s)
 
 
+@pytest.mark.parametrize("value", ["my laptop", "host<1>", "tab\there"])
+def test_local_hostname_that_cannot_follow_ehlo_is_a_config_error_naming_it(
+    repo2, user_certs, server, value
+):
+    s = server(user_certs.self)
+    rc = _hgrc(s.port, password=PASSWORD)
+    args = ["email", "-r", "1", "--date", hg.DATE, "--to", hg.TO,
+            "--config", "smtp.local_hostname=" + value]
+    code, out, err = hg.run_hg(repo2, args, rc)
+    assert code == 255, (out, err)
+    assert err.startswith("config error: smtp.local_hostname is not a valid host name"), err
+    assert "recipient" not in err, err
+    _nothing_reached(s)
+
+
+def test_non_ascii_local_hostname_goes_out_as_a_labels(repo2, user_certs, server):
+    s = server(user_certs.self)
+    pin = "[hostsecurity]\nlocalhost:fingerprints = %s\n" % _fingerprint(user_certs.self.chain)
+    rc = _hgrc(s.port, password=PASSWORD) + pin
+    args = ["email", "-r", "1", "--date", hg.DATE, "--to", hg.TO,
+            "--config", "smtp.local_hostname=mañana.example"]
+    assert_ok(hg.run_hg(repo2, args, rc))
+    s.wait_for_messages(1)
+    ehlos = [c for c in s.commands if c.upper().startswith("EHLO")]
+    assert ehlos == ["EHLO xn--maana-pta.example"] * 2, s.commands
+
+
 # -- found here, fixed in transport.py's _Sender (series streaming) ------------
 
 

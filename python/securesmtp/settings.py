@@ -74,7 +74,19 @@ def port(ui, mode):
 def hello_name(ui):
     name = ui.config(b"smtp", b"local_hostname")
     if name:
-        return name.decode("utf-8")
+        text = name.decode("utf-8", "replace")
+        if not text.isascii():
+            # EHLO takes A-labels (RFC 5321 4.1.2), as DNS does.
+            text = _core.ascii_host(text) or text
+        # Checked here so the error names this setting; the core refuses
+        # the same names at EHLO, where it could only blame the addresses.
+        if not text.isascii() or any(c.isspace() or not c.isprintable() or c in "<>" for c in text):
+            raise error.ConfigError(
+                _(b"smtp.local_hostname is not a valid host name: '%s'")
+                % stringutil.escapestr(name),
+                hint=_(b"set smtp.local_hostname to this machine's name, or remove it"),
+            )
+        return text
     # What smtplib sends: the FQDN, or the address literal when there is none.
     fqdn = socket.getfqdn()
     return fqdn if "." in fqdn else "[127.0.0.1]"
