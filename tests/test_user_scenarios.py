@@ -297,6 +297,17 @@ def test_non_ascii_local_hostname_goes_out_as_a_labels(repo2, user_certs, server
     assert ehlos == ["EHLO xn--maana-pta.example"] * 2, s.commands
 
 
+def test_debugsmtp_with_tls_none_points_at_the_starttls_the_server_offers(repo2, user_certs, server):
+    s = server(user_certs.self)
+    rc = _hgrc(s.port, tls="none", password=PASSWORD)
+    code, out, err = hg.run_hg(repo2, ["debugsmtp"], rc)
+    assert code == 0, (out, err)
+    assert "verification: not encrypted (smtp.tls=none)" in out, out
+    assert "warning: the server offers STARTTLS, which smtp.tls = none does not use" in err, err
+    assert "set smtp.tls = starttls" in err, err
+    s.assert_nothing_sent()
+
+
 # -- found here, fixed in transport.py's _Sender (series streaming) ------------
 
 
