@@ -9,13 +9,16 @@ real aiosmtpd servers on 127.0.0.1. Each odd setting must give a clean
 """
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import types
 
 import pytest
 
 from support import hg, servers
+from support.postfix import Postfix
 from support.asserts import assert_ok
 
 PASSWORD = servers.PASSWORD
@@ -221,6 +224,46 @@ def test_test_and_mbox_never_connect_even_with_unusable_smtp_settings(repo2, ser
     assert code == 0, err
     assert os.path.getsize(mbox) > 0
     _nothing_reached(s)
+
+
+@pytest.fixture(scope="module")
+def postfix():
+    # Postfix's daemons must reach the folders: not pytest's 0700 tmp_path.
+    directory = tempfile.mkdtemp(prefix="securesmtp-users-")
+    os.chmod(directory, 0o755)
+    pf = Postfix(directory, password=PASSWORD)
+    try:
+        pf.start()
+        yield pf
+    finally:
+        pf.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.parametrize("tls", ["smtps", "starttls"])
+def test_postfix_readme_provider_settings_with_a_password_command_reach_every_mailbox(
+    repo2, postfix, tmp_path, tls
+):
+    # README's Fastmail section (port 465, tls = smtps) and Gmail's app
+    # password section (submission, starttls), with the port as a number.
+    port = postfix.smtps_port if tls == "smtps" else postfix.starttls_port
+    rc = (
+        "[extensions]\nsecuresmtp =\n[email]\nfrom = %s\n[web]\ncacerts = %s\n"
+        "[smtp]\nhost = localhost\nport = %d\ntls = %s\nusername = %s\n"
+        "password-command = %s\n"
+        % (hg.SENDER, postfix.ca_file, port, tls, postfix.user,
+           _password_command(tmp_path, PASSWORD + "\n"))
+    )
+    args = ["email", "-r", "0:1", "--date", hg.DATE, "--to", "a@example.test, b@example.test",
+            "--cc", "c@example.test", "--bcc", "d@example.test", "--debug"]
+    code, out, err = hg.run_hg(repo2, args, rc)
+    assert code == 0, (out, err)
+    assert "C: AUTH PLAIN <redacted>" in out + err, out
+    got = postfix.deliveries(8, timeout=15)
+    assert sorted(d.recipient for d in got) == sorted(
+        ["a@example.test", "b@example.test", "c@example.test", "d@example.test"] * 2
+    )
+    postfix.clear()
 
 
 # -- odd values: clean errors naming the setting, nothing sent -----------------
