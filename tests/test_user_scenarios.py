@@ -302,6 +302,22 @@ def test_password_command_printing_a_whole_pass_entry_aborts_before_connecting(
     _nothing_reached(s)
 
 
+def test_password_command_with_a_tilde_path_runs_from_home(repo2, user_certs, server, tmp_path):
+    s = server(user_certs.self)
+    home = tmp_path / "home"
+    (home / "bin").mkdir(parents=True)
+    # Both the program and its argument named from ~, as in
+    # "gpg --decrypt ~/.mail-password.gpg".
+    _write(str(home / "bin" / "token.py"),
+           "import sys\nsys.stdout.write(open(sys.argv[1]).read())\n")
+    _write(str(home / "pw"), PASSWORD + "\n")
+    pin = "[hostsecurity]\nlocalhost:fingerprints = %s\n" % _fingerprint(user_certs.self.chain)
+    rc = _hgrc(s.port, password_command='"%s" ~/bin/token.py ~/pw' % sys.executable) + pin
+    args = ["email", "-r", "1", "--date", hg.DATE, "--to", hg.TO]
+    assert_ok(hg.run_hg(repo2, args, rc, env={"HOME": str(home)}))
+    assert len(s.wait_for_messages(1)) == 1
+
+
 @pytest.mark.parametrize("value", [",", ", ,", " , "])
 def test_auth_listing_only_separators_is_a_config_error(repo2, user_certs, server, value):
     s = server(user_certs.self)

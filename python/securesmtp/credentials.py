@@ -80,6 +80,9 @@ def from_command(ui, timeout):
         )
     if not argv:
         raise error.ConfigError(_(b"smtp.password-command is empty"))
+    # No shell, but "~/bin/token" or "gpg -d ~/pw.gpg" (as msmtp's
+    # passwordeval, which has one, takes them) should mean the same here.
+    argv = [os.path.expanduser(a) if a == "~" or a.startswith("~/") else a for a in argv]
     name = tobytes(os.path.basename(argv[0]))
     ui.note(_(b"(getting the smtp secret from smtp.password-command: %s)\n") % name)
     ui.flush()
