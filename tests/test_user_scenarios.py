@@ -318,6 +318,20 @@ def test_password_command_with_a_tilde_path_runs_from_home(repo2, user_certs, se
     assert len(s.wait_for_messages(1)) == 1
 
 
+@pytest.mark.parametrize("setting", ["web.cacerts", "hostsecurity.localhost:verifycertsfile"])
+def test_ca_directory_instead_of_a_file_is_refused_naming_the_setting_used(
+    repo2, user_certs, server, setting
+):
+    s = server(user_certs.chain)
+    args = ["email", "-r", "1", "--date", hg.DATE, "--to", hg.TO,
+            "--config", "%s=%s" % (setting, user_certs.dir)]
+    code, out, err = hg.run_hg(repo2, args, _hgrc(s.port, password=PASSWORD))
+    assert code == 255, (out, err)
+    assert err.startswith("abort: %s names a directory, not a file: %s" % (setting, user_certs.dir)), err
+    assert "and set %s to it" % setting in err, err
+    _nothing_reached(s)
+
+
 @pytest.mark.parametrize("value", [",", ", ,", " , "])
 def test_auth_listing_only_separators_is_a_config_error(repo2, user_certs, server, value):
     s = server(user_certs.self)

@@ -121,6 +121,14 @@ def _path(ui, value, setting):
             _(b"path specified by %s does not exist: %s") % (setting, path),
             hint=_(b"set %s to a PEM file of trusted certificates") % setting,
         )
+    if os.path.isdir(path):
+        # OpenSSL's CApath is a directory of hashed links; Mercurial, like
+        # this extension, reads one file.
+        raise error.Abort(
+            _(b"%s names a directory, not a file: %s") % (setting, path),
+            hint=_(b"put the CA certificates in one PEM file (cat DIR/*.pem > FILE) and set %s to it")
+            % setting,
+        )
     return path
 
 
