@@ -20,6 +20,7 @@ pub mod error;
 #[cfg(feature = "python")]
 mod python;
 pub mod session;
+pub mod settings;
 pub mod smtp;
 pub mod tls;
 pub mod transport;

@@ -137,10 +137,14 @@ impl Session {
             ConnectFailure::Interrupted => Error::Interrupted,
             ConnectFailure::Resolve(e) => Error::Resolve {
                 server: server.clone(),
+                timed_out: e.kind() == std::io::ErrorKind::TimedOut,
                 reason: e.to_string(),
             },
             ConnectFailure::Refused(tries) => Error::Connect {
                 server: server.clone(),
+                timed_out: tries
+                    .iter()
+                    .all(|(_, e)| e.kind() == std::io::ErrorKind::TimedOut),
                 reason: tries
                     .iter()
                     .map(|(addr, e)| format!("{addr}: {e}"))
@@ -927,7 +931,7 @@ fn tls_error(server: String, e: rustls::Error, min: MinVersion) -> Error {
 }
 
 /// "host:port", with brackets around an IPv6 literal.
-pub fn server_label(host: &str, port: u16) -> String {
+fn server_label(host: &str, port: u16) -> String {
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(_)) => format!("[{host}]:{port}"),
         _ => format!("{host}:{port}"),

@@ -245,7 +245,8 @@ def test_starttls_not_offered_aborts_before_auth_or_mail(repo, certs):
         creds=True,
     )
     assert_nothing_sent(server)
-    assert server.verbs() == ["EHLO"]
+    # Still in step, so a polite QUIT (RFC 5321 4.1.1.10), and nothing else.
+    assert server.verbs() == ["EHLO", "QUIT"]
     assert_abort(run, "does not offer STARTTLS", "smtp.tls")
 
 

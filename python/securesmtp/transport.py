@@ -9,7 +9,7 @@ import email.header
 import email.parser
 import smtplib
 
-from mercurial import error, mail
+from mercurial import encoding, error, mail
 from mercurial.i18n import _
 
 from . import _core, errors, settings
@@ -88,11 +88,36 @@ class _LoginAdapter:
 
     def login(self, user, password):
         try:
-            self._session.authenticate(tostr(user), tostr(password))
+            self._session.authenticate(
+                _secret(user, b"smtp.username"), _secret(password, b"smtp.password")
+            )
         except _core.SmtpError as exc:
-            if exc.kind == "auth":
+            if exc.kind == _core.Kind.AUTH:
                 raise smtplib.SMTPAuthenticationError(exc.code, tobytes(exc.server_text or ""))
             raise
+
+
+def _secret(value, setting):
+    """A username or password as text, decoded the way Mercurial decodes it
+    (``encoding.strfromlocal``: its local encoding, HGENCODING). Mercurial's
+    own decoding error quotes the bytes around the fault; this one quotes
+    nothing, since the value may be a password."""
+    if isinstance(value, bytes):
+        try:
+            return encoding.strfromlocal(value)
+        except (error.Abort, UnicodeError):
+            pass
+    else:
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeError:  # lone surrogates from a hook
+            pass
+    raise error.Abort(
+        _(b"%s is not valid text in the local encoding (%s)")
+        % (setting, encoding.encoding),
+        hint=_(b"set HGENCODING to the encoding your hgrc is written in"),
+    )
 
 
 def _login(ui, session, bhost, port):
@@ -120,7 +145,7 @@ def _login(ui, session, bhost, port):
             if password is None:
                 raise error.Abort(_(b"no password given for %s") % username)
         ui.note(_(b"(authenticating to mail server as %s)\n") % username)
-        session.authenticate(tostr(username), tostr(password))
+        session.authenticate(_secret(username, b"smtp.username"), _secret(password, b"smtp.password"))
     except smtplib.SMTPAuthenticationError as exc:
         raise error.Abort(
             _(b"authentication as %s failed: %d %s") % (username or b"", exc.smtp_code, tobytes(exc.smtp_error)),
@@ -128,7 +153,7 @@ def _login(ui, session, bhost, port):
         )
     except _core.SmtpError as exc:
         prefix = b""
-        if exc.kind == "auth":
+        if exc.kind == _core.Kind.AUTH:
             prefix = _(b"authentication as %s failed: ") % (username or b"")
         raise errors.convert(exc, bhost, prefix)
 
