@@ -461,6 +461,13 @@ fn connect(
     })
 }
 
+/// A host name in the ASCII form DNS and certificates use (UTS-46 / IDNA
+/// 2008), or None if it cannot be a host name.
+#[pyfunction]
+fn ascii_host(host: &str) -> PyResult<Option<String>> {
+    guarded(|| Ok(tls::ascii_host(host)))
+}
+
 /// Summaries of a certificate chain (DER, leaf first) for `hg debugsmtp`.
 #[pyfunction]
 fn describe_chain<'py>(py: Python<'py>, chain: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyList>> {
@@ -597,6 +604,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Setting>()?;
     m.add_class::<PySession>()?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
+    m.add_function(wrap_pyfunction!(ascii_host, m)?)?;
     m.add_function(wrap_pyfunction!(describe_chain, m)?)?;
     m.add_function(wrap_pyfunction!(_test_hook_panic, m)?)?;
     Ok(())
