@@ -195,7 +195,10 @@ class SmtpServer:
         offer_starttls: bool = True,
         max_tls: Optional[str] = None,
         hostname: str = "mx.securesmtp.test",
+        ciphers: Optional[str] = None,
     ):
+        # ciphers: an OpenSSL cipher string; "DEFAULT:@SECLEVEL=0" lets the
+        # server present what OpenSSL would refuse to load (RSA-1024, SHA-1).
         if mode not in ("starttls", "smtps", "plain"):
             raise ValueError(mode)
         if mode == "starttls" and not offer_starttls:
@@ -220,6 +223,8 @@ class SmtpServer:
         ctx = None
         if mode != "plain":
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            if ciphers is not None:
+                ctx.set_ciphers(ciphers)
             ctx.load_cert_chain(cert.chain, cert.key)
             if max_tls is not None:
                 ctx.maximum_version = {
