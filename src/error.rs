@@ -388,3 +388,63 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: u16, text: &str) -> Reply {
+        Reply::new(code, vec![text.as_bytes().to_vec()])
+    }
+
+    #[test]
+    fn a_connection_that_timed_out_is_its_own_kind() {
+        let timed_out = |timed_out| Error::Connect {
+            server: "mail.test:25".into(),
+            reason: "connection timed out".into(),
+            timed_out,
+        };
+        assert_eq!(timed_out(true).kind(), Kind::ConnectTimeout);
+        assert_eq!(timed_out(false).kind(), Kind::Connect);
+        let resolve = Error::Resolve {
+            server: "mail.test:25".into(),
+            reason: "name resolution timed out after 1 seconds".into(),
+            timed_out: true,
+        };
+        assert_eq!(resolve.kind(), Kind::ConnectTimeout);
+        assert_eq!(resolve.stage(), Some(Stage::Connect));
+    }
+
+    #[test]
+    fn a_refusal_at_auth_is_an_auth_failure_and_elsewhere_a_reply() {
+        let at = |stage| Error::reply_at(stage, reply(535, "no"));
+        assert_eq!(at(Stage::Auth).kind(), Kind::Auth);
+        assert_eq!(at(Stage::Mail).kind(), Kind::Reply);
+        assert_eq!(at(Stage::Mail).reply().map(Reply::code), Some(535));
+    }
+
+    #[test]
+    fn positive_replies_out_of_turn_are_not_called_refusals() {
+        let shown = |code, text| Error::reply_at(Stage::Hello, reply(code, text)).to_string();
+        assert_eq!(
+            shown(220, "mail.test ESMTP"),
+            "unexpected reply to EHLO: 220 mail.test ESMTP"
+        );
+        assert_eq!(
+            shown(221, "bye"),
+            "the server ended the session at EHLO: 221 bye"
+        );
+        assert_eq!(shown(550, "no"), "the server refused EHLO: 550 no");
+        assert!(shown(421, "going away").starts_with("the server is closing the connection"));
+    }
+
+    #[test]
+    fn a_config_error_carries_its_setting() {
+        let e = Error::Config {
+            setting: Setting::Timeout,
+            message: "smtp.timeout must be ...".into(),
+        };
+        assert_eq!(e.kind(), Kind::Config);
+        assert_eq!(e.stage(), None);
+    }
+}

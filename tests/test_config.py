@@ -2,6 +2,7 @@
 that are not ASCII, and the seam with the Rust core: no setting can reach
 code that panics, and a panic would still end in a clean abort."""
 
+import ast
 import base64
 import os
 
@@ -148,3 +149,41 @@ def test_a_password_that_is_not_text_in_the_local_encoding_is_a_clean_abort_that
     assert not server.saw("AUTH") and not server.saw("MAIL"), server.commands
     for form in _secret_forms(LATIN_PASSWORD) + ["rd-", "ber-"]:
         assert form not in run.output, (form, str(run))
+
+
+# --------------------------------------------------------------------------
+# The stubs match the module
+
+
+def _stub():
+    path = os.path.join(os.path.dirname(__file__), "..", "python", "securesmtp", "_core.pyi")
+    with open(path) as f:
+        return ast.parse(f.read())
+
+
+def _is_typed_dict(node):
+    return isinstance(node, ast.ClassDef) and any(getattr(b, "id", None) == "TypedDict" for b in node.bases)
+
+
+def test_core_stub_names_exactly_what_the_module_has():
+    from securesmtp import _core
+
+    tree = _stub()
+    # TypedDicts describe the dicts the module returns; only the stub has them.
+    stubbed = {
+        n.name for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and not _is_typed_dict(n)
+    }
+    runtime = {n for n in dir(_core) if not n.startswith("__")}
+    assert stubbed == runtime, sorted(stubbed ^ runtime)
+
+
+def test_core_stub_lists_every_enum_member_and_session_method():
+    from securesmtp import _core
+
+    classes = {n.name: n for n in _stub().body if isinstance(n, ast.ClassDef)}
+    for name in ("Kind", "Stage", "Setting", "Session"):
+        body = classes[name].body
+        members = {t.target.id for t in body if isinstance(t, ast.AnnAssign)}
+        members |= {f.name for f in body if isinstance(f, ast.FunctionDef) and not f.name.startswith("__")}
+        runtime = {m for m in dir(getattr(_core, name)) if not m.startswith("_")}
+        assert members == runtime, (name, sorted(members ^ runtime))
