@@ -7,8 +7,9 @@
 //! each [`Session::send`] is one mail transaction on the same connection, and
 //! [`Session::quit`] ends it.
 //!
-//! The security contract lives here: nothing after the TLS handshake is sent
-//! unless the certificate verifier said yes (the handshake fails otherwise);
+//! The security contract lives here and in `channel`: nothing after the TLS
+//! handshake is sent unless the certificate verifier said yes (the channel
+//! hands out the proof every such write needs only then);
 //! STARTTLS that is not offered, refused, or followed by injected bytes ends
 //! the session; capabilities learned in cleartext are forgotten; AUTH never
 //! goes over cleartext to a remote host unless the caller allowed it.
