@@ -31,7 +31,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::error::{self, Error};
 use crate::session::{Delivery, Observer, Session};
 use crate::settings::{Settings, Timeout};
-use crate::smtp::Credentials;
+use crate::smtp::{Credentials, Mechanism};
 use crate::tls::{self, HashAlg, Trust, Verdict};
 use crate::transport::Interrupt;
 
@@ -62,6 +62,8 @@ enum Kind {
     Tls,
     TlsVersion,
     AuthMechanism,
+    AuthServer,
+    AuthProtocol,
     CleartextAuth,
     Recipients,
     Input,
@@ -87,6 +89,8 @@ impl From<error::Kind> for Kind {
             K::Tls => Kind::Tls,
             K::TlsVersion => Kind::TlsVersion,
             K::AuthMechanism => Kind::AuthMechanism,
+            K::AuthServer => Kind::AuthServer,
+            K::AuthProtocol => Kind::AuthProtocol,
             K::CleartextAuth => Kind::CleartextAuth,
             K::Recipients => Kind::Recipients,
             K::Input => Kind::Input,
@@ -159,6 +163,8 @@ enum Setting {
     Pubkeys,
     Ciphers,
     CaCerts,
+    ClientCert,
+    Auth,
 }
 
 impl From<error::Setting> for Setting {
@@ -175,6 +181,8 @@ impl From<error::Setting> for Setting {
             S::Pubkeys => Setting::Pubkeys,
             S::Ciphers => Setting::Ciphers,
             S::CaCerts => Setting::CaCerts,
+            S::ClientCert => Setting::ClientCert,
+            S::Auth => Setting::Auth,
         }
     }
 }
@@ -240,6 +248,8 @@ fn set_defaults(value: &Bound<'_, pyo3::exceptions::PyBaseException>) -> PyResul
         "spki",
         "pinned",
         "setting",
+        "mechanism",
+        "detail",
     ] {
         value.setattr(name, None::<()>)?;
     }
@@ -318,10 +328,34 @@ impl PySession {
 
 #[pymethods]
 impl PySession {
-    /// Authenticate with PLAIN or LOGIN.
-    fn authenticate(&self, py: Python<'_>, username: String, password: String) -> PyResult<()> {
-        let credentials = Credentials::new(username, password);
-        self.with(py, move |s| s.authenticate(&credentials))
+    /// Authenticate with the first of `mechanisms` (SASL names, any case)
+    /// the server offers; None or empty: the strongest password mechanism.
+    /// `secret` is the password or OAuth2 token. Returns the mechanism used.
+    #[pyo3(signature = (username, secret, mechanisms=None))]
+    fn authenticate(
+        &self,
+        py: Python<'_>,
+        username: String,
+        secret: String,
+        mechanisms: Option<Vec<String>>,
+    ) -> PyResult<&'static str> {
+        let allowed = mechanism_list(py, mechanisms, &self.pending)?;
+        let credentials = Credentials::new(username, secret);
+        self.with(py, move |s| s.authenticate(&credentials, &allowed))
+            .map(Mechanism::name)
+    }
+
+    /// The mechanism `authenticate` would use with `mechanisms`, or None.
+    #[pyo3(signature = (mechanisms=None))]
+    fn auth_mechanism(
+        &self,
+        py: Python<'_>,
+        mechanisms: Option<Vec<String>>,
+    ) -> PyResult<Option<&'static str>> {
+        let allowed = mechanism_list(py, mechanisms, &self.pending)?;
+        self.with(py, move |s| {
+            Ok(s.auth_mechanism(&allowed).map(Mechanism::name))
+        })
     }
 
     /// Send one message; returns {"accepted": [...], "refused": [(addr, code, text)], "code": int, "text": str}.
@@ -372,6 +406,10 @@ impl PySession {
             d.set_item("greeting", s.greeting().map(|r| r.to_string()))?;
             d.set_item("capabilities", s.capabilities().keywords().to_vec())?;
             d.set_item(
+                "auth_mechanisms",
+                s.capabilities().auth_mechanisms().to_vec(),
+            )?;
+            d.set_item(
                 "cleartext_capabilities",
                 s.cleartext_capabilities().map(|c| c.keywords().to_vec()),
             )?;
@@ -400,7 +438,7 @@ enum TimeoutArg {
     *, host, port, security, hello_name, timeout, ca_file=None, load_default_roots=true,
     fingerprints=None, legacy_fingerprints=None, pubkeys=None, insecure=false,
     min_version="tls1.2".to_owned(), ciphers=None, pipelining=true, allow_cleartext_auth=false,
-    inspect_only=false, transcript=None
+    inspect_only=false, transcript=None, client_cert=None, client_key=None
 ))]
 #[allow(clippy::too_many_arguments)] // mirrors the hgrc settings one to one
 fn connect(
@@ -422,6 +460,8 @@ fn connect(
     allow_cleartext_auth: bool,
     inspect_only: bool,
     transcript: Option<Py<PyAny>>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
 ) -> PyResult<PySession> {
     guarded(|| {
         let pending = Arc::new(Mutex::new(None));
@@ -445,6 +485,8 @@ fn connect(
             pipelining,
             allow_cleartext_auth,
             inspect_only,
+            client_cert,
+            client_key,
         };
         let config = settings.validate().map_err(|e| to_pyerr(py, e, &pending))?;
         let observer = Box::new(PyObserver {
@@ -500,6 +542,25 @@ fn describe_chain<'py>(py: Python<'py>, chain: Vec<Vec<u8>>) -> PyResult<Bound<'
 #[pyfunction]
 fn _test_hook_panic(secret: &str) -> PyResult<()> {
     guarded(|| panic!("test hook panic carrying {secret}"))
+}
+
+/// SASL names into mechanisms; an unknown name is a config error on `smtp.auth`.
+fn mechanism_list(
+    py: Python<'_>,
+    names: Option<Vec<String>>,
+    pending: &Arc<Mutex<Option<PyErr>>>,
+) -> PyResult<Vec<Mechanism>> {
+    names
+        .unwrap_or_default()
+        .iter()
+        .map(|name| {
+            Mechanism::from_name(name).ok_or_else(|| Error::Config {
+                setting: error::Setting::Auth,
+                message: format!("unknown SASL mechanism '{name}' in smtp.auth"),
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| to_pyerr(py, e, pending))
 }
 
 fn delivery_dict<'py>(py: Python<'py>, d: &Delivery) -> PyResult<Bound<'py, PyDict>> {
@@ -582,6 +643,16 @@ fn to_pyerr(py: Python<'_>, e: Error, pending: &Arc<Mutex<Option<PyErr>>>) -> Py
         }
         if let Error::Config { setting, .. } = &e {
             value.setattr("setting", Setting::from(*setting))?;
+        }
+        match &e {
+            Error::AuthRefused {
+                mechanism, detail, ..
+            } => {
+                value.setattr("mechanism", *mechanism)?;
+                value.setattr("detail", detail.clone())?;
+            }
+            Error::AuthExchange { mechanism, .. } => value.setattr("mechanism", *mechanism)?,
+            _ => {}
         }
         if let Error::RecipientsRefused { refused } = &e {
             let refused: Vec<(String, u16, String)> = refused

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Setting};
 use crate::session::{Config, Security};
-use crate::tls::{MinVersion, Pin, TlsPolicy};
+use crate::tls::{self, MinVersion, Pin, TlsPolicy};
 
 /// The shortest `smtp.timeout` accepted: below this nothing can answer.
 const MIN_TIMEOUT: f64 = 0.1;
@@ -60,6 +60,10 @@ pub struct Settings {
     pub allow_cleartext_auth: bool,
     /// `hg debugsmtp`: complete a failed handshake to report on it.
     pub inspect_only: bool,
+    /// A client certificate (PEM file), if the server asks for one.
+    pub client_cert: Option<String>,
+    /// Its key, when not in the same file.
+    pub client_key: Option<String>,
 }
 
 impl Settings {
@@ -94,7 +98,16 @@ impl Settings {
                 );
             }
         }
+        let client_cert = self
+            .client_cert
+            .as_deref()
+            .map(|cert| {
+                tls::ClientCert::load(cert.as_ref(), self.client_key.as_deref().map(AsRef::as_ref))
+                    .map_err(|e| config(Setting::ClientCert, e.to_string()))
+            })
+            .transpose()?;
         Ok(Config {
+            client_cert,
             tls: TlsPolicy {
                 server_name: self.host.clone(),
                 ca_file: self.ca_file.map(Into::into),
@@ -193,6 +206,8 @@ mod tests {
             pipelining: true,
             allow_cleartext_auth: false,
             inspect_only: false,
+            client_cert: None,
+            client_key: None,
         }
     }
 

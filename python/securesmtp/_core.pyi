@@ -19,6 +19,8 @@ class Kind:
     TLS: Kind
     TLS_VERSION: Kind
     AUTH_MECHANISM: Kind
+    AUTH_SERVER: Kind
+    AUTH_PROTOCOL: Kind
     CLEARTEXT_AUTH: Kind
     RECIPIENTS: Kind
     INPUT: Kind
@@ -58,6 +60,8 @@ class Setting:
     PUBKEYS: Setting
     CIPHERS: Setting
     CA_CERTS: Setting
+    CLIENT_CERT: Setting
+    AUTH: Setting
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 
@@ -71,6 +75,8 @@ class SmtpError(Exception):
     spki: Optional[str]
     pinned: Optional[str]  # "fingerprints", "pubkeys" or "both"
     refused: list[tuple[str, int, str]]
+    mechanism: Optional[str]
+    detail: Optional[str]
 
 class Delivery(TypedDict):
     accepted: list[str]
@@ -91,6 +97,7 @@ class Info(TypedDict, total=False):
     peer: str
     greeting: Optional[str]
     capabilities: list[str]
+    auth_mechanisms: list[str]
     cleartext_capabilities: Optional[list[str]]
     tls_version: str
     cipher_suite: str
@@ -112,7 +119,10 @@ class CertSummary(TypedDict):
     self_signed: bool
 
 class Session:
-    def authenticate(self, username: str, password: str) -> None: ...
+    def authenticate(
+        self, username: str, secret: str, mechanisms: Optional[list[str]] = ...
+    ) -> str: ...
+    def auth_mechanism(self, mechanisms: Optional[list[str]] = ...) -> Optional[str]: ...
     def send(self, sender: str, recipients: list[str], message: bytes) -> Delivery: ...
     def quit(self) -> None: ...
     def verdict(self) -> Optional[Verdict]: ...
@@ -137,6 +147,8 @@ def connect(
     allow_cleartext_auth: bool = ...,
     inspect_only: bool = ...,
     transcript: Optional[Callable[[str], None]] = ...,
+    client_cert: Optional[str] = ...,
+    client_key: Optional[str] = ...,
 ) -> Session: ...
 def ascii_host(host: str) -> Optional[str]: ...
 def describe_chain(chain: list[bytes]) -> list[CertSummary]: ...

@@ -184,7 +184,14 @@ class SmtpServer:
     mode: ``starttls`` (STARTTLS required before anything else), ``smtps``
     (implicit TLS) or ``plain`` (no TLS at all; same as
     ``offer_starttls=False``).
+
+    Subclasses may set ``handler_class`` to a subclass of the handler that
+    adds ``auth_<MECHANISM>`` methods, and ``controller_class`` to one whose
+    ``factory`` makes another SMTP subclass (see support/sasl.py).
     """
+
+    handler_class = _Handler
+    controller_class = _Controller
 
     def __init__(
         self,
@@ -298,7 +305,7 @@ class SmtpServer:
     # -- life cycle --
 
     def start(self):
-        self._controller = _Controller(_Handler(self), self, **self._kwargs)
+        self._controller = self.controller_class(self.handler_class(self), self, **self._kwargs)
         self._controller.start()
         # The start-up probe made one connection that said nothing.
         self.wait_idle(5.0)
