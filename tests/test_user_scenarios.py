@@ -280,7 +280,7 @@ def test_timeout_too_large_for_a_clock_is_a_config_error_before_connecting(
     rc = _hgrc(s.port, timeout=value, **secret)
     code, out, err = hg.run_hg(repo2, ["email", "-r", "1", "--date", hg.DATE, "--to", hg.TO], rc)
     assert code == 255, (out, err)
-    assert err.startswith("config error: smtp.timeout must be a positive number of seconds"), err
+    assert err.startswith("config error: smtp.timeout must be a number of seconds from"), err
     assert "'%s'" % value in err, err
     _nothing_reached(s)
 

@@ -5,7 +5,6 @@ Every setting keeps the meaning Mercurial gives it (see ``mail._smtp`` and
 ``smtp.tls``) is a configuration error with a hint.
 """
 
-import math
 import os
 import socket
 
@@ -13,7 +12,7 @@ from mercurial import error, util
 from mercurial.i18n import _
 from mercurial.utils import stringutil, urlutil
 
-from . import _core
+from . import _core, errors
 
 _PROTOCOLS = (b"tls1.0", b"tls1.1", b"tls1.2", b"tls1.3")
 
@@ -93,25 +92,14 @@ def hello_name(ui):
 
 
 def timeout(ui):
+    """``smtp.timeout`` in seconds, checked by the core (which names the
+    setting when it is unusable) before a password command waits on it."""
     value = ui.config(b"smtp", b"timeout")
+    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    # "inf", or a number too large for a timer (1e300), would crash the
-    # password command's wait and the core's clock instead of meaning "never".
-    if not (seconds > 0 and math.isfinite(seconds) and seconds <= _MAX_TIMEOUT):
-        raise error.ConfigError(
-            _(b"smtp.timeout must be a positive number of seconds up to %d, not '%s'")
-            % (_MAX_TIMEOUT, stringutil.forcebytestr(value)),
-            hint=_(b"for example: timeout = 60"),
-        )
-    return seconds
-
-
-# A day: far beyond any server's own idle limit (RFC 5321 4.5.3.2 asks for
-# minutes), well within what every timer takes.
-_MAX_TIMEOUT = 86400
+        return _core.timeout_seconds(text)
+    except _core.SmtpError as exc:
+        raise errors.convert(exc, ui.config(b"smtp", b"host") or b"")
 
 
 def _path(ui, value, setting):
