@@ -132,9 +132,9 @@ from mercurial.i18n import _
 testedwith = b"6.5 6.9 7.2"
 minimumhgversion = b"6.5"
 
-cmdtable = {}
+cmdtable: dict = {}
 command = registrar.command(cmdtable)
-configtable = {}
+configtable: dict = {}
 configitem = registrar.configitem(configtable)
 
 configitem(b"smtp", b"timeout", default=60.0)
