@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mercurial's own patchbomb tests, with securesmtp enabled in every one.
 #
-#   tests/mercurial/run.sh [VENV]      default .venv
+#   tests/mercurial/run.sh [VENV [TEST...]]    default: .venv, all three
 #
 # Runs test-patchbomb.t, test-patchbomb-tls.t and test-patchbomb-bookmark.t
 # from the Mercurial sdist that `scripts/setup.sh --matrix` unpacks into
@@ -17,6 +17,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/tests/mercurial"
 VENV="$(cd "${1:-$ROOT/.venv}" && pwd)"
 TESTS=(test-patchbomb.t test-patchbomb-tls.t test-patchbomb-bookmark.t)
+if [ "$#" -gt 1 ]; then
+    TESTS=("${@:2}")
+fi
 
 src="$(ls -d "$ROOT"/.work/hg-tests/mercurial-*/tests 2>/dev/null | head -n 1)"
 [ -n "$src" ] || { echo "no Mercurial test suite: run scripts/setup.sh --matrix" >&2; exit 1; }
