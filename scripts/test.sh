@@ -74,11 +74,31 @@ matrix() {
     for venv in .work/venvs/*/; do
         venv="${venv%/}"
         name="$(basename "$venv")"
+        case "$name" in too-old-*) continue ;; esac
         echo "-- $name: $("$venv/bin/hg" version -q) on $("$venv/bin/python" -VV)" >&2
         HG="$ROOT/$venv/bin/hg" nocargo "$ROOT/$venv" "$venv/bin/python" -m pytest \
             -p no:cacheprovider -q "${MATRIX_SUBSET[@]}" || { echo "$name FAILED" >&2; rc=1; }
     done
     return "$rc"
+}
+
+# Mercurial older than minimumhgversion: hg works, says the extension is
+# disabled and why, and shows no traceback.
+too_old() {
+    local venv rc=0 out
+    venv="$(ls -d .work/venvs/too-old-*/ | head -n 1)"
+    venv="${venv%/}"
+    printf '[extensions]\nsecuresmtp =\npatchbomb =\n' >.work/too-old.rc
+    out="$(HGRCPATH=.work/too-old.rc "$venv/bin/hg" version -q 2>&1)" || rc=$?
+    printf '%s\n' "$out" >&2
+    [ "$rc" = 0 ] || { echo "hg version failed ($rc)" >&2; return 1; }
+    case "$out" in
+        *"third party extension securesmtp requires version 6.5 or newer of Mercurial"*) ;;
+        *) echo "no 'requires version 6.5' message" >&2; return 1 ;;
+    esac
+    case "$out" in *Traceback*|*"failed to import"*) return 1 ;; esac
+    # hg email is still there, as stock.
+    HGRCPATH=.work/too-old.rc "$venv/bin/hg" help email >/dev/null 2>&1
 }
 
 step "setup" bash scripts/setup.sh --matrix
@@ -91,6 +111,7 @@ step "checks (ruff, mypy, stubtest, auditwheel)" checks
 step "pytest (full suite, .venv)" nocargo "$ROOT/.venv" .venv/bin/python -m pytest \
     -p no:cacheprovider -q tests/ "$@"
 step "pytest (version matrix, subset)" matrix
+step "Mercurial older than the minimum" too_old
 step "Mercurial's patchbomb tests" nocargo "$ROOT/.venv" bash tests/mercurial/run.sh
 
 echo "== summary" >&2
