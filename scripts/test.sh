@@ -102,6 +102,10 @@ too_old() {
 }
 
 step "setup" bash scripts/setup.sh --matrix
+if [ "$status" != 0 ]; then
+    printf '%s\n' "${timings[@]}" >&2
+    exit 1
+fi
 step "cargo test" cargo test
 # Bounded fuzzing of the reply parser and the DATA encoder (FUZZ_SECONDS per
 # target); a crash fails the run and leaves its input in fuzz/artifacts/.
