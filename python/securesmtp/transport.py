@@ -19,7 +19,9 @@ from .text import tobytes, tostr
 def smtp(orig, ui):
     """Connect, verify, authenticate; return the ``send`` function."""
     args = settings.connect_args(ui)
-    bhost = tobytes(args["host"])
+    # Messages and hints name the host as written: the settings they suggest
+    # are looked up by that name.
+    bhost = settings.host(ui)
     mode = args["security"]
     if mode == "smtps":
         ui.note(_(b"(using smtps)\n"))
