@@ -135,7 +135,7 @@ import sys
 from mercurial import cmdutil, extensions, registrar
 from mercurial.i18n import _
 
-testedwith = b"6.5 6.9 7.2"
+testedwith = b"6.5 7.2"
 minimumhgversion = b"6.5"
 
 cmdtable: dict = {}
