@@ -257,15 +257,16 @@ class _Loader:
         return self.loader.create_module(spec)
 
     def exec_module(self, module):
-        self.loader.exec_module(module)
         spec = object.__getattribute__(module, "__spec__")
-        if _islazy(module):
+        self.loader.exec_module(module)
+        if spec.loader is not self and _islazy(module):
             # Demandimport's loader only made the module lazy and put the
-            # real loader on the spec; run after that one instead.
-            if not isinstance(spec.loader, _Loader):
-                spec.loader = _Loader(spec.loader, self.callback)
+            # real loader on the spec; run after that one instead. (Python
+            # 3.12+ keeps the lazy class while the code runs, so the class
+            # alone cannot tell the two calls apart.)
+            spec.loader = _Loader(spec.loader, self.callback)
             return
-        if spec.loader is self:
-            spec.loader = self.loader
+        spec.loader = self.loader
+        if object.__getattribute__(module, "__loader__") is self:
             module.__loader__ = self.loader
         self.callback(module)
