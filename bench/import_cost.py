@@ -45,15 +45,21 @@ def env_with(rc):
 
 
 def run(args, cwd, env):
+    """Wall and CPU (user + system) time of one hg process, in ms. CPU time
+    is what the process itself spent; on a busy machine it moves far less
+    than wall time, which also counts waiting for a core."""
     start = time.perf_counter()
-    proc = subprocess.run(
+    proc = subprocess.Popen(
         [HG] + args, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
-    if proc.returncode != 0 or proc.stderr:
-        sys.exit("hg %s failed: %s" % (" ".join(args), proc.stderr.decode()))
-    return elapsed * 1000.0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0 or err:
+        sys.exit("hg %s failed: %s" % (" ".join(args), err.decode()))
+    return elapsed * 1000.0, (usage.ru_utime + usage.ru_stime) * 1000.0
 
 
 def make_repo(work, env):
@@ -97,27 +103,39 @@ def measure(runs):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def describe(xs):
+    q1, q3 = quartiles(xs)
+    return "%.1f (%.1f-%.1f)" % (statistics.median(xs), q1, q3)
+
+
 def table(samples, runs):
     out = []
     hgver = subprocess.run([HG, "version", "-q"], capture_output=True, text=True).stdout.strip()
     out.append(
-        "%s; Python %s; %s; %d runs per command and configuration, alternating, "
-        "first one swapped every round; times in ms (wall clock of the whole "
-        "`hg` process).\n" % (hgver, platform.python_version(), platform.machine(), runs)
+        "%s; Python %s; %s; load average at the end %.1f; %d runs per command "
+        "and configuration, alternating, first one swapped every round. Times "
+        "in ms as median (interquartile range); \"paired\" is the median of "
+        "the per-round differences (with securesmtp minus stock, same round), "
+        "which cancels drift in machine load.\n"
+        % (hgver, platform.python_version(), platform.machine(), os.getloadavg()[0], runs)
     )
-    out.append("| command | stock median (IQR; min-max) | with securesmtp median (IQR; min-max) | difference of medians |")
-    out.append("|---|---|---|---|")
+    out.append(
+        "| command | measure | stock | with securesmtp | difference of medians | paired difference |"
+    )
+    out.append("|---|---|---|---|---|---|")
     for name, got in samples.items():
-        cells = []
-        for conf in ("stock", "securesmtp"):
-            xs = got[conf]
-            q1, q3 = quartiles(xs)
-            cells.append(
-                "%.1f (%.1f-%.1f; %.1f-%.1f)"
-                % (statistics.median(xs), q1, q3, min(xs), max(xs))
+        for i, measure in enumerate(("wall", "CPU")):
+            a = [x[i] for x in got["stock"]]
+            b = [x[i] for x in got["securesmtp"]]
+            paired = [y - x for x, y in zip(a, b)]
+            out.append(
+                "| `hg %s` | %s | %s | %s | %+.1f | %s |"
+                % (
+                    name, measure, describe(a), describe(b),
+                    statistics.median(b) - statistics.median(a),
+                    "%+.1f (%+.1f to %+.1f)" % ((statistics.median(paired),) + quartiles(paired)),
+                )
             )
-        diff = statistics.median(got["securesmtp"]) - statistics.median(got["stock"])
-        out.append("| `hg %s` | %s | %s | %+.1f |" % (name, cells[0], cells[1], diff))
     return "\n".join(out) + "\n"
 
 
