@@ -283,7 +283,7 @@ setup_hg_tests() {
         # From PyPI's simple index, as pip would (`pip download` of an sdist
         # also builds its metadata: minutes), checked against the pinned hash.
         log "downloading the Mercurial $HG_TESTS_VERSION sdist (its test suite)"
-        "$VENV/bin/python" - "$tarball" "$HG_TESTS_SHA256" <<'PY' </dev/null
+        "$VENV/bin/python" - "$tarball" "$HG_TESTS_SHA256" <<'PY'
 import hashlib, json, os, sys, urllib.request
 dest, sha256 = sys.argv[1:]
 name = os.path.basename(dest)
