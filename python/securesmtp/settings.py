@@ -132,10 +132,12 @@ def _client_file(value, setting):
 
 def _minimum(ui, bhost):
     setting = b"hostsecurity.%s:minimumprotocol" % bhost
-    value = ui.config(b"hostsecurity", b"%s:minimumprotocol" % bhost)
+    # Mercurial registers these with a dynamic default: the caller names it
+    # (else a devel-warn under devel.all-warnings).
+    value = ui.config(b"hostsecurity", b"%s:minimumprotocol" % bhost, None)
     if value is None:
         setting = b"hostsecurity.minimumprotocol"
-        value = ui.config(b"hostsecurity", b"minimumprotocol")
+        value = ui.config(b"hostsecurity", b"minimumprotocol", None)
     value = (value or b"tls1.2").lower()
     if value not in _PROTOCOLS:
         raise error.ConfigError(
@@ -179,7 +181,7 @@ def verification(ui, bhost):
         web = ui.config(b"web", b"cacerts")
         if web:
             cafile = _path(ui, web, b"web.cacerts")
-    ciphers = ui.config(b"hostsecurity", b"%s:ciphers" % bhost) or ui.config(
+    ciphers = ui.config(b"hostsecurity", b"%s:ciphers" % bhost, None) or ui.config(
         b"hostsecurity", b"ciphers"
     )
     client_cert = client_key = None
