@@ -510,6 +510,21 @@ fn ascii_host(host: &str) -> PyResult<Option<String>> {
     guarded(|| Ok(tls::ascii_host(host)))
 }
 
+/// `smtp.timeout` in seconds, checked as `connect` checks it, for the
+/// shim's own waits (a password command) before any connection.
+#[pyfunction]
+fn timeout_seconds(py: Python<'_>, timeout: TimeoutArg) -> PyResult<f64> {
+    guarded(|| {
+        let checked = match timeout {
+            TimeoutArg::Text(text) => crate::settings::timeout_text(&text),
+            TimeoutArg::Seconds(seconds) => crate::settings::timeout_seconds(seconds),
+        };
+        checked
+            .map(|d| d.as_secs_f64())
+            .map_err(|e| to_pyerr(py, e, &Arc::new(Mutex::new(None))))
+    })
+}
+
 /// Summaries of a certificate chain (DER, leaf first) for `hg debugsmtp`.
 #[pyfunction]
 fn describe_chain<'py>(py: Python<'py>, chain: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyList>> {
@@ -676,6 +691,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySession>()?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(ascii_host, m)?)?;
+    m.add_function(wrap_pyfunction!(timeout_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(describe_chain, m)?)?;
     m.add_function(wrap_pyfunction!(_test_hook_panic, m)?)?;
     Ok(())

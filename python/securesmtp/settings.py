@@ -12,7 +12,7 @@ from mercurial import error, util
 from mercurial.i18n import _
 from mercurial.utils import stringutil, urlutil
 
-from . import _core
+from . import _core, errors
 
 _PROTOCOLS = (b"tls1.0", b"tls1.1", b"tls1.2", b"tls1.3")
 
@@ -80,12 +80,15 @@ def hello_name(ui):
 
 
 def timeout(ui):
-    """``smtp.timeout`` as written (the default is a number); the core
-    checks it and names the setting when it is unusable."""
+    """``smtp.timeout`` in seconds, checked by the core (which names the
+    setting when it is unusable)."""
     value = ui.config(b"smtp", b"timeout")
     if isinstance(value, bytes):
-        return value.decode("ascii", "replace")
-    return value
+        value = value.decode("ascii", "replace")
+    try:
+        return _core.timeout_seconds(value)
+    except _core.SmtpError as exc:
+        raise errors.convert(exc, b"")
 
 
 def _path(ui, value, setting):
