@@ -332,6 +332,20 @@ impl Error {
     }
 }
 
+/// A duration as users set it in `smtp.timeout`: "60 seconds", "0.5 seconds".
+fn seconds(d: std::time::Duration) -> String {
+    let secs = d.as_secs_f64();
+    if d.subsec_millis() == 0 {
+        format!(
+            "{} second{}",
+            d.as_secs(),
+            if d.as_secs() == 1 { "" } else { "s" }
+        )
+    } else {
+        format!("{} seconds", (secs * 1000.0).round() / 1000.0)
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -342,8 +356,8 @@ impl fmt::Display for Error {
             }
             Error::Timeout { stage, after } => write!(
                 f,
-                "timed out at {stage}: the server neither answered nor took data for {} seconds",
-                after.as_secs()
+                "timed out at {stage}: the server neither answered nor took data for {}",
+                seconds(*after)
             ),
             Error::Closed { stage } => write!(f, "the server closed the connection at {stage}"),
             Error::Io { stage, reason } => write!(f, "connection error at {stage}: {reason}"),
@@ -457,6 +471,20 @@ impl std::error::Error for Error {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_timeout_is_shown_in_the_units_it_was_set_in() {
+        let shown = |ms| {
+            Error::Timeout {
+                stage: Stage::Data,
+                after: std::time::Duration::from_millis(ms),
+            }
+            .to_string()
+        };
+        assert!(shown(60_000).ends_with("for 60 seconds"), "{}", shown(60_000));
+        assert!(shown(1_000).ends_with("for 1 second"), "{}", shown(1_000));
+        assert!(shown(500).ends_with("for 0.5 seconds"), "{}", shown(500));
+    }
 
     fn reply(code: u16, text: &str) -> Reply {
         Reply::new(code, vec![text.as_bytes().to_vec()])

@@ -444,6 +444,10 @@ def test_bare_lf_inside_a_reply_that_hides_a_non_reply_line_is_refused(repo):
 def test_server_that_accepts_and_never_speaks_times_out(repo):
     run, server = scenario(repo, [silent()], timeout=1)
     assert_abort(run, "timed out", "greeting", "smtp.timeout", max_seconds=5)
+    # A port for implicit TLS is silent this way: the hint names smtps, and
+    # a timeout under a second is not shown as "0 seconds".
+    assert "smtp.tls = smtps" in run.stderr, str(run)
+    assert "for 1 second" in run.stderr, str(run)
 
 
 @pytest.mark.parametrize("then", ["silent", "close"])

@@ -123,7 +123,8 @@ def _hint(exc, host):
     if kind == Kind.AUTH_MECHANISM:
         return _(
             b"set smtp.auth to mechanisms the server offers; this client "
-            b"knows xoauth2, oauthbearer, scram-sha-256, plain, login and cram-md5"
+            b"knows xoauth2, oauthbearer, scram-sha-256, plain, login, cram-md5 "
+            b"and external"
         )
     if kind == Kind.AUTH_SERVER:
         return _(
@@ -140,6 +141,13 @@ def _hint(exc, host):
         return _(b"check smtp.host and smtp.port; smtp.timeout sets how long to wait")
     if kind == Kind.CONNECT:
         return _(b"check smtp.host and smtp.port")
+    if kind == Kind.TIMEOUT and exc.stage == Stage.GREETING:
+        # A port for implicit TLS (465) waits for a ClientHello and never
+        # greets a client that waits for its greeting.
+        return _(
+            b"a server that never greets may expect TLS from the first byte "
+            b"(port 465): set smtp.tls = smtps; else raise smtp.timeout"
+        )
     if kind == Kind.TIMEOUT:
         return _(b"the server stopped answering; raise smtp.timeout if it is only slow")
     if kind == Kind.CONFIG:
