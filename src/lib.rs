@@ -16,6 +16,7 @@
 #![cfg_attr(not(feature = "python"), forbid(unsafe_code))]
 
 pub mod error;
+pub mod pipeline;
 #[cfg(feature = "python")]
 mod python;
 pub mod session;

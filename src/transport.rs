@@ -310,6 +310,47 @@ impl Connection {
         }
     }
 
+    /// Read whatever bytes have already arrived, without waiting: 0 when
+    /// none have. A streamed series calls this between writes so the
+    /// server's replies never pile up until both sides' buffers are full.
+    pub fn read_ready(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
+        self.sock.set_nonblocking(true).map_err(IoFailure::Os)?;
+        let result = self.read_ready_inner(buf);
+        // The slice timeouts stay set; only the blocking mode is restored.
+        self.sock.set_nonblocking(false).map_err(IoFailure::Os)?;
+        result
+    }
+
+    fn read_ready_inner(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
+        let closed = |e: io::Error| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => Err(IoFailure::Closed),
+            _ => Err(IoFailure::Os(e)),
+        };
+        let Some(conn) = self.tls.as_deref_mut() else {
+            return match self.sock.read(buf) {
+                Ok(0) => Err(IoFailure::Closed),
+                Ok(n) => Ok(n),
+                Err(e) => closed(e),
+            };
+        };
+        loop {
+            match conn.reader().read(buf) {
+                Ok(0) => return Err(IoFailure::Closed),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return closed(e),
+            }
+            match conn.read_tls(&mut self.sock) {
+                Ok(0) => return Err(IoFailure::Closed),
+                Ok(_) => {
+                    conn.process_new_packets().map_err(IoFailure::Tls)?;
+                }
+                Err(e) => return closed(e),
+            }
+        }
+    }
+
     /// Close politely: TLS close_notify when TLS is up, then TCP shutdown.
     /// Best effort; errors are ignored because the session is over anyway.
     pub fn close(&mut self) {
