@@ -44,6 +44,23 @@ Connection settings (``[smtp]``)
     message costs one or two round trips instead of three plus one per
     recipient. Default on; turn it off only for a server that mishandles it.
 
+``streaming``
+    Inside :hg:`email`, write each message as soon as it is ready, without
+    waiting for the server's verdict on the one before, and collect the
+    verdicts as they arrive; every message is confirmed before the command
+    ends. The first message is confirmed before the rest follow, so a
+    refused sender or recipient stops the series at once. With PIPELINING
+    and CHUNKING the whole series then costs about one round trip; with
+    PIPELINING alone, one per message. A message the server refuses is
+    reported against its patch while the others go through; the command
+    then exits non-zero and prints the :hg:`email` line that would send
+    what was not sent. When the connection drops or the server closes it
+    (421) part way, the extension reconnects (verifying and authenticating
+    again) and sends only the messages the server cannot have accepted; a
+    message whose verdict was lost with the connection is reported as
+    possibly delivered, never sent twice silently. Default on; off sends
+    and confirms one message at a time.
+
 ``allow-cleartext-auth``
     Send the password over a connection that is not encrypted. Off by
     default; a server on this machine (loopback) is always allowed.
@@ -133,6 +150,7 @@ configitem = registrar.configitem(configtable)
 
 configitem(b"smtp", b"timeout", default=60.0)
 configitem(b"smtp", b"pipelining", default=True)
+configitem(b"smtp", b"streaming", default=True)
 configitem(b"smtp", b"allow-cleartext-auth", default=False)
 configitem(b"smtp", b"verifycert", default=None)
 configitem(b"hostsecurity", b".*:pubkeys$", default=list, generic=True)
@@ -160,3 +178,16 @@ def debugsmtp(ui, target=None, **opts):
 
 def extsetup(ui):
     extensions.wrapfunction(mail, "_smtp", transport.smtp)
+    extensions.afterloaded(b"patchbomb", _wrap_email)
+
+
+def _wrap_email(loaded):
+    if not loaded:
+        return
+    patchbomb = extensions.find(b"patchbomb")
+    entry = extensions.wrapcommand(patchbomb.cmdtable, b"email", _email)
+    _email.table = entry[1]
+
+
+def _email(orig, ui, repo, *revs, **opts):
+    return transport.run_series(orig, _email.table, ui, repo, *revs, **opts)
