@@ -175,7 +175,13 @@ def _subject(msg):
 
 # Reconnecting after a dropped connection or a 421: attempts, and the pause
 # before each (seconds).
-RESUME_BACKOFF = (0.2, 1.0, 3.0)
+RESUME_BACKOFF = (0.25, 1.0, 2.5)
+
+
+def _resumable(exc):
+    """A dropped connection or the server closing it (421): worth a new
+    connection. Silence, garbage or a refusal is not."""
+    return exc.kind == "io" or (exc.kind == "reply" and exc.code == 421)
 
 # Command-line options of `hg email` that name the revisions to send: the
 # line printed for what was not sent replaces them.
@@ -231,6 +237,8 @@ class _Sender:
         self._messages = []
         self._failure = None
         self._stopped = None
+        # Reconnections so far, for the whole run.
+        self._attempts = 0
 
     def __call__(self, sender, recipients, msg):
         if isinstance(recipients, (str, bytes)):
@@ -301,12 +309,12 @@ class _Sender:
                 m.data = None
 
     def _resume(self):
-        for pause in RESUME_BACKOFF:
-            if self._failure is None:
-                return
+        while self._failure is not None and _resumable(self._failure):
             again = [m for m in self._messages if m.status == "not-sent" and m.data is not None]
-            if not again:
+            if not again or self._attempts >= len(RESUME_BACKOFF):
                 return
+            pause = RESUME_BACKOFF[self._attempts]
+            self._attempts += 1
             exc = self._failure
             self._ui.warn(
                 _(b"%s: %s; reconnecting to send %d message(s) again\n")
