@@ -138,23 +138,27 @@ def _expected(message):
 
 
 def make_series_repo(path, n, special=None):
-    """A repository with ``n`` small commits (one hg process per 50), and
-    ``special``: {index: (description, file bytes)} replacing commit index."""
+    """A repository with ``n`` small commits (descriptions ``r0``, ``r1``,
+    ...; ``hg debugbuilddag``, one process), or, with ``special``
+    ({index: (description, file bytes)}), ``n`` commits made one by one."""
     hgrc = os.path.join(path, "hgrc")
     with open(hgrc, "w") as f:
         f.write(hg.hgrc_text({"ui": {"username": "Test <test@example.test>"}}))
     repo = os.path.join(path, "repo")
     env = dict(os.environ, HGRCPATH=hgrc, HGPLAIN="1")
-    subprocess.run([hg.HG, "init", repo], env=env, check=True, capture_output=True, timeout=60)
-    special = special or {}
+
+    def plain(*args):
+        subprocess.run([hg.HG] + list(args), env=env, check=True, capture_output=True, timeout=120)
+
+    plain("init", repo)
+    if special is None:
+        plain("-R", repo, "debugbuilddag", "-n", "+%d" % n)
+        return repo
     for i in range(n):
         desc, content = special.get(i, ("change number %d" % i, b"line %d\n" % i))
         with open(os.path.join(repo, "f%03d.txt" % i), "wb") as f:
             f.write(content)
-        subprocess.run(
-            [hg.HG, "-R", repo, "commit", "-A", "-q", "-m", desc, "-d", "0 0"],
-            env=env, check=True, capture_output=True, timeout=60,
-        )
+        plain("-R", repo, "commit", "-A", "-q", "-m", desc, "-d", "0 0")
     return repo
 
 
@@ -202,33 +206,42 @@ def repo200(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def ref200(repo200):
-    return reference(repo200, "0:199")
+def refs(repo200):
+    """revs -> {Message-Id: hg email --mbox bytes}, made once per revs."""
+    cache = {}
+
+    def get(revs):
+        if revs not in cache:
+            cache[revs] = reference(repo200, revs)
+        return cache[revs]
+
+    return get
 
 
-def test_200_message_series_arrives_byte_for_byte_once(server, repo200, ref200):
+def test_200_message_series_arrives_byte_for_byte_once(server, repo200, refs):
     code, out, err = run(repo200, server, server.port(), "0:199")
     assert code == 0, err
     assert "abort" not in err, err
-    check_delivered(server.delivered(200, timeout=60), ref200)
+    check_delivered(server.delivered(200, timeout=60), refs("0:199"))
     assert not server.pending()
 
 
 @pytest.mark.parametrize("kind", ["pipelining", "lockstep"])
-def test_series_through_exims_other_ports_with_enforced_sync(exim, repo200, ref200, kind):
+def test_series_through_exims_other_ports_with_enforced_sync(exim, repo200, refs, kind):
     """PIPELINING only (end of one body with the next envelope and DATA)
     and lock-step, with Exim dropping any client that sends ahead."""
     srv = Server("exim", exim)
     srv.clear()
     code, out, err = run(repo200, srv, srv.port(kind), "0:39")
     assert code == 0, err
-    want = {k: v for k, v in ref200.items() if _index(v) < 40}
+    want = refs("0:39")
     check_delivered(srv.delivered(40, timeout=30), want)
     assert "synchronization error" not in exim.mainlog()
 
 
 def _index(message):
-    m = re.search(rb"change number (\d+)", message)
+    """The revision a message of the 200-commit repository carries."""
+    m = re.search(r"\] r(\d+)$", _subject(message))
     return int(m.group(1)) if m else -1
 
 
@@ -271,12 +284,12 @@ def _node(repo, rev):
 
 
 @pytest.mark.parametrize("cut_at", [0.3, 0.7])
-def test_connection_dropped_part_way_resumes_and_loses_nothing(server, repo200, ref200, cut_at):
+def test_connection_dropped_part_way_resumes_and_loses_nothing(server, repo200, refs, cut_at):
     """The first connection is cut after a share of the series' bytes; the
     run reconnects and sends what had no verdict. Each message arrives
     once; one whose verdict was lost may be reported instead."""
     revs = "0:59"
-    want = {k: v for k, v in ref200.items() if _index(v) < 60}
+    want = refs("0:59")
     size = sum(len(m) for m in want.values())
     with CutProxy(server.port(), cut_after=int(size * cut_at) + 4000) as proxy:
         code, out, err = run(repo200, server, proxy.port, revs)
@@ -296,7 +309,7 @@ def test_connection_dropped_part_way_resumes_and_loses_nothing(server, repo200, 
         assert code == 0, err
 
 
-def test_421_part_way_resumes_on_a_new_connection(tmp_path_factory, repo200, ref200):
+def test_421_part_way_resumes_on_a_new_connection(tmp_path_factory, repo200, refs):
     """Exim closes each connection after 15 messages with 421; 40 messages
     need three connections: the run reconnects twice and delivers each
     message once."""
@@ -308,13 +321,13 @@ def test_421_part_way_resumes_on_a_new_connection(tmp_path_factory, repo200, ref
             assert code == 0, err
             assert err.count("reconnecting") == 2, err
             assert "421" in err, err
-            want = {k: v for k, v in ref200.items() if _index(v) < 40}
+            want = refs("0:39")
             check_delivered(srv.delivered(40, timeout=30), want)
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
 
-def test_when_reconnections_run_out_the_printed_line_sends_exactly_the_rest(repo200, ref200):
+def test_when_reconnections_run_out_the_printed_line_sends_exactly_the_rest(repo200, refs):
     """Exim takes 3 messages per connection; 4 connections carry 12 of 20.
     The run fails, lists the 8 not sent, and prints the hg email line; run
     as printed, that line sends exactly those 8."""
@@ -326,7 +339,7 @@ def test_when_reconnections_run_out_the_printed_line_sends_exactly_the_rest(repo
             assert code != 0, err
             assert err.count("message not sent:") == 8, err
             first = srv.delivered(12, timeout=30)
-            want = {k: v for k, v in ref200.items() if _index(v) < 20}
+            want = refs("0:19")
             line = re.search(r"^to send the messages not sent: (hg email .*)$", err, re.M).group(1)
             args = shlex.split(line)[1:]
             assert args.count("-r") == 8, line

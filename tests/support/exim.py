@@ -28,7 +28,7 @@ What the instance is:
 - ``message_size_limit`` (``size_limit``, default 20 MB), and
   ``smtp_accept_max_per_connection`` (``per_connection``): past it, MAIL
   gets ``421`` and the connection ends.
-- Maildir delivery: every recipient's messages land in
+- Maildir delivery for a, b, c, d, e and alice: messages land in
   ``DIR/mail/<local part>/new/``. Exim prepends ``Return-path``,
   ``Envelope-to``, ``Delivery-date`` and a ``Received`` header and writes
   bare LF line endings.
@@ -66,6 +66,7 @@ class EximError(RuntimeError):
 
 CONFIG = """\
 primary_hostname = localhost
+exim_path = @exim@
 spool_directory = @dir@/spool
 log_file_path = @dir@/log/%slog
 pid_file_path = @dir@/exim.pid
@@ -79,6 +80,7 @@ daemon_smtp_ports = @ports@
 local_interfaces = 127.0.0.1
 smtp_enforce_sync = true
 smtp_accept_max = 50
+smtp_accept_queue_per_connection = 0
 smtp_accept_max_per_connection = @per_connection@
 message_size_limit = @size_limit@
 tls_advertise_hosts = *
@@ -110,13 +112,14 @@ begin routers
 mailbox:
   driver = accept
   domains = @domain@
+  local_parts = a : b : c : d : e : alice
   transport = maildir
 
 begin transports
 
 maildir:
   driver = appendfile
-  directory = @dir@/mail/$local_part/
+  directory = @dir@/mail/${local_part_data}/
   maildir_format
   create_directory
   delivery_date_add
@@ -191,6 +194,7 @@ class Exim:
                 _fill(
                     CONFIG,
                     dir=self.dir,
+                    exim=EXIM,
                     user=EXIM_USER,
                     ports=" : ".join(str(self.ports[k]) for k in KINDS),
                     size_limit=self.size_limit,
@@ -204,13 +208,14 @@ class Exim:
                     password=self.password,
                 )
             )
-        self.proc = subprocess.Popen(
-            [EXIM, "-C", self.config, "-bdf", "-q30m"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(os.path.join(self.dir, "stderr.log"), "wb"),
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LD_LIBRARY_PATH": ""},
-        )
+        with open(os.path.join(self.dir, "stderr.log"), "wb") as err:
+            self.proc = subprocess.Popen(
+                [EXIM, "-C", self.config, "-bdf", "-q30m"],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            )
         deadline = time.monotonic() + 10
         for kind in KINDS:
             self._probe(self.ports[kind], deadline)
