@@ -355,3 +355,21 @@ def test_when_reconnections_run_out_the_printed_line_sends_exactly_the_rest(repo
             assert all(b"In-Reply-To:" in m for m in second)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_refused_recipient_on_the_first_message_stops_the_series(server, repo200):
+    """The first message is confirmed before the rest stream: a recipient
+    the server refuses stops the series before anything else goes out, and
+    the printed line is the same command."""
+    args = ["email", "--from", hg.SENDER, "--to", "x@not-ours.test", "--date", hg.DATE, "-r", "0:19"]
+    code, out, err = run(repo200, server, server.port(), None, args=args)
+    assert code != 0, err
+    assert out.count("sending [PATCH") == 1, out
+    assert "x@not-ours.test" in err and "message not sent: [PATCH 01 of 20] r0" in err, err
+    line = re.search(r"^to send the messages not sent: (hg email .*)$", err, re.M)
+    assert line, err
+    words = shlex.split(line.group(1))[2:]
+    assert dict(zip(words[::2], words[1::2])) == {
+        "--date": hg.DATE, "--from": hg.SENDER, "--to": "x@not-ours.test", "--rev": "0:19"
+    }, line.group(1)
+    assert not server.pending()

@@ -392,6 +392,10 @@ class _Sender:
         series = _series
         if series is None or series.sender is not self or not messages:
             return None
+        if self._stopped is not None:
+            # The series stopped at its first message: the rest were never
+            # handed over. The same command sends them all.
+            return b" ".join(procutil.shellquote(w) for w in [b"hg", b"email"] + series.options(True))
         nodes = [m.node for m in messages if m.node]
         if not nodes:
             return None
@@ -409,19 +413,21 @@ class Series:
     """One ``hg email`` run: its options, and the streaming sender that
     patchbomb's ``mail.connect`` gets."""
 
-    def __init__(self, ui, opts, table):
+    def __init__(self, ui, revs, opts, table):
         self.ui = ui
+        self.revs = revs
         self.opts = opts
         self.table = table
         self.sender = None
 
-    def options(self):
-        """The command's options as given, without those naming revisions."""
+    def options(self, with_revisions=False):
+        """The command's options as given, without those naming revisions
+        unless ``with_revisions``."""
         words = []
         for entry in self.table:
             name = entry[1]
             key = name.replace(b"-", b"_")
-            if key in _REVISION_OPTIONS:
+            if key in _REVISION_OPTIONS and not with_revisions:
                 continue
             value = self.opts.get(key)
             default = entry[2]
@@ -435,6 +441,8 @@ class Series:
                     words += [flag, v]
             else:
                 words += [flag, value if isinstance(value, bytes) else tobytes(str(value))]
+        if with_revisions:
+            words += [tobytes(r) for r in self.revs]
         return words
 
 
@@ -444,7 +452,7 @@ def run_series(orig, table, ui, repo, *revs, **opts):
     if not ui.configbool(b"smtp", b"streaming"):
         return orig(ui, repo, *revs, **opts)
     bopts = {tobytes(k): v for k, v in opts.items()}
-    series = Series(ui, bopts, table)
+    series = Series(ui, revs, bopts, table)
     _series = series
     try:
         ret = orig(ui, repo, *revs, **opts)
