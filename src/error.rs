@@ -227,6 +227,12 @@ impl fmt::Display for Error {
                     "the server is closing the connection (at {stage}): {reply}"
                 )
             }
+            Error::Reply { stage, reply } if reply.code() == 221 => {
+                write!(f, "the server ended the session at {stage}: {reply}")
+            }
+            Error::Reply { stage, reply } if reply.is_positive() => {
+                write!(f, "unexpected reply to {stage}: {reply}")
+            }
             Error::Reply { stage, reply } => write!(f, "the server refused {stage}: {reply}"),
             Error::StartTlsNotOffered { server } => write!(
                 f,

@@ -15,6 +15,7 @@
 
 #![cfg_attr(not(feature = "python"), forbid(unsafe_code))]
 
+mod channel;
 pub mod error;
 pub mod pipeline;
 #[cfg(feature = "python")]

@@ -353,6 +353,13 @@ fn fingerprint(der: &[u8], algorithm: &str) -> PyResult<String> {
     Ok(tls::fingerprint(der, alg))
 }
 
+/// A host name in the ASCII form DNS and certificates use (UTS-46 / IDNA
+/// 2008), or None if it cannot be a host name.
+#[pyfunction]
+fn ascii_host(host: &str) -> Option<String> {
+    tls::ascii_host(host)
+}
+
 /// Summaries of a certificate chain (DER, leaf first) for `hg debugsmtp`.
 #[pyfunction]
 fn describe_chain<'py>(py: Python<'py>, chain: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyList>> {
@@ -496,6 +503,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PySession>()?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
+    m.add_function(wrap_pyfunction!(ascii_host, m)?)?;
     m.add_function(wrap_pyfunction!(describe_chain, m)?)?;
     m.add_function(wrap_pyfunction!(default_roots, m)?)?;
     Ok(())

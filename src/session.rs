@@ -21,13 +21,14 @@
 //! (XOAUTH2 needs a token source), SMTP over a proxy.
 
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::channel::{Channel, Secured, WriteError};
 use crate::error::{Error, Stage};
 use crate::pipeline::Pipeline;
 use crate::smtp::{auth, data, Capabilities, Command, Credentials, Mechanism, Reply, ReplyParser};
 use crate::tls::{self, MinVersion, TlsPolicy, Verdict};
-use crate::transport::{ConnectFailure, Connection, Interrupt, IoFailure, TlsInfo};
+use crate::transport::{ConnectFailure, Connection, Interrupt, IoFailure, TlsInfo, Transport};
 
 mod stream;
 
@@ -74,16 +75,6 @@ pub trait Observer: Interrupt {
     fn wants_transcript(&self) -> bool;
 }
 
-/// How the current channel is protected. `Verified` is set only by the
-/// handshake code below, from a verdict that said yes; `Unverified` only in
-/// inspect mode, when the handshake was let through for a report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Channel {
-    Cleartext,
-    Verified,
-    Unverified,
-}
-
 /// What happened to one message.
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -97,10 +88,9 @@ pub struct Delivery {
 
 /// An open SMTP session.
 pub struct Session {
-    conn: Connection,
+    conn: Channel,
     parser: ReplyParser,
     caps: Capabilities,
-    channel: Channel,
     verdict: Option<Verdict>,
     greeting: Option<Reply>,
     cleartext_caps: Option<Capabilities>,
@@ -121,7 +111,9 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Whether the connection is still usable after `e`: the server refused
 /// something in an orderly way and is waiting for the next command.
 fn in_step(e: &Error) -> bool {
-    e.reply().is_some_and(|r| r.code() != 421)
+    // 421 and 221 both say the server is closing the connection.
+    e.reply()
+        .is_some_and(|r| r.code() != 421 && r.code() != 221)
         || matches!(e, Error::RecipientsRefused { .. } | Error::BadInput(_))
 }
 
@@ -138,13 +130,7 @@ impl Session {
         let server = server_label(&config.host, config.port);
         // Build the TLS config first: a bad CA file or cipher list is a
         // config error, reported before any byte goes out.
-        let mut tls = match config.security {
-            Security::None => None,
-            _ => Some((
-                tls::client_config(&config.tls).map_err(Error::from_setup)?,
-                tls::server_name(&config.tls).map_err(Error::from_setup)?,
-            )),
-        };
+        let tls = tls_settings(&config)?;
         let conn = Connection::open(
             &config.host,
             config.port,
@@ -167,11 +153,30 @@ impl Session {
                     .join("; "),
             },
         })?;
+        Session::establish(config, Box::new(conn), tls, observer)
+    }
+
+    /// [`Session::connect`] over a transport that is already open.
+    #[cfg(test)]
+    pub(crate) fn over(
+        config: Config,
+        transport: Box<dyn Transport>,
+        observer: Box<dyn Observer + Send>,
+    ) -> Result<Session, Error> {
+        let tls = tls_settings(&config)?;
+        Session::establish(config, transport, tls, observer)
+    }
+
+    fn establish(
+        config: Config,
+        transport: Box<dyn Transport>,
+        tls: Option<TlsSettings>,
+        observer: Box<dyn Observer + Send>,
+    ) -> Result<Session, Error> {
         let mut session = Session {
-            conn,
+            conn: Channel::new(transport, config.security == Security::None),
             parser: ReplyParser::new(),
             caps: Capabilities::none(),
-            channel: Channel::Cleartext,
             verdict: None,
             greeting: None,
             cleartext_caps: None,
@@ -181,26 +186,45 @@ impl Session {
             broken: false,
             pipeline: Pipeline::default(),
         };
-        if session.config.security == Security::Implicit {
+        match session.open(tls) {
+            Ok(()) => Ok(session),
+            Err(e) => {
+                // RFC 5321 4.1.1.10 (and 3.1 for a refused greeting): say
+                // QUIT when the server is still in step with us, so it does
+                // not log a dropped connection; not when it is closing, out
+                // of step, or the channel may not be spoken on.
+                if in_step(&e) || matches!(e, Error::StartTlsNotOffered { .. }) {
+                    let _ = session.quit();
+                } else {
+                    session.conn.close();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Greeting, EHLO, TLS as configured, EHLO again.
+    fn open(&mut self, mut tls: Option<TlsSettings>) -> Result<(), Error> {
+        if self.config.security == Security::Implicit {
             // Some(..) whenever security is not None, built above.
             let ((cfg, slot), name) = tls.take().expect("TLS settings for implicit TLS");
-            session.handshake(cfg, slot, name)?;
+            self.handshake(cfg, slot, name)?;
         }
-        let greeting = session.read_reply(Stage::Greeting)?;
+        let greeting = self.read_reply(Stage::Greeting)?;
         if greeting.code() != 220 {
             return Err(Error::reply_at(Stage::Greeting, greeting));
         }
-        session.greeting = Some(greeting);
-        if !session.may_speak() {
+        self.greeting = Some(greeting);
+        if !self.may_speak() {
             // Inspect mode with a failed verdict: report only, send nothing.
-            return Ok(session);
+            return Ok(());
         }
-        session.hello()?;
-        if session.config.security == Security::StartTls {
+        self.hello()?;
+        if self.config.security == Security::StartTls {
             let (cfg, name) = tls.take().expect("TLS settings for STARTTLS");
-            session.start_tls(cfg, name)?;
+            self.start_tls(cfg, name)?;
         }
-        Ok(session)
+        Ok(())
     }
 
     /// The verification verdict of the handshake, if TLS is in use.
@@ -245,8 +269,8 @@ impl Session {
     }
 
     fn try_authenticate(&mut self, credentials: &Credentials) -> Result<(), Error> {
-        self.require_verified()?;
-        if matches!(self.channel, Channel::Cleartext)
+        self.proof()?;
+        if self.config.security == Security::None
             && !self.config.allow_cleartext_auth
             && !self.conn.peer().ip().is_loopback()
         {
@@ -307,7 +331,7 @@ impl Session {
         recipients: &[String],
         message: &[u8],
     ) -> Result<Delivery, Error> {
-        self.require_verified()?;
+        self.proof()?;
         let (mail, rcpts) = self.envelope(from, recipients, message)?;
         let result = if self.pipelines() {
             if self.caps.chunking() {
@@ -340,7 +364,8 @@ impl Session {
     ) -> Result<(Command, Vec<Command>), Error> {
         let mut params = Vec::new();
         if self.caps.size().is_some() {
-            params.push(format!("SIZE={}", message.len()));
+            // RFC 1870 3: the size with CRLF endings, not counting dot-stuffing.
+            params.push(format!("SIZE={}", data::wire_size(message)));
         }
         if self.caps.eight_bit_mime() && data::is_eight_bit(message) {
             params.push("BODY=8BITMIME".to_owned());
@@ -370,7 +395,7 @@ impl Session {
             self.conn.close();
             return Ok(());
         }
-        self.conn.set_idle(QUIT_TIMEOUT.min(self.config.timeout));
+        self.conn.set_idle(self.quit_timeout());
         let result = self.command(&Command::Quit, Stage::Quit).map(|_| ());
         self.conn.close();
         result
@@ -534,7 +559,9 @@ impl Session {
         let name = self.config.hello_name.clone();
         let ehlo = Command::ehlo(&name).map_err(Error::BadInput)?;
         let reply = self.command(&ehlo, Stage::Hello)?;
-        if reply.is_positive() {
+        // Only 250 is a greeting (RFC 5321 4.1.1.1); a 220 or 221 here is
+        // reported as what it is, not later as missing capabilities.
+        if reply.code() == 250 {
             self.caps = Capabilities::from_ehlo(&reply);
             return Ok(());
         }
@@ -543,7 +570,7 @@ impl Session {
         }
         let helo = Command::helo(&name).map_err(Error::BadInput)?;
         let reply = self.command(&helo, Stage::Hello)?;
-        if !reply.is_positive() {
+        if reply.code() != 250 {
             return Err(Error::reply_at(Stage::Hello, reply));
         }
         self.caps = Capabilities::none();
@@ -582,21 +609,36 @@ impl Session {
     }
 
     /// Whether anything may be sent: not on a TLS channel the verifier
-    /// refused (only inspect mode leaves one open).
+    /// refused (only inspect mode leaves one open), nor on a closed one.
     fn may_speak(&self) -> bool {
-        self.channel != Channel::Unverified
+        self.conn.may_speak()
     }
 
     /// Credentials and messages go only over a verified channel, or over
-    /// cleartext when the user chose no TLS at all.
-    fn require_verified(&self) -> Result<(), Error> {
-        if self.channel == Channel::Verified || self.config.security == Security::None {
-            return Ok(());
-        }
-        Err(Error::Tls {
+    /// cleartext when the user chose no TLS at all; the channel holds the
+    /// proof of which.
+    fn proof(&self) -> Result<Secured, Error> {
+        self.conn.proof().ok_or_else(|| self.not_secured())
+    }
+
+    fn not_secured(&self) -> Error {
+        Error::Tls {
             server: server_label(&self.config.host, self.config.port),
             reason: "the server's certificate was not verified; nothing may be sent".into(),
-        })
+        }
+    }
+
+    /// How long QUIT may wait for its reply.
+    fn quit_timeout(&self) -> Duration {
+        QUIT_TIMEOUT.min(self.config.timeout)
+    }
+
+    fn reply_timeout(&self, stage: Stage) -> Duration {
+        if stage == Stage::Quit {
+            self.quit_timeout()
+        } else {
+            self.config.timeout
+        }
     }
 
     fn handshake(
@@ -606,9 +648,9 @@ impl Session {
         name: rustls::pki_types::ServerName<'static>,
     ) -> Result<(), Error> {
         let server = server_label(&self.config.host, self.config.port);
-        let result = self.conn.start_tls(config, name, self.observer.as_mut());
-        // The verifier leaves its verdict in the slot whether it passed or not.
-        let verdict = slot.lock().map(|mut v| v.take()).unwrap_or(None);
+        let (result, verdict) = self
+            .conn
+            .start_tls(config, name, &slot, self.observer.as_mut());
         match result {
             Ok(()) => {
                 let verdict = verdict.ok_or_else(|| Error::Tls {
@@ -616,10 +658,11 @@ impl Session {
                     reason: "handshake finished without certificate verification".into(),
                 })?;
                 match &verdict.result {
-                    Ok(_) => self.channel = Channel::Verified,
+                    Ok(_) => {}
                     // Only in inspect mode does a failed verdict complete the
-                    // handshake; such a channel is never marked secure.
-                    Err(_) if self.config.tls.inspect_only => self.channel = Channel::Unverified,
+                    // handshake; the channel stays unverified, so nothing
+                    // more is sent on it.
+                    Err(_) if self.config.tls.inspect_only => {}
                     Err(failure) => {
                         return Err(Error::Verify {
                             server,
@@ -653,6 +696,17 @@ impl Session {
                 }
                 Err(tls_error(server, e, self.config.tls.min_version))
             }
+            // After STARTTLS's 220 the server owes us a TLS record; SMTP text
+            // in its place came from someone else, however it was timed.
+            Err(IoFailure::Cleartext(bytes)) if self.config.security == Security::StartTls => {
+                Err(Error::StartTlsInjection { server, bytes })
+            }
+            Err(IoFailure::Cleartext(_)) => Err(Error::Tls {
+                server,
+                reason: "the server answered with SMTP instead of TLS; \
+                         is this port for plain SMTP (smtp.tls=starttls)?"
+                    .into(),
+            }),
             Err(IoFailure::Closed) if self.config.tls.min_version == MinVersion::Tls13 => {
                 Err(Error::TlsVersion {
                     server,
@@ -674,7 +728,16 @@ impl Session {
             });
         }
         self.log_command(cmd);
-        self.write(&cmd.to_wire(), stage)?;
+        match self.conn.proof() {
+            Some(_) => self.write(&cmd.to_wire(), stage)?,
+            None => self
+                .conn
+                .write_before_tls(cmd, self.observer.as_mut())
+                .map_err(|e| match e {
+                    WriteError::Io(e) => self.io_error(stage, e),
+                    WriteError::NotSecured => self.not_secured(),
+                })?,
+        }
         self.read_reply(stage)
     }
 
@@ -692,20 +755,26 @@ impl Session {
         self.write(bytes, Stage::Auth)
     }
 
+    /// Every write but the few commands of the cleartext phase goes through
+    /// here and needs the channel's proof.
     fn write(&mut self, bytes: &[u8], stage: Stage) -> Result<(), Error> {
+        let proof = self.proof()?;
         self.conn
-            .write_all(bytes, self.observer.as_mut())
+            .write(bytes, proof, self.observer.as_mut())
             .map_err(|e| self.io_error(stage, e))
     }
 
+    /// One whole reply, which must arrive within the timeout however the
+    /// server paces its bytes.
     fn read_reply(&mut self, stage: Stage) -> Result<Reply, Error> {
+        let deadline = Instant::now() + self.reply_timeout(stage);
         loop {
             if let Some(reply) = self.buffered_reply(stage)? {
                 return Ok(reply);
             }
             let n = self
                 .conn
-                .read_some(&mut self.read_buf, self.observer.as_mut())
+                .read_some(&mut self.read_buf, deadline, self.observer.as_mut())
                 .map_err(|e| self.io_error(stage, e))?;
             self.parser.feed(&self.read_buf[..n]);
         }
@@ -749,7 +818,10 @@ impl Session {
 
     fn io_error(&self, stage: Stage, e: IoFailure) -> Error {
         match e {
-            IoFailure::Timeout(after) => Error::Timeout { stage, after },
+            IoFailure::Timeout => Error::Timeout {
+                stage,
+                after: self.reply_timeout(stage),
+            },
             IoFailure::Closed => Error::Closed { stage },
             IoFailure::Interrupted => Error::Interrupted,
             IoFailure::Os(e) => Error::Io {
@@ -760,8 +832,28 @@ impl Session {
                 server: server_label(&self.config.host, self.config.port),
                 reason: e.to_string(),
             },
+            IoFailure::Cleartext(n) => Error::Protocol {
+                stage,
+                reason: format!("{n} bytes of cleartext inside TLS"),
+            },
         }
     }
+}
+
+/// The rustls config, its verdict slot and the server name, when TLS is used.
+type TlsSettings = (
+    (std::sync::Arc<rustls::ClientConfig>, tls::VerdictSlot),
+    rustls::pki_types::ServerName<'static>,
+);
+
+fn tls_settings(config: &Config) -> Result<Option<TlsSettings>, Error> {
+    Ok(match config.security {
+        Security::None => None,
+        _ => Some((
+            tls::client_config(&config.tls).map_err(Error::from_setup)?,
+            tls::server_name(&config.tls).map_err(Error::from_setup)?,
+        )),
+    })
 }
 
 /// Pair recipients with their RCPT replies.
@@ -840,3 +932,7 @@ pub fn server_label(host: &str, port: u16) -> String {
         _ => format!("{host}:{port}"),
     }
 }
+
+#[cfg(test)]
+#[path = "session_model.rs"]
+mod model;

@@ -15,6 +15,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -22,6 +23,8 @@ use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
+
+use crate::tls::VerdictSlot;
 
 /// How long one blocking wait lasts before the interrupt hook is polled.
 pub const SLICE: Duration = Duration::from_millis(100);
@@ -32,20 +35,22 @@ pub trait Interrupt {
     fn interrupted(&mut self) -> bool;
 }
 
-/// An interrupt hook that never fires (Rust tests, tools).
-pub struct NeverInterrupt;
+/// An interrupt hook that fires at a set time: bounds a best-effort wait
+/// however the peer paces it.
+struct Until(Instant);
 
-impl Interrupt for NeverInterrupt {
+impl Interrupt for Until {
     fn interrupted(&mut self) -> bool {
-        false
+        Instant::now() >= self.0
     }
 }
 
 /// Why an I/O operation did not complete.
 #[derive(Debug)]
 pub enum IoFailure {
-    /// The peer sent nothing (or accepted nothing) for the idle timeout.
-    Timeout(Duration),
+    /// The peer did not complete a reply by its deadline, or accepted
+    /// nothing written for the idle timeout.
+    Timeout,
     /// The peer closed the connection.
     Closed,
     /// The interrupt hook fired.
@@ -54,16 +59,21 @@ pub enum IoFailure {
     Os(io::Error),
     /// A TLS record was bad after the handshake (or the handshake failed).
     Tls(rustls::Error),
+    /// The handshake was answered with this many bytes of what looks like
+    /// SMTP replies instead of TLS: injected after STARTTLS's 220, or a port
+    /// that speaks plain SMTP.
+    Cleartext(usize),
 }
 
 impl std::fmt::Display for IoFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            IoFailure::Timeout(d) => write!(f, "no response for {} seconds", d.as_secs()),
+            IoFailure::Timeout => f.write_str("no response in time"),
             IoFailure::Closed => f.write_str("the server closed the connection"),
             IoFailure::Interrupted => f.write_str("interrupted"),
             IoFailure::Os(e) => write!(f, "{e}"),
             IoFailure::Tls(e) => write!(f, "TLS error: {e}"),
+            IoFailure::Cleartext(n) => write!(f, "{n} bytes of cleartext instead of TLS"),
         }
     }
 }
@@ -91,7 +101,55 @@ pub struct TlsInfo {
     pub key_exchange: String,
 }
 
-/// A TCP connection, cleartext or (after [`Connection::start_tls`]) TLS.
+/// The byte stream a session runs over: cleartext that can turn into TLS in
+/// place. [`Connection`] is the real one; the session's model tests drive the
+/// state machine through an in-memory one that reports a handshake verdict
+/// of its choosing.
+pub trait Transport: Send {
+    /// The address connected to.
+    fn peer(&self) -> SocketAddr;
+
+    /// Change how long the peer may take to accept written data.
+    fn set_idle(&mut self, idle: Duration);
+
+    /// Run the TLS handshake (after STARTTLS's 220, or at once for implicit
+    /// TLS). The verifier in `config` leaves its verdict in `slot`, passed or
+    /// failed; a transport without real TLS puts its own verdict there.
+    fn start_tls(
+        &mut self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        slot: &VerdictSlot,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<(), IoFailure>;
+
+    /// Negotiated TLS parameters, once the handshake is done.
+    fn tls_info(&self) -> Option<TlsInfo>;
+
+    /// Write all of `data`, waiting at most the idle timeout for the peer to
+    /// accept each part.
+    fn write_all(&mut self, data: &[u8], interrupt: &mut dyn Interrupt) -> Result<(), IoFailure>;
+
+    /// Read some bytes into `buf` by `deadline`; never returns 0 (a close is
+    /// [`IoFailure::Closed`]).
+    fn read_some(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<usize, IoFailure>;
+
+    /// Read whatever bytes have already arrived, without waiting: 0 when
+    /// none have. Without it (the default) replies wait for `read_some`.
+    fn read_ready(&mut self, _buf: &mut [u8]) -> Result<usize, IoFailure> {
+        Ok(0)
+    }
+
+    /// Close politely; best effort, the session is over anyway.
+    fn close(&mut self);
+}
+
+/// A TCP connection, cleartext or (after [`Transport::start_tls`]) TLS.
 pub struct Connection {
     sock: TcpStream,
     tls: Option<Box<ClientConnection>>,
@@ -101,9 +159,11 @@ pub struct Connection {
 
 impl Connection {
     /// Resolve `host` and try each address in turn, each bounded by
-    /// `connect_timeout`. Resolution and connection run on a helper thread so
-    /// that Ctrl-C is noticed within a [`SLICE`] even while the resolver or a
-    /// SYN retry is stuck; an abandoned attempt ends by itself at its timeout.
+    /// `connect_timeout`; resolution too must finish within it. Resolution
+    /// and connection run on a helper thread so that Ctrl-C is noticed within
+    /// a [`SLICE`] even while the resolver or a SYN retry is stuck, and so
+    /// that a resolver that never answers is given up on at the timeout; an
+    /// abandoned attempt ends by itself.
     pub fn open(
         host: &str,
         port: u16,
@@ -113,8 +173,11 @@ impl Connection {
     ) -> Result<Connection, ConnectFailure> {
         let (tx, rx) = mpsc::channel();
         let target = (host.to_owned(), port);
+        let resolving = Arc::new(AtomicBool::new(true));
+        let flag = resolving.clone();
+        let started = Instant::now();
         thread::spawn(move || {
-            let result = resolve_and_connect(&target.0, target.1, connect_timeout);
+            let result = resolve_and_connect(&target.0, target.1, connect_timeout, &flag);
             // The receiver may be gone after an interrupt; nothing to do then.
             let _ = tx.send(result);
         });
@@ -124,6 +187,17 @@ impl Connection {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if interrupt.interrupted() {
                         return Err(ConnectFailure::Interrupted);
+                    }
+                    // Connecting is bounded per address by the socket call;
+                    // only the resolver needs a deadline from here.
+                    if resolving.load(Ordering::SeqCst) && started.elapsed() >= connect_timeout {
+                        return Err(ConnectFailure::Resolve(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "name resolution timed out after {} seconds",
+                                connect_timeout.as_secs_f64()
+                            ),
+                        )));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -145,182 +219,9 @@ impl Connection {
             idle,
         })
     }
+}
 
-    /// The address actually connected to.
-    pub fn peer(&self) -> SocketAddr {
-        self.peer
-    }
-
-    /// Change how long the peer may stay silent from now on.
-    pub fn set_idle(&mut self, idle: Duration) {
-        self.idle = idle;
-    }
-
-    /// True once [`Connection::start_tls`] has completed.
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
-    }
-
-    /// Negotiated TLS parameters, once the handshake is done.
-    pub fn tls_info(&self) -> Option<TlsInfo> {
-        let conn = self.tls.as_ref()?;
-        let version = match conn.protocol_version()? {
-            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
-            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
-            other => format!("{other:?}"),
-        };
-        let cipher_suite = conn
-            .negotiated_cipher_suite()
-            .and_then(|s| s.suite().as_str())
-            .unwrap_or("unknown")
-            .to_owned();
-        let key_exchange = conn
-            .negotiated_key_exchange_group()
-            .map(|g| format!("{:?}", g.name()))
-            .unwrap_or_else(|| "unknown".to_owned());
-        Some(TlsInfo {
-            version,
-            cipher_suite,
-            key_exchange,
-        })
-    }
-
-    /// Run the TLS handshake on this connection (after STARTTLS's 220, or
-    /// right away for implicit TLS). Certificate verification happens inside,
-    /// in the verifier of `config`; on failure the alert is flushed to the
-    /// server and the rustls error is returned for the caller to explain.
-    pub fn start_tls(
-        &mut self,
-        config: Arc<ClientConfig>,
-        name: ServerName<'static>,
-        interrupt: &mut dyn Interrupt,
-    ) -> Result<(), IoFailure> {
-        let mut conn = ClientConnection::new(config, name).map_err(IoFailure::Tls)?;
-        let mut idle_since = Instant::now();
-        while conn.is_handshaking() {
-            if conn.wants_write() {
-                flush_tls(&mut conn, &mut self.sock, self.idle, interrupt)?;
-                idle_since = Instant::now();
-                continue;
-            }
-            match conn.read_tls(&mut self.sock) {
-                Ok(0) => return Err(IoFailure::Closed),
-                Ok(_) => {
-                    idle_since = Instant::now();
-                    if let Err(e) = conn.process_new_packets() {
-                        // Tell the server why (the alert), best effort.
-                        let _ = flush_tls(&mut conn, &mut self.sock, SLICE, interrupt);
-                        return Err(IoFailure::Tls(e));
-                    }
-                }
-                Err(e) if is_wait(&e) => {
-                    wait_tick(idle_since, self.idle, interrupt)?;
-                }
-                Err(e) => return Err(IoFailure::Os(e)),
-            }
-        }
-        // TLS 1.3 may leave the client Finished to send.
-        if conn.wants_write() {
-            flush_tls(&mut conn, &mut self.sock, self.idle, interrupt)?;
-        }
-        self.tls = Some(Box::new(conn));
-        Ok(())
-    }
-
-    /// The certificate chain the server presented (leaf first), once TLS is up.
-    pub fn peer_certificates(&self) -> Vec<Vec<u8>> {
-        self.tls
-            .as_ref()
-            .and_then(|c| c.peer_certificates())
-            .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
-            .unwrap_or_default()
-    }
-
-    /// Write all of `data`, waiting at most the idle timeout for the peer to
-    /// accept each part.
-    pub fn write_all(
-        &mut self,
-        data: &[u8],
-        interrupt: &mut dyn Interrupt,
-    ) -> Result<(), IoFailure> {
-        match self.tls.as_deref_mut() {
-            None => write_plain(&mut self.sock, data, self.idle, interrupt),
-            Some(conn) => {
-                let mut rest = data;
-                while !rest.is_empty() {
-                    // rustls takes plaintext up to its buffer limit, then it
-                    // must be flushed before it takes more: memory stays
-                    // bounded whatever the message size.
-                    let n = conn.writer().write(rest).map_err(IoFailure::Os)?;
-                    rest = &rest[n..];
-                    flush_tls(conn, &mut self.sock, self.idle, interrupt)?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Read some bytes into `buf`; never returns 0 (a close is
-    /// [`IoFailure::Closed`]).
-    pub fn read_some(
-        &mut self,
-        buf: &mut [u8],
-        interrupt: &mut dyn Interrupt,
-    ) -> Result<usize, IoFailure> {
-        let idle_since = Instant::now();
-        loop {
-            ack_promptly(&self.sock);
-            match self.tls.as_deref_mut() {
-                None => match self.sock.read(buf) {
-                    Ok(0) => return Err(IoFailure::Closed),
-                    Ok(n) => return Ok(n),
-                    Err(e) if is_wait(&e) => wait_tick(idle_since, self.idle, interrupt)?,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                        return Err(IoFailure::Closed)
-                    }
-                    Err(e) => return Err(IoFailure::Os(e)),
-                },
-                Some(conn) => {
-                    match conn.reader().read(buf) {
-                        Ok(0) => return Err(IoFailure::Closed),
-                        Ok(n) => return Ok(n),
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-                            return Err(IoFailure::Closed)
-                        }
-                        Err(e) => return Err(IoFailure::Os(e)),
-                    }
-                    match conn.read_tls(&mut self.sock) {
-                        Ok(0) => return Err(IoFailure::Closed),
-                        Ok(_) => {
-                            conn.process_new_packets().map_err(IoFailure::Tls)?;
-                            // Key updates and alerts may want an answer.
-                            if conn.wants_write() {
-                                flush_tls(conn, &mut self.sock, self.idle, interrupt)?;
-                            }
-                        }
-                        Err(e) if is_wait(&e) => wait_tick(idle_since, self.idle, interrupt)?,
-                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
-                            return Err(IoFailure::Closed)
-                        }
-                        Err(e) => return Err(IoFailure::Os(e)),
-                    }
-                }
-            }
-        }
-    }
-
-    /// Read whatever bytes have already arrived, without waiting: 0 when
-    /// none have. A streamed series calls this between writes so the
-    /// server's replies never pile up until both sides' buffers are full.
-    pub fn read_ready(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
-        self.sock.set_nonblocking(true).map_err(IoFailure::Os)?;
-        let result = self.read_ready_inner(buf);
-        // The slice timeouts stay set; only the blocking mode is restored.
-        self.sock.set_nonblocking(false).map_err(IoFailure::Os)?;
-        result
-    }
-
+impl Connection {
     fn read_ready_inner(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
         let closed = |e: io::Error| match e.kind() {
             io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
@@ -350,15 +251,218 @@ impl Connection {
             }
         }
     }
+}
 
-    /// Close politely: TLS close_notify when TLS is up, then TCP shutdown.
-    /// Best effort; errors are ignored because the session is over anyway.
-    pub fn close(&mut self) {
+impl Transport for Connection {
+    fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    fn set_idle(&mut self, idle: Duration) {
+        self.idle = idle;
+    }
+
+    fn tls_info(&self) -> Option<TlsInfo> {
+        let conn = self.tls.as_ref()?;
+        let version = match conn.protocol_version()? {
+            rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+            rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+            other => format!("{other:?}"),
+        };
+        let cipher_suite = conn
+            .negotiated_cipher_suite()
+            .and_then(|s| s.suite().as_str())
+            .unwrap_or("unknown")
+            .to_owned();
+        let key_exchange = conn
+            .negotiated_key_exchange_group()
+            .map(|g| format!("{:?}", g.name()))
+            .unwrap_or_else(|| "unknown".to_owned());
+        Some(TlsInfo {
+            version,
+            cipher_suite,
+            key_exchange,
+        })
+    }
+
+    /// Certificate verification happens inside, in the verifier of `config`,
+    /// which fills `slot` itself. On failure the alert is flushed to the
+    /// server and the rustls error is returned for the caller to explain.
+    /// The whole handshake must finish within the idle timeout: a server
+    /// that dribbles records cannot stretch it.
+    fn start_tls(
+        &mut self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        _slot: &VerdictSlot,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<(), IoFailure> {
+        let mut conn = ClientConnection::new(config, name).map_err(IoFailure::Tls)?;
+        let deadline = Instant::now() + self.idle;
+        // What the server sent first, to tell SMTP text from a bad record.
+        let mut received = Recorded::default();
+        while conn.is_handshaking() {
+            if conn.wants_write() {
+                flush_tls(&mut conn, &mut self.sock, self.idle, interrupt)?;
+                continue;
+            }
+            match conn.read_tls(&mut received.reader(&mut self.sock)) {
+                Ok(0) => return Err(IoFailure::Closed),
+                Ok(_) => {
+                    if let Err(e) = conn.process_new_packets() {
+                        if received.looks_like_smtp() {
+                            return Err(IoFailure::Cleartext(received.total));
+                        }
+                        // Tell the server why (the alert), best effort.
+                        let _ = flush_tls(&mut conn, &mut self.sock, SLICE, interrupt);
+                        return Err(IoFailure::Tls(e));
+                    }
+                }
+                Err(e) if is_wait(&e) => wait_until(deadline, interrupt)?,
+                Err(e) => return Err(IoFailure::Os(e)),
+            }
+            if Instant::now() >= deadline {
+                return Err(IoFailure::Timeout);
+            }
+        }
+        // TLS 1.3 may leave the client Finished to send.
+        if conn.wants_write() {
+            flush_tls(&mut conn, &mut self.sock, self.idle, interrupt)?;
+        }
+        self.tls = Some(Box::new(conn));
+        Ok(())
+    }
+
+    fn write_all(&mut self, data: &[u8], interrupt: &mut dyn Interrupt) -> Result<(), IoFailure> {
+        match self.tls.as_deref_mut() {
+            None => write_plain(&mut self.sock, data, self.idle, interrupt),
+            Some(conn) => {
+                let mut rest = data;
+                while !rest.is_empty() {
+                    // rustls takes plaintext up to its buffer limit, then it
+                    // must be flushed before it takes more: memory stays
+                    // bounded whatever the message size.
+                    let n = conn.writer().write(rest).map_err(IoFailure::Os)?;
+                    rest = &rest[n..];
+                    flush_tls(conn, &mut self.sock, self.idle, interrupt)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn read_some(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<usize, IoFailure> {
+        loop {
+            ack_promptly(&self.sock);
+            match self.tls.as_deref_mut() {
+                None => match self.sock.read(buf) {
+                    Ok(0) => return Err(IoFailure::Closed),
+                    Ok(n) => return Ok(n),
+                    Err(e) if is_wait(&e) => wait_until(deadline, interrupt)?,
+                    Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                        return Err(IoFailure::Closed)
+                    }
+                    Err(e) => return Err(IoFailure::Os(e)),
+                },
+                Some(conn) => {
+                    match conn.reader().read(buf) {
+                        Ok(0) => return Err(IoFailure::Closed),
+                        Ok(n) => return Ok(n),
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                            return Err(IoFailure::Closed)
+                        }
+                        Err(e) => return Err(IoFailure::Os(e)),
+                    }
+                    match conn.read_tls(&mut self.sock) {
+                        Ok(0) => return Err(IoFailure::Closed),
+                        Ok(_) => {
+                            conn.process_new_packets().map_err(IoFailure::Tls)?;
+                            // Key updates and alerts may want an answer.
+                            if conn.wants_write() {
+                                flush_tls(conn, &mut self.sock, self.idle, interrupt)?;
+                            }
+                        }
+                        Err(e) if is_wait(&e) => wait_until(deadline, interrupt)?,
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                            return Err(IoFailure::Closed)
+                        }
+                        Err(e) => return Err(IoFailure::Os(e)),
+                    }
+                    // A record that carried no application data (a dribbled
+                    // fragment, a key update) does not buy more time.
+                    if Instant::now() >= deadline {
+                        return Err(IoFailure::Timeout);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Read whatever bytes have already arrived, without waiting: 0 when
+    /// none have. A streamed series calls this between writes so the
+    /// server's replies never pile up until both sides' buffers are full.
+    fn read_ready(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
+        self.sock.set_nonblocking(true).map_err(IoFailure::Os)?;
+        let result = self.read_ready_inner(buf);
+        // The slice timeouts stay set; only the blocking mode is restored.
+        self.sock.set_nonblocking(false).map_err(IoFailure::Os)?;
+        result
+    }
+
+    /// TLS close_notify when TLS is up, then TCP shutdown.
+    fn close(&mut self) {
         if let Some(conn) = self.tls.as_deref_mut() {
             conn.send_close_notify();
-            let _ = flush_tls(conn, &mut self.sock, SLICE, &mut NeverInterrupt);
+            // A slow reader must not hold the close (and Ctrl-C) for longer
+            // than a slice or two.
+            let mut until = Until(Instant::now() + SLICE);
+            let _ = flush_tls(conn, &mut self.sock, SLICE, &mut until);
         }
         let _ = self.sock.shutdown(Shutdown::Both);
+    }
+}
+
+/// The first bytes read during a handshake, and how many there were.
+#[derive(Default)]
+struct Recorded {
+    head: Vec<u8>,
+    total: usize,
+}
+
+impl Recorded {
+    const KEEP: usize = 4;
+
+    fn reader<'a>(&'a mut self, sock: &'a mut TcpStream) -> RecordingReader<'a> {
+        RecordingReader { sock, seen: self }
+    }
+
+    /// Three digits and a space or hyphen: an SMTP reply, never the start of
+    /// a TLS record (whose first byte is a content type, 20 to 24).
+    fn looks_like_smtp(&self) -> bool {
+        self.head.len() == Self::KEEP
+            && self.head[..3].iter().all(u8::is_ascii_digit)
+            && matches!(self.head[3], b' ' | b'-')
+    }
+}
+
+struct RecordingReader<'a> {
+    sock: &'a mut TcpStream,
+    seen: &'a mut Recorded,
+}
+
+impl Read for RecordingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        let want = Recorded::KEEP - self.seen.head.len().min(Recorded::KEEP);
+        self.seen.head.extend_from_slice(&buf[..n.min(want)]);
+        self.seen.total += n;
+        Ok(n)
     }
 }
 
@@ -366,11 +470,13 @@ fn resolve_and_connect(
     host: &str,
     port: u16,
     timeout: Duration,
+    resolving: &AtomicBool,
 ) -> Result<(TcpStream, SocketAddr), ConnectFailure> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(ConnectFailure::Resolve)?
         .collect();
+    resolving.store(false, Ordering::SeqCst);
     if addrs.is_empty() {
         return Err(ConnectFailure::Resolve(io::Error::new(
             io::ErrorKind::NotFound,
@@ -413,7 +519,33 @@ fn is_wait(e: &io::Error) -> bool {
     )
 }
 
-/// Called after a wait slice passed with no progress.
+/// Called after a wait slice passed with no progress on a read, which must
+/// be done by `deadline`.
+fn wait_until(deadline: Instant, interrupt: &mut dyn Interrupt) -> Result<(), IoFailure> {
+    if interrupt.interrupted() {
+        return Err(IoFailure::Interrupted);
+    }
+    if Instant::now() >= deadline {
+        return Err(IoFailure::Timeout);
+    }
+    Ok(())
+}
+
+/// Called after a write made progress: a peer that takes a little in every
+/// slice must not keep Ctrl-C waiting until the whole message is out, so
+/// the hook is asked at least once a [`SLICE`] (and not more often: asking
+/// costs the GIL).
+fn progress_tick(asked: &mut Instant, interrupt: &mut dyn Interrupt) -> Result<(), IoFailure> {
+    if asked.elapsed() >= SLICE {
+        *asked = Instant::now();
+        if interrupt.interrupted() {
+            return Err(IoFailure::Interrupted);
+        }
+    }
+    Ok(())
+}
+
+/// Called after a wait slice passed with no progress on a write.
 fn wait_tick(
     since: Instant,
     idle: Duration,
@@ -423,7 +555,7 @@ fn wait_tick(
         return Err(IoFailure::Interrupted);
     }
     if since.elapsed() >= idle {
-        return Err(IoFailure::Timeout(idle));
+        return Err(IoFailure::Timeout);
     }
     Ok(())
 }
@@ -435,12 +567,14 @@ fn write_plain(
     interrupt: &mut dyn Interrupt,
 ) -> Result<(), IoFailure> {
     let mut idle_since = Instant::now();
+    let mut asked = Instant::now();
     while !data.is_empty() {
         match sock.write(data) {
             Ok(0) => return Err(IoFailure::Closed),
             Ok(n) => {
                 data = &data[n..];
                 idle_since = Instant::now();
+                progress_tick(&mut asked, interrupt)?;
             }
             Err(e) if is_wait(&e) => wait_tick(idle_since, idle, interrupt)?,
             Err(e) if is_closed(&e) => return Err(IoFailure::Closed),
@@ -458,10 +592,14 @@ fn flush_tls(
     interrupt: &mut dyn Interrupt,
 ) -> Result<(), IoFailure> {
     let mut idle_since = Instant::now();
+    let mut asked = Instant::now();
     while conn.wants_write() {
         match conn.write_tls(sock) {
             Ok(0) => return Err(IoFailure::Closed),
-            Ok(_) => idle_since = Instant::now(),
+            Ok(_) => {
+                idle_since = Instant::now();
+                progress_tick(&mut asked, interrupt)?;
+            }
             Err(e) if is_wait(&e) => wait_tick(idle_since, idle, interrupt)?,
             Err(e) if is_closed(&e) => return Err(IoFailure::Closed),
             Err(e) => return Err(IoFailure::Os(e)),

@@ -747,3 +747,124 @@ def test_no_run_printed_a_secret():
         pytest.skip("no hg run in this session")
     for run in hostile.ALL_RUNS:
         hostile.assert_no_secrets(run)
+
+
+# --------------------------------------------------------------------------
+# 6. The session at its edges
+
+FORGED_EHLO = b"250-hostile.test\r\n250-AUTH PLAIN LOGIN\r\n250 PIPELINING\r\n"
+
+
+@pytest.mark.parametrize("after", ["220", "client-hello"])
+def test_injection_in_a_separate_segment_after_starttls_is_reported_as_injection(repo, certs, after):
+    """The forged replies come in their own TCP segment, 0.2 s after the 220
+    or after the client's ClientHello: the client reads them where a TLS
+    record belongs, and must say injection, not "wrong port"."""
+    wait = [hostile.sleep(0.2)] if after == "220" else [hostile.read_client_hello()]
+    run, server = scenario(
+        repo,
+        [
+            send(GREETING),
+            expect("EHLO", hostile.ehlo_reply(LOCKSTEP + ("STARTTLS",))),
+            expect("STARTTLS", b"220 2.0.0 Ready to start TLS\r\n"),
+            *wait,
+            send(FORGED_EHLO),
+            silent(),
+        ],
+        certs=certs,
+        ctx=certs.good(),
+        tls="starttls",
+        creds=True,
+    )
+    assert_nothing_sent(server)
+    assert "QUIT" not in server.verbs()
+    assert_abort(run, "STARTTLS", "unexpected bytes", "man in the middle")
+    assert "plain SMTP" not in run.stderr and "port" not in run.stderr.split("(")[0], run.stderr
+
+
+def test_smtps_to_a_port_that_speaks_plain_smtp_says_so(repo, certs):
+    run, server = scenario(repo, [send(GREETING), silent()], certs=certs, ctx=certs.good(), tls="smtps")
+    assert_abort(run, "SMTP instead of TLS", "smtp.tls")
+    assert "injection" not in run.stderr
+
+
+#: Dribbled one byte every half second, this greeting takes 15 s to arrive.
+SLOW_GREETING = b"220 hostile.test ESMTP a greeting that never ends\r\n"
+
+
+@pytest.mark.parametrize("stage", ["greeting", "EHLO"])
+def test_a_server_that_dribbles_a_reply_cannot_outlast_the_timeout(repo, stage):
+    timeout = 2
+    if stage == "greeting":
+        script = [hostile.dribble(SLOW_GREETING), silent()]
+    else:
+        script = [send(GREETING), expect("EHLO"), hostile.dribble(SLOW_GREETING.replace(b"220", b"250")), silent()]
+    run, server = scenario(repo, script, timeout=timeout)
+    # Each byte came well inside any idle timeout; the reply as a whole did not.
+    assert 2 < server.dribbled < len(SLOW_GREETING) - 2, server.dribbled
+    assert_abort(run, "timed out", stage, "smtp.timeout", max_seconds=timeout + 4)
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_size_states_the_message_size_on_the_wire(repo, shape):
+    """RFC 1870: SIZE= counts CRLF line endings and not dot-stuffing; hg's
+    message has LF endings, so its own length would be short by a line count."""
+    run, server = scenario(repo, [send(GREETING), serve(caps=SHAPES[shape])], revs=str(repo.revs["dots"]))
+    assert_success(run)
+    [mail] = [c for c in server.commands if c.upper().startswith("MAIL")]
+    size = int(re.search(r"SIZE=(\d+)", mail).group(1))
+    [message] = server.messages
+    assert b"\r\n." in message  # dot-stuffing had something to do
+    assert size == len(message), (size, len(message))
+
+
+@pytest.mark.parametrize(
+    "reply, needle",
+    [
+        (b"220 hostile.test ESMTP again\r\n", "unexpected reply to EHLO: 220"),
+        (b"221 2.0.0 Bye\r\n", "ended the session at EHLO: 221"),
+    ],
+)
+@pytest.mark.parametrize("tls", ["none", "starttls"])
+def test_only_250_is_a_successful_ehlo(repo, certs, reply, needle, tls):
+    run, server = scenario(
+        repo,
+        [send(GREETING), expect("EHLO", reply), serve()],
+        certs=certs,
+        ctx=certs.good(),
+        tls=tls,
+        creds=True,
+    )
+    assert_nothing_sent(server)
+    assert_abort(run, needle)
+    assert "does not offer STARTTLS" not in run.stderr, run.stderr
+
+
+QUIT_CASES = {
+    # name -> (script before serve(), tls, whether QUIT is owed)
+    "greeting-554": ([send(b"554 5.3.2 no service for you\r\n")], "none", True),
+    "starttls-not-offered": ([send(GREETING)], "starttls-no-offer", True),
+    "starttls-454": ([send(GREETING)], "starttls-454", True),
+    "greeting-421": ([send(b"421 4.3.2 going away\r\n")], "none", False),
+    "ehlo-421": ([send(GREETING), expect("EHLO", b"421 4.3.2 going away\r\n")], "none", False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(QUIT_CASES))
+def test_an_abort_during_connect_says_quit_only_where_the_connection_is_in_step(repo, certs, case):
+    before, tls, owed = QUIT_CASES[case]
+    replies = {"STARTTLS": b"454 4.7.0 TLS not available\r\n"} if tls == "starttls-454" else None
+    run, server = scenario(
+        repo,
+        before + [serve(replies=replies, starttls=tls != "starttls-no-offer")],
+        certs=certs,
+        ctx=certs.good(),
+        tls="starttls" if tls.startswith("starttls") else tls,
+        creds=True,
+    )
+    assert_nothing_sent(server)
+    assert_abort(run, ("554", "STARTTLS", "421"))
+    assert server.saw("QUIT") == owed, server.commands
+    if owed:
+        # In step: QUIT is the last thing said, and it is said once.
+        assert server.verbs()[-1] == "QUIT" and server.verbs().count("QUIT") == 1, server.commands

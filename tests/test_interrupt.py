@@ -217,3 +217,45 @@ def test_sigint_ends_hg_email_within_a_second(repo, certs, tmp_path, wait):
                 proc.kill()
                 proc.wait()
     assert_interrupted(run, since)
+
+
+# --------------------------------------------------------------------------
+# Ctrl-C while a large message is still being uploaded
+
+#: The message is this large, so the upload is far from done when SIGINT
+#: comes: the slow reader takes about 160 KB a second.
+HUGE_LINES = 20 * 1024 * 1024 // 40
+
+UPLOAD_MODES = {
+    "lockstep-data": hostile.LOCKSTEP,
+    "pipelining": hostile.PIPELINING_ONLY,
+    "chunking": hostile.PIPELINED,
+}
+
+
+@pytest.fixture(scope="module")
+def huge_repo(tmp_path_factory):
+    big = b"".join(b"a line of a very large patch %010d\n" % i for i in range(HUGE_LINES))
+    return hostile.build_repo(str(tmp_path_factory.mktemp("huge-repo")), [("huge", b"a huge patch", {"huge.txt": big})])
+
+
+@pytest.mark.parametrize(
+    "mode, tls", [(mode, "none") for mode in sorted(UPLOAD_MODES)] + [("chunking", "starttls"), ("lockstep-data", "starttls")]
+)
+def test_sigint_during_a_large_upload_to_a_slow_reader_ends_hg_email_within_a_second(
+    huge_repo, certs, tmp_path, mode, tls
+):
+    caps = UPLOAD_MODES[mode]
+    with HostileServer([send(GREETING), serve(caps=caps, body=hostile.SLOW)], tls_context=certs.good(), deadline=60) as server:
+        started = time.monotonic()
+        proc = hostile.start_hg_email(huge_repo, _config(server.port, tls, certs, 30), str(tmp_path), "0")
+        try:
+            # Well into the upload, and far from its end.
+            _wait_for(lambda s: s.slow_bytes > 512 * 1024, server, timeout=40)
+            run, since = _interrupt(proc, started)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert server.slow_bytes < 10 * 1024 * 1024, "the upload was nearly done: %d bytes" % server.slow_bytes
+    assert_interrupted(run, since)

@@ -66,14 +66,17 @@ Connection settings (``[smtp]``)
     default; a server on this machine (loopback) is always allowed.
 
 ``verifycert``
-    Legacy (Mercurial 2.6 to 3.8). ``strict`` and ``loose`` verify as usual;
-    a false value disables verification like ``--insecure``, with the same
-    warning.
+    Legacy (Mercurial 2.6 to 3.8), ignored by Mercurial since 3.9 and here
+    too: whatever its value, the server is verified as usual, and a warning
+    says the setting is ignored. ``--insecure`` is the way to skip
+    verification.
 
 Verification (``[hostsecurity]``, ``[hostfingerprints]``, ``[web]``)
 ---------------------------------------------------------------------
 
-Host names are looked up without the port, as for HTTPS remotes.
+Host names are looked up without the port, as for HTTPS remotes, and as
+written in ``smtp.host`` (an internationalised name too; it is converted to
+its ASCII form with UTS-46 only to connect and to check the certificate).
 
 ``hostsecurity.<host>:fingerprints``
     Certificate fingerprints (``sha256:``, ``sha512:`` or ``sha1:`` followed
@@ -95,8 +98,11 @@ Host names are looked up without the port, as for HTTPS remotes.
 
 ``hostsecurity.<host>:verifycertsfile``, ``web.cacerts``
     A PEM file of CA certificates to trust for that host, or for every host,
-    instead of the system's. A server certificate listed in the file itself
-    is trusted as itself (a self-signed server).
+    instead of the system's. Only CA certificates vouch for others, by the
+    rules OpenSSL applies (self-signed, CA:TRUE, allowed to sign
+    certificates and serve TLS, within their dates, their path length and
+    name constraints obeyed). A self-signed server certificate listed in the
+    file is trusted as itself, and only as itself.
 
 ``hostsecurity.minimumprotocol``, ``hostsecurity.<host>:minimumprotocol``
     ``tls1.2`` (default) or ``tls1.3``. TLS 1.0 and 1.1 are never used; a

@@ -63,7 +63,9 @@ def report(ui, target, opts):
     args["inspect_only"] = True
     if ui.debugflag:
         args["transcript"] = lambda line: ui.debug(tobytes(line) + b"\n")
-    host = tobytes(args["host"])
+    # The pin lines to paste are keyed by the host as written, as the
+    # settings are looked up.
+    host = bhost or settings.host(ui)
     try:
         session = _core.connect(**args)
     except _core.SmtpError as exc:

@@ -135,7 +135,8 @@ def convert(exc, host, prefix=b"", suffix=b""):
     """The Mercurial exception for core error ``exc`` talking to ``host``."""
     message = prefix + tobytes(str(exc)) + suffix
     hint = _hint(exc, host)
-    if exc.kind == "config":
+    # An unusable CA file is an abort in stock Mercurial, not a config error.
+    if exc.kind == "config" and getattr(exc, "setting", None) != "cacerts":
         return error.ConfigError(message, hint=hint)
     if exc.kind in _SECURITY:
         return error.SecurityError(message, hint=hint)

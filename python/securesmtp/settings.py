@@ -12,6 +12,8 @@ from mercurial import error, util
 from mercurial.i18n import _
 from mercurial.utils import stringutil, urlutil
 
+from . import _core
+
 _PROTOCOLS = (b"tls1.0", b"tls1.1", b"tls1.2", b"tls1.3")
 
 
@@ -45,16 +47,16 @@ def host(ui):
 
 
 def _ascii_host(bhost):
-    """An internationalised host name in the A-label form DNS and TLS use."""
+    """An internationalised host name in the A-label form DNS and TLS use
+    (UTS-46 / IDNA 2008, in the core; Python's "idna" codec is IDNA 2003,
+    which turns faß.de into fass.de, another domain)."""
     name = bhost.decode("utf-8", "replace")
-    if name.isascii():
-        return name
-    try:
-        return name.encode("idna").decode("ascii")
-    except UnicodeError:
+    ascii_name = _core.ascii_host(name)
+    if ascii_name is None:
         raise error.ConfigError(
             _(b"smtp.host is not a valid host name: %s") % bhost
         )
+    return ascii_name
 
 
 def port(ui, mode):
@@ -118,19 +120,23 @@ def _minimum(ui, bhost):
     return "tls1.3" if value == b"tls1.3" else "tls1.2"
 
 
-def _insecure(ui):
-    if ui.insecureconnections:
-        return True
-    legacy = ui.config(b"smtp", b"verifycert")
-    if legacy is None or legacy.lower() in (b"strict", b"loose"):
-        return False
-    flag = stringutil.parsebool(legacy)
-    if flag is not None:
-        return not flag
-    raise error.ConfigError(
-        _(b"smtp.verifycert has unknown value '%s'") % legacy,
-        hint=_(b"use strict, loose or false (remove it to verify normally)"),
+def _warn_ignored_verifycert(ui):
+    """``smtp.verifycert`` (Mercurial 2.6 to 3.8) is ignored by Mercurial
+    since 3.9: it never weakens verification here either. Said once per
+    process, however many connections it makes."""
+    if ui.config(b"smtp", b"verifycert") is None or _warned_verifycert:
+        return
+    _warned_verifycert.append(True)
+    ui.warn(
+        _(
+            b"warning: smtp.verifycert is ignored (Mercurial has not used it "
+            b"since 3.9); the server's certificate is verified as usual; "
+            b"to skip verification, use --insecure (not recommended)\n"
+        )
     )
+
+
+_warned_verifycert = []
 
 
 def _joined(values):
@@ -158,7 +164,7 @@ def verification(ui, bhost):
         ),
         "legacy_fingerprints": _joined(ui.configlist(b"hostfingerprints", bhost)),
         "pubkeys": _joined(ui.configlist(b"hostsecurity", b"%s:pubkeys" % bhost)),
-        "insecure": _insecure(ui),
+        "insecure": bool(ui.insecureconnections),
         "min_version": _minimum(ui, bhost),
         "ciphers": ciphers.decode("ascii", "replace") if ciphers else None,
     }
@@ -179,5 +185,6 @@ def connect_args(ui, bhost=None, bport=None, mode=None):
         "allow_cleartext_auth": ui.configbool(b"smtp", b"allow-cleartext-auth"),
     }
     if mode != "none":
+        _warn_ignored_verifycert(ui)
         args.update(verification(ui, bhost))
     return args

@@ -32,7 +32,9 @@ def smtp(orig, ui):
 def _open(ui, quiet=False):
     """A verified, authenticated session, and the host name as bytes."""
     args = settings.connect_args(ui)
-    bhost = tobytes(args["host"])
+    # Messages and hints name the host as written: the settings they suggest
+    # are looked up by that name.
+    bhost = settings.host(ui)
     mode = args["security"]
     if not quiet:
         if mode == "smtps":

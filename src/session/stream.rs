@@ -47,7 +47,7 @@ impl Session {
             self.pipeline.record(id, Outcome::NotSent);
             return Err(Error::Closed { stage: Stage::Mail });
         }
-        if let Err(e) = self.require_verified() {
+        if let Err(e) = self.proof() {
             self.pipeline.record(id, Outcome::NotSent);
             return Err(e);
         }

@@ -47,6 +47,26 @@ pub fn crlf_normalised(msg: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The size of the message on the wire as RFC 1870 counts it for `SIZE=`:
+/// with CRLF line endings as [`crlf_normalised`] writes them, and without
+/// dot-stuffing or the end-of-data line.
+pub fn wire_size(msg: &[u8]) -> usize {
+    let mut size = 0usize;
+    let mut rest = msg;
+    while !rest.is_empty() {
+        let end = find_line_end(rest);
+        size += end.unwrap_or(rest.len()) + 2;
+        rest = match end {
+            Some(end) if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') => {
+                &rest[end + 2..]
+            }
+            Some(end) => &rest[end + 1..],
+            None => &[],
+        };
+    }
+    size
+}
+
 /// Room for the message plus the CRs added to the bare-LF endings of lines
 /// down to 16 bytes on average (patches average 30 to 40) and a final CRLF.
 /// Shorter lines make [`normalise_into`] grow the buffer once or a few times.
@@ -430,6 +450,11 @@ mod tests {
         #[test]
         fn unstuffing_the_wire_gives_the_normalised_message(m in message()) {
             prop_assert_eq!(unstuff(&dot_stuffed(&m)), Some(crlf_normalised(&m)));
+        }
+
+        #[test]
+        fn wire_size_is_the_length_of_the_normalised_message(m in proptest::collection::vec(any::<u8>(), 0..256)) {
+            prop_assert_eq!(wire_size(&m), crlf_normalised(&m).len());
         }
 
         #[test]

@@ -9,7 +9,7 @@ use rustls::client::danger::ServerCertVerified;
 
 use super::verifier::{Trust, VerifyFailure};
 
-/// `--insecure` (or `smtp.verifycert=false`): no CA and no name check.
+/// `--insecure`: no CA and no name check (`smtp.verifycert` never gets here).
 /// Pins are checked before this is reached and still apply.
 pub(super) fn skip_ca_and_name_checks() -> Result<Trust, VerifyFailure> {
     Ok(Trust::Insecure)

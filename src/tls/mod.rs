@@ -21,6 +21,7 @@
 //!
 //! No socket I/O, no SMTP, no Python here.
 
+mod anchor;
 mod cert;
 mod danger;
 mod names;
@@ -42,6 +43,8 @@ use rustls::crypto::{ring, CryptoProvider};
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
+pub use anchor::AnchorProblem;
+pub use names::ascii_host;
 pub use pin::{fingerprint, spki_pin, HashAlg, Pin, PinError};
 pub use policy::{MinVersion, TlsPolicy, TlsSetupError};
 pub use report::{describe_chain, describe_chain_at, CertSummary};
@@ -79,17 +82,20 @@ pub fn client_config(
 
 /// The rustls server name for `policy.server_name`: an IP literal becomes an
 /// IP address (an IPv6 literal may also be written in brackets), anything
-/// else must be a valid DNS name.
+/// else must be a valid DNS name, an internationalised one in its UTS-46
+/// ASCII form ([`ascii_host`]).
 pub fn server_name(policy: &TlsPolicy) -> Result<ServerName<'static>, TlsSetupError> {
+    let bad = || TlsSetupError::BadServerName {
+        name: policy.server_name.clone(),
+    };
     let host = policy.server_name.as_str();
     let host = host
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
         .filter(|h| h.parse::<Ipv6Addr>().is_ok())
         .unwrap_or(host);
-    ServerName::try_from(host.to_owned()).map_err(|_| TlsSetupError::BadServerName {
-        name: policy.server_name.clone(),
-    })
+    let host = ascii_host(host).ok_or_else(bad)?;
+    ServerName::try_from(host).map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -121,6 +127,7 @@ mod tests {
             ("127.0.0.1", true),
             ("::1", true),
             ("[::1]", true),
+            ("bücher.example", false),
         ] {
             let name = server_name(&testutil::policy(host)).unwrap();
             assert_eq!(matches!(name, ServerName::IpAddress(_)), is_ip, "{host}");
@@ -129,7 +136,13 @@ mod tests {
 
     #[test]
     fn server_name_refuses_what_is_neither_a_host_nor_an_address() {
-        for host in ["", "bad name", "[localhost]", "mail..example.org"] {
+        for host in [
+            "",
+            "bad name",
+            "[localhost]",
+            "mail..example.org",
+            "bü cher.example",
+        ] {
             let err = server_name(&testutil::policy(host)).unwrap_err();
             assert_eq!(
                 err,
@@ -225,6 +238,38 @@ mod tests {
         let server = Server::with_chain(vec![der], &key);
         handshake(config, "localhost", &server).unwrap();
         assert_eq!(verdict(&slot).result, Ok(Trust::SelfInCaFile));
+    }
+
+    #[test]
+    fn a_version_1_self_signed_server_in_the_ca_file_completes_a_real_handshake() {
+        // Stock Mercurial (OpenSSL) trusts it as itself; webpki cannot read a
+        // v1 certificate, so its handshake signature is checked with its key.
+        let der = testutil::pem_to_der(testutil::V1_PEM);
+        let key = testutil::v1_key();
+        let file = TempFile::new(testutil::V1_PEM);
+        for tls12 in [false, true] {
+            let (config, slot) = client_config(&policy_trusting(&file)).unwrap();
+            let server = Server::with_chain(vec![der.clone()], &key);
+            let server = if tls12 { server.tls12_only() } else { server };
+            handshake(config, "localhost", &server).unwrap();
+            assert_eq!(verdict(&slot).result, Ok(Trust::CommonNameFallback));
+        }
+        // Signed by another key, it fails on either version.
+        for tls12 in [false, true] {
+            let (config, _) = client_config(&policy_trusting(&file)).unwrap();
+            let server = Server::with_chain(vec![der.clone()], &KeyKind::Ecdsa.key());
+            let server = if tls12 { server.tls12_only() } else { server };
+            assert!(handshake(config, "localhost", &server).is_err());
+        }
+        // Not in the CA file, it is refused in words.
+        let other = TempFile::new(&Ca::new("Test CA").pem());
+        let (config, slot) = client_config(&policy_trusting(&other)).unwrap();
+        assert!(handshake(config, "localhost", &Server::with_chain(vec![der], &key)).is_err());
+        assert_eq!(
+            verdict(&slot).result.unwrap_err().to_string(),
+            "certificate is an X.509 version 1 certificate, which is trusted only as itself, \
+             when it is in your CA file"
+        );
     }
 
     #[test]

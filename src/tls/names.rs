@@ -8,8 +8,15 @@
 //! (`*.example.org`, never `w*.example.org`, `www.*.org` or `*.org`) and
 //! matches exactly one non-empty label; an IP address matches only an
 //! iPAddress subjectAltName of the same address (the same rules as webpki,
-//! which checks names on the chain-validated path). International names must
-//! already be in their ASCII (`xn--`) form, as they are in certificates.
+//! which checks names on the chain-validated path). International names are
+//! compared in their ASCII (`xn--`) form, as they are in certificates;
+//! [`ascii_host`] turns a host name as the user wrote it into that form with
+//! UTS-46 / IDNA 2008 (so `faß.de` is `xn--fa-hia.de`, not IDNA 2003's
+//! `fass.de`, another domain).
+//!
+//! [`why_not`] explains a mismatch where a name that looks right did not
+//! count, so the user is not told "certificate is for localhost, not
+//! localhost".
 
 use std::net::IpAddr;
 
@@ -17,6 +24,146 @@ use rustls::pki_types::ServerName;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::x509::X509Name;
+
+/// `host` in the ASCII form DNS and certificates use: unchanged when it is
+/// already ASCII, else converted with UTS-46 (non-transitional, IDNA 2008
+/// rules, STD3 ASCII rules) and checked for DNS lengths. `None` if it cannot
+/// be a host name.
+pub fn ascii_host(host: &str) -> Option<String> {
+    if host.is_ascii() {
+        return Some(host.to_owned());
+    }
+    idna::domain_to_ascii_strict(host).ok()
+}
+
+/// Whether the common name may stand in for a missing subjectAltName on the
+/// path that was validated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CommonName {
+    /// The user's own CA file vouches, and no CA on the path constrains names.
+    Allowed,
+    /// The chain leads to the system store or bundled roots.
+    OnlyForTheCaFile,
+    /// A CA on the path has name constraints, which the common name escapes.
+    NameConstrained,
+}
+
+/// Why the certificate does not count for `name` although one of its names
+/// looks as if it should; `None` when it simply names other hosts.
+pub(crate) fn why_not(
+    cert: &X509Certificate<'_>,
+    name: &ServerName<'_>,
+    common_name: CommonName,
+) -> Option<String> {
+    let dns_sans: Vec<&str> = match cert.subject_alternative_name() {
+        Ok(Some(san)) => san
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(dns) => Some(*dns),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    match name {
+        ServerName::IpAddress(ip) => {
+            let ip = IpAddr::from(*ip);
+            if dns_sans
+                .iter()
+                .any(|d| d.parse::<IpAddr>().ok() == Some(ip))
+            {
+                return Some(format!(
+                    "{ip} is listed as a DNS name, not an IP address (an iPAddress \
+                     subjectAltName is needed)"
+                ));
+            }
+        }
+        ServerName::DnsName(host) => {
+            let host = host.as_ref();
+            if let Some(pattern) = dns_sans.iter().find(|p| partial_wildcard_matches(p, host)) {
+                return Some(format!(
+                    "{pattern} is a partial wildcard, which is not accepted (RFC 6125: \
+                     only a whole leftmost * label matches)"
+                ));
+            }
+            if let Some(pattern) = dns_sans
+                .iter()
+                .find(|p| top_level_wildcard_matches(p, host))
+            {
+                return Some(format!(
+                    "{pattern} is a wildcard over a whole top-level domain, which is not \
+                     accepted"
+                ));
+            }
+        }
+        _ => {}
+    }
+    let cn_names = common_names(cert.subject());
+    let cn_fits = cn_names.iter().any(|cn| match name {
+        ServerName::DnsName(host) => dns_matches(cn, host.as_ref()),
+        ServerName::IpAddress(ip) => cn.parse::<IpAddr>().ok() == Some(IpAddr::from(*ip)),
+        _ => false,
+    });
+    if !cn_fits {
+        return None;
+    }
+    if has_san(cert) {
+        return Some(
+            "its common name is not used because it has a subjectAltName (RFC 6125)".to_owned(),
+        );
+    }
+    match common_name {
+        CommonName::OnlyForTheCaFile => Some(
+            "it has no subjectAltName, and its common name is only used for a CA in your \
+             own CA file"
+                .to_owned(),
+        ),
+        CommonName::NameConstrained => Some(
+            "it has no subjectAltName, and its common name is not used when a CA of its \
+             chain has name constraints"
+                .to_owned(),
+        ),
+        CommonName::Allowed => None,
+    }
+}
+
+/// Whether `pattern` is a wildcard other than a whole leftmost `*` label
+/// (`f*.example.org`) that would match `host` if such wildcards counted, as
+/// they do in stock Mercurial's matcher.
+fn partial_wildcard_matches(pattern: &str, host: &str) -> bool {
+    let (Some((label, rest)), Some((host_label, host_rest))) =
+        (pattern.split_once('.'), host.split_once('.'))
+    else {
+        return false;
+    };
+    if label == "*" || !label.contains('*') || !rest.eq_ignore_ascii_case(host_rest) {
+        return false;
+    }
+    let (prefix, suffix) = label.split_once('*').unwrap_or((label, ""));
+    !suffix.contains('*')
+        && host_label.len() >= prefix.len() + suffix.len()
+        && host_label
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        && host_label
+            .get(host_label.len() - suffix.len()..)
+            .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+}
+
+/// Whether `pattern` is `*.<one label>` (`*.org`, `*.localhost`) and would
+/// match `host` if such wildcards counted, as they do in stock Mercurial.
+fn top_level_wildcard_matches(pattern: &str, host: &str) -> bool {
+    let (Some(parent), Some((label, rest))) = (pattern.strip_prefix("*."), host.split_once('.'))
+    else {
+        return false;
+    };
+    !parent.is_empty()
+        && !parent.contains(['.', '*'])
+        && !label.is_empty()
+        && rest.trim_end_matches('.').eq_ignore_ascii_case(parent)
+}
 
 /// The names a certificate presents, for messages: its DNS and IP
 /// subjectAltNames, or its common names when it has no subjectAltName.
@@ -226,5 +373,109 @@ mod tests {
         assert!(cn_matches(&cert, &host("127.0.0.1")));
         assert!(!cn_matches(&cert, &host("127.0.0.2")));
         assert!(!cn_matches(&cert, &host("localhost")));
+    }
+
+    #[test]
+    fn international_names_become_their_uts46_ascii_form() {
+        for (written, ascii) in [
+            ("bücher.example", "xn--bcher-kva.example"),
+            ("BÜCHER.example", "xn--bcher-kva.example"),
+            // IDNA 2008 keeps ß and ς (IDNA 2003 mapped them to ss and σ).
+            ("faß.de", "xn--fa-hia.de"),
+            ("ελληνικά.example", "xn--hxargifdar.example"),
+            ("mail.example.org", "mail.example.org"),
+            ("Mail.Example.ORG", "Mail.Example.ORG"),
+            ("127.0.0.1", "127.0.0.1"),
+        ] {
+            assert_eq!(ascii_host(written).as_deref(), Some(ascii), "{written}");
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_an_international_host_name_is_refused() {
+        for bad in ["bü cher.example", "bü_cher.example", "bücher..example"] {
+            assert_eq!(ascii_host(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_common_name_that_matches_is_explained_when_it_did_not_count() {
+        let der = testutil::no_san_self_signed("localhost");
+        let cert = cert::parse(&der).unwrap();
+        let name = host("localhost");
+        assert_eq!(
+            why_not(&cert, &name, CommonName::OnlyForTheCaFile).as_deref(),
+            Some(
+                "it has no subjectAltName, and its common name is only used for a CA in \
+                 your own CA file"
+            )
+        );
+        assert_eq!(why_not(&cert, &name, CommonName::Allowed), None);
+        assert_eq!(
+            why_not(
+                &cert,
+                &host("mail.example.org"),
+                CommonName::OnlyForTheCaFile
+            ),
+            None
+        );
+        let mut params = testutil::leaf_params(&["mail.example.org"]);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let der = testutil::self_signed(&params, &testutil::KeyKind::Ecdsa.key());
+        let cert = cert::parse(&der).unwrap();
+        assert_eq!(
+            why_not(&cert, &name, CommonName::Allowed).as_deref(),
+            Some("its common name is not used because it has a subjectAltName (RFC 6125)")
+        );
+    }
+
+    #[test]
+    fn wildcards_over_a_top_level_domain_are_explained() {
+        let der = testutil::leaf_with_sans(&["*.example"]);
+        let cert = cert::parse(&der).unwrap();
+        assert_eq!(
+            why_not(&cert, &host("mail.example"), CommonName::Allowed).as_deref(),
+            Some("*.example is a wildcard over a whole top-level domain, which is not accepted")
+        );
+        assert_eq!(
+            why_not(&cert, &host("mail.other"), CommonName::Allowed),
+            None
+        );
+        assert!(!top_level_wildcard_matches(
+            "*.example.org",
+            "mail.example.org"
+        ));
+        assert!(!top_level_wildcard_matches("*.example", "example"));
+    }
+
+    #[test]
+    fn partial_wildcards_are_recognised_only_where_they_would_have_matched() {
+        assert!(partial_wildcard_matches(
+            "f*.example.org",
+            "foo.example.org"
+        ));
+        assert!(partial_wildcard_matches(
+            "*o.example.org",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "b*.example.org",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "*.example.org",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "f*.example.net",
+            "foo.example.org"
+        ));
+        assert!(!partial_wildcard_matches(
+            "foo*bar.example.org",
+            "fo.example.org"
+        ));
     }
 }

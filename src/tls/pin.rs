@@ -66,6 +66,13 @@ pub enum Pin {
         /// The digest, `alg.digest_len()` bytes.
         digest: Vec<u8>,
     },
+    /// A SHA-1 digest of the leaf certificate's DER from the legacy
+    /// `[hostfingerprints]` section: a match earns Mercurial's nudge to move
+    /// it to `[hostsecurity]`, which a `sha1:` pin written there does not.
+    Legacy {
+        /// The digest, 20 bytes.
+        digest: Vec<u8>,
+    },
     /// The SHA-256 of the leaf's SubjectPublicKeyInfo DER.
     PublicKey {
         /// The digest.
@@ -123,10 +130,7 @@ impl Pin {
             ));
         }
         let digest = decode_hex(s, hex, HashAlg::Sha1)?;
-        Ok(Pin::Cert {
-            alg: HashAlg::Sha1,
-            digest,
-        })
+        Ok(Pin::Legacy { digest })
     }
 
     /// Parses one `hostsecurity.<host>:pubkeys` entry: `sha256:` followed by
@@ -181,21 +185,22 @@ impl Pin {
     pub fn matches(&self, leaf_der: &[u8]) -> bool {
         match self {
             Pin::Cert { alg, digest } => alg.digest(leaf_der) == *digest,
+            Pin::Legacy { digest } => HashAlg::Sha1.digest(leaf_der) == *digest,
             Pin::PublicKey { digest } => {
                 spki_digest(leaf_der).is_some_and(|spki| spki[..] == digest[..])
             }
         }
     }
 
-    /// Whether this is a SHA-1 certificate pin (Mercurial nudges users off those).
-    pub fn is_sha1(&self) -> bool {
-        matches!(
-            self,
-            Pin::Cert {
-                alg: HashAlg::Sha1,
-                ..
-            }
-        )
+    /// Whether this pin came from `[hostfingerprints]` (Mercurial nudges
+    /// users off those when one matches).
+    pub fn is_legacy(&self) -> bool {
+        matches!(self, Pin::Legacy { .. })
+    }
+
+    /// Whether this pin is a digest of the whole certificate.
+    pub fn is_certificate(&self) -> bool {
+        !matches!(self, Pin::PublicKey { .. })
     }
 }
 
@@ -205,6 +210,7 @@ impl fmt::Display for Pin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Pin::Cert { alg, digest } => f.write_str(&format_fingerprint(*alg, digest)),
+            Pin::Legacy { digest } => f.write_str(&format_fingerprint(HashAlg::Sha1, digest)),
             Pin::PublicKey { digest } => write!(f, "sha256:{}", BASE64.encode(digest)),
         }
     }
@@ -347,10 +353,11 @@ mod tests {
     #[test]
     fn fingerprint_parses_each_algorithm() {
         let sha1 = Pin::parse_fingerprint("sha1:ecd87cd6b386d04fc1b8b41c9d8f5e168eef1c03").unwrap();
-        assert!(sha1.is_sha1() && sha1.matches(&hg_pub()));
+        // A sha1: pin written in [hostsecurity] is not a legacy one.
+        assert!(!sha1.is_legacy() && sha1.is_certificate() && sha1.matches(&hg_pub()));
         let sha512 = fingerprint(&hg_pub(), HashAlg::Sha512);
         let pin = Pin::parse_fingerprint(&sha512).unwrap();
-        assert!(!pin.is_sha1() && pin.matches(&hg_pub()));
+        assert!(!pin.is_legacy() && pin.matches(&hg_pub()));
         assert_eq!(pin.to_string(), sha512);
     }
 
@@ -420,7 +427,10 @@ mod tests {
             HG_SHA1,
         ] {
             let pin = Pin::parse_legacy(entry).unwrap();
-            assert!(pin.is_sha1() && pin.matches(&hg_pub()), "{entry}");
+            assert!(
+                pin.is_legacy() && pin.is_certificate() && pin.matches(&hg_pub()),
+                "{entry}"
+            );
             assert_eq!(pin.to_string(), HG_SHA1);
         }
     }
@@ -436,7 +446,7 @@ mod tests {
     fn pubkey_pins_parse_from_base64_with_or_without_padding() {
         let pin = Pin::parse_pubkey(HG_SPKI).unwrap();
         assert!(pin.matches(&hg_pub()));
-        assert!(!pin.is_sha1());
+        assert!(!pin.is_legacy() && !pin.is_certificate());
         assert_eq!(pin.to_string(), HG_SPKI);
         let unpadded = Pin::parse_pubkey(HG_SPKI.trim_end_matches('=')).unwrap();
         assert_eq!(unpadded, pin);

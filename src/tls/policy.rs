@@ -45,7 +45,7 @@ pub struct TlsPolicy {
     /// Certificate and public-key pins. When any are set, they replace the
     /// CA and name checks (one match passes), even with `insecure`.
     pub pins: Vec<Pin>,
-    /// `--insecure` or `smtp.verifycert=false`: no CA or name check. Pins
+    /// `--insecure` (never `smtp.verifycert`): no CA or name check. Pins
     /// are still enforced and the handshake signature is still verified.
     pub insecure: bool,
     /// The lowest TLS version offered.
@@ -98,12 +98,15 @@ impl fmt::Display for TlsSetupError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::CaFileMissing { path } => write!(f, "CA file {path} does not exist"),
+            // Worded as stock Mercurial's abort ("error loading CA file").
             Self::CaFileUnreadable { path, reason } => {
-                write!(f, "cannot read CA file {path}: {reason}")
+                write!(f, "error loading CA file {path}: {reason}")
             }
-            Self::CaFileHasNoCertificates { path } => {
-                write!(f, "CA file {path} contains no PEM certificates")
-            }
+            Self::CaFileHasNoCertificates { path } => write!(
+                f,
+                "error loading CA file {path}: no PEM certificate found (file is empty or \
+                 malformed?)"
+            ),
             Self::UnknownCipher { name, supported } => write!(
                 f,
                 "unknown or unsupported cipher suite '{name}' (supported: {})",

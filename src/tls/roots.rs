@@ -11,10 +11,63 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-use rustls::RootCertStore;
+use rustls::pki_types::{CertificateDer, TrustAnchor};
 
 use super::policy::{TlsPolicy, TlsSetupError};
+
+/// The trust anchors webpki searches, each with the certificate it was made
+/// from where that is known, so the verifier can apply to it the rules webpki
+/// leaves out (see [`super::anchor`]).
+#[derive(Debug, Default)]
+pub(crate) struct Roots {
+    anchors: Vec<TrustAnchor<'static>>,
+    origins: Vec<Option<CertificateDer<'static>>>,
+}
+
+impl Roots {
+    /// Every certificate webpki can read as an anchor. The others (a v1 leaf,
+    /// say) still count for the trusted-as-itself check, so they are not an
+    /// error here.
+    pub(crate) fn from_certs(certs: &[CertificateDer<'static>]) -> Roots {
+        let mut roots = Roots::default();
+        for der in certs {
+            if let Ok(anchor) = webpki::anchor_from_trusted_cert(der) {
+                roots.anchors.push(anchor.to_owned());
+                roots.origins.push(Some(der.clone()));
+            }
+        }
+        roots
+    }
+
+    /// The bundled Mozilla roots: curated anchors without their certificates.
+    fn bundled() -> Roots {
+        let anchors = webpki_roots::TLS_SERVER_ROOTS.to_vec();
+        let origins = vec![None; anchors.len()];
+        Roots { anchors, origins }
+    }
+
+    pub(crate) fn anchors(&self) -> &[TrustAnchor<'static>] {
+        &self.anchors
+    }
+
+    /// The certificate `anchor` (one of [`Self::anchors`], by address) was
+    /// made from; `None` for a bundled root.
+    pub(crate) fn origin(&self, anchor: &TrustAnchor<'_>) -> Option<&CertificateDer<'static>> {
+        let index = self
+            .anchors
+            .iter()
+            .position(|a| std::ptr::addr_eq(a, anchor))?;
+        self.origins.get(index)?.as_ref()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+}
 
 /// The trust anchors of one connection.
 #[derive(Debug)]
@@ -22,12 +75,16 @@ pub(crate) enum Anchors {
     /// Nothing to check a chain against: every CA check fails.
     None,
     /// The platform store, or the bundled Mozilla roots where it has none.
-    Default(Arc<RootCertStore>),
+    Default(Arc<Roots>),
     /// The user's CA file.
     CaFile {
-        /// Its certificates that webpki accepts as trust anchors.
-        roots: Arc<RootCertStore>,
-        /// All its certificates as written, for the trusted-as-itself check.
+        /// The path, as configured, for messages.
+        path: String,
+        /// Its certificates that webpki can read as anchors.
+        roots: Roots,
+        /// All its certificates as written, for the trusted-as-itself check
+        /// and as intermediates a server may have left out (as OpenSSL uses
+        /// them).
         certs: Vec<CertificateDer<'static>>,
     },
 }
@@ -37,12 +94,9 @@ pub(crate) enum Anchors {
 pub(crate) fn load(policy: &TlsPolicy) -> Result<Anchors, TlsSetupError> {
     if let Some(path) = &policy.ca_file {
         let certs = read_ca_file(path)?;
-        let mut roots = RootCertStore::empty();
-        // Certificates webpki cannot use as anchors (a v1 leaf, say) still
-        // count for the verbatim check, so they are not an error here.
-        roots.add_parsable_certificates(certs.iter().cloned());
         return Ok(Anchors::CaFile {
-            roots: Arc::new(roots),
+            path: path.display().to_string(),
+            roots: Roots::from_certs(&certs),
             certs,
         });
     }
@@ -92,22 +146,22 @@ pub fn default_roots_source() -> (DefaultRootsSource, usize) {
     (*source, roots.len())
 }
 
-fn default_roots() -> Arc<RootCertStore> {
+fn default_roots() -> Arc<Roots> {
     Arc::clone(&default_roots_and_source().0)
 }
 
 /// The default roots, loaded once per process: reading the platform store
 /// costs milliseconds and one `hg` run may connect more than once.
-fn default_roots_and_source() -> &'static (Arc<RootCertStore>, DefaultRootsSource) {
-    static ROOTS: OnceLock<(Arc<RootCertStore>, DefaultRootsSource)> = OnceLock::new();
+fn default_roots_and_source() -> &'static (Arc<Roots>, DefaultRootsSource) {
+    static ROOTS: OnceLock<(Arc<Roots>, DefaultRootsSource)> = OnceLock::new();
     ROOTS.get_or_init(|| {
-        let mut roots = RootCertStore::empty();
         // Errors name unreadable files in the store; whatever did load is
-        // used, and an empty result falls back to the bundled roots.
-        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        // used, and an empty result falls back to the bundled roots. The
+        // system's certificates are kept: an expired root or one that is no
+        // CA is refused as OpenSSL refuses it.
+        let roots = Roots::from_certs(&rustls_native_certs::load_native_certs().certs);
         if roots.is_empty() {
-            let bundled = webpki_roots::TLS_SERVER_ROOTS.iter().cloned().collect();
-            (Arc::new(bundled), DefaultRootsSource::Bundled)
+            (Arc::new(Roots::bundled()), DefaultRootsSource::Bundled)
         } else {
             (Arc::new(roots), DefaultRootsSource::System)
         }
@@ -174,10 +228,12 @@ mod tests {
         let pem = format!("{}{}", ca.pem(), testutil::HG_PUB_PEM);
         let file = TempFile::new(&pem);
         match load(&policy_with(Some(file.path()))).unwrap() {
-            Anchors::CaFile { roots, certs } => {
+            Anchors::CaFile { roots, certs, path } => {
                 assert_eq!(certs.len(), 2);
                 assert_eq!(certs[0].as_ref(), ca.der());
                 assert_eq!(roots.len(), 2);
+                assert_eq!(roots.origin(&roots.anchors()[1]), Some(&certs[1]));
+                assert_eq!(path, file.path().display().to_string());
             }
             other => panic!("expected the CA file, got {other:?}"),
         }

@@ -5,6 +5,10 @@
 //! self-signed, CA:TRUE, CN-only certificate of Mercurial's own TLS tests.
 //! testdata/rsa2048.key.pem is a throwaway RSA key (`openssl genpkey`),
 //! because rcgen with ring cannot generate RSA keys.
+//! testdata/v1-localhost.pem is an X.509 version 1 certificate (no
+//! extensions), self-signed, CN=localhost, valid to 2126, with its throwaway
+//! P-256 key in v1-localhost.key.pem (`openssl x509 -req -signkey`), because
+//! rcgen only makes version 3 certificates.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,6 +35,13 @@ use super::policy::{MinVersion, TlsPolicy};
 
 pub(crate) const HG_PUB_PEM: &str = include_str!("testdata/hg-pub.pem");
 const RSA_KEY_PEM: &str = include_str!("testdata/rsa2048.key.pem");
+pub(crate) const V1_PEM: &str = include_str!("testdata/v1-localhost.pem");
+const V1_KEY_PEM: &str = include_str!("testdata/v1-localhost.key.pem");
+
+/// The key of [`V1_PEM`].
+pub(crate) fn v1_key() -> KeyPair {
+    KeyPair::from_pem(V1_KEY_PEM).expect("test key")
+}
 
 /// A policy for `host` with the defaults the settings layer uses.
 pub(crate) fn policy(host: &str) -> TlsPolicy {
@@ -108,7 +119,8 @@ fn dn(cn: &str) -> DistinguishedName {
     name
 }
 
-fn ca_params(cn: &str) -> CertificateParams {
+/// A CA's parameters: CA:TRUE, keyCertSign, valid 2020 to 2099.
+pub(crate) fn ca_params(cn: &str) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name = dn(cn);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -192,9 +204,23 @@ impl Ca {
         }
     }
 
+    /// A self-signed CA (or any self-signed certificate that signs others)
+    /// made from `params`.
+    pub(crate) fn from_params(params: CertificateParams) -> Ca {
+        let key = KeyKind::Ecdsa.key();
+        Ca {
+            der: self_signed(&params, &key),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
     /// An intermediate CA signed by this one.
     pub(crate) fn intermediate(&self, cn: &str) -> Ca {
-        let params = ca_params(cn);
+        self.intermediate_from(ca_params(cn))
+    }
+
+    /// An intermediate made from `params`, signed by this one.
+    pub(crate) fn intermediate_from(&self, params: CertificateParams) -> Ca {
         let key = KeyKind::Ecdsa.key();
         Ca {
             der: self.sign(&params, &key),

@@ -5,33 +5,45 @@
 //! 1. pins: when any are configured, the leaf must match one, and nothing
 //!    else is checked (no CA, no name), even with `--insecure`;
 //! 2. `--insecure`: no CA or name check (see [`super::danger`]);
-//! 3. a leaf found verbatim in the user's CA file is trusted as itself, after
-//!    a date and host name check (RFC 6125, [`super::names`]);
-//! 4. otherwise webpki validates the chain to the CA file's or the default
-//!    roots, then the host name (DNS and IP subjectAltNames);
+//! 3. a self-signed leaf found verbatim in the user's CA file is trusted as
+//!    itself, when it is fit for a TLS server and within its dates
+//!    ([`super::anchor::as_itself`]), after a host name check (RFC 6125,
+//!    [`super::names`]);
+//! 4. otherwise webpki builds and validates the chain to the CA file's or
+//!    the default roots; every candidate path is also held to the rules
+//!    OpenSSL applies to its anchor and intermediates and webpki leaves out
+//!    ([`super::anchor::as_anchor`]: CA:TRUE, self-signed, keyCertSign,
+//!    serverAuth, critical extensions, dates, pathLen); then the leaf's
+//!    keyUsage and the host name (DNS and IP subjectAltNames);
 //! 5. the common name counts only for a certificate with no subjectAltName
-//!    at all that the user's own CA file vouches for (steps 3 or 4).
+//!    at all that the user's own CA file vouches for (steps 3 or 4) through
+//!    a path without name constraints, which the common name would bypass.
 //!
 //! The handshake signature is always checked with the ring provider's
 //! algorithms, whatever the outcome above. Revocation (CRLs, OCSP) is not
 //! checked, as in Mercurial.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::server::ParsedCertificate;
-use rustls::{
-    CertificateError, DigitallySignedStruct, Error, OtherError, RootCertStore, SignatureScheme,
+use rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, verify_tls13_signature_with_raw_key,
+    WebPkiSupportedAlgorithms,
 };
+use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::{
+    CertificateError, DigitallySignedStruct, Error, OtherError, PeerMisbehaved, SignatureScheme,
+};
+use webpki::{EndEntityCert, VerifiedPath};
 use x509_parser::certificate::X509Certificate;
+use x509_parser::x509::X509Version;
 
+use super::anchor::{self, AnchorProblem};
 use super::pin::Pin;
 use super::policy::{TlsPolicy, TlsSetupError};
-use super::roots::{self, Anchors};
+use super::roots::{self, Anchors, Roots};
 use super::{cert, danger, names};
 
 /// Why the server was trusted.
@@ -50,7 +62,8 @@ pub enum Trust {
         /// The pin that matched, as [`super::fingerprint`] or
         /// [`super::spki_pin`] prints it.
         pin: String,
-        /// A SHA-1 certificate pin: the caller suggests a SHA-256 one.
+        /// A `[hostfingerprints]` (SHA-1) pin: the caller suggests the
+        /// SHA-256 `[hostsecurity]` line, as Mercurial does.
         legacy_sha1: bool,
     },
     /// Nothing was checked (`--insecure`). The caller warns.
@@ -90,6 +103,44 @@ pub enum VerifyFailure {
         expected: String,
         /// Its DNS and IP subjectAltNames, or its common name if it has none.
         presented: Vec<String>,
+        /// Why a presented name that looks right did not count, if one did.
+        why: Option<String>,
+    },
+    /// A CA the chain leads to may not vouch for it, by the rules OpenSSL
+    /// applies to trust anchors.
+    AnchorRefused {
+        /// The CA's subject.
+        subject: String,
+        /// Where it is: `your CA file (<path>)` or `the system trust store`.
+        source: String,
+        /// What is wrong with it.
+        problem: Box<AnchorProblem>,
+    },
+    /// An intermediate CA of the chain may not sign certificates.
+    IntermediateMayNotSign {
+        /// Its subject.
+        subject: String,
+    },
+    /// The server's certificate is in the CA file but may not be trusted as
+    /// itself (not self-signed, not for TLS servers, out of its dates).
+    NotTrustedAsItself {
+        /// The CA file.
+        path: String,
+        /// What is wrong with it.
+        problem: Box<AnchorProblem>,
+    },
+    /// The server's certificate is not fit for a TLS server.
+    LeafUnfit {
+        /// What is wrong with it.
+        problem: Box<AnchorProblem>,
+    },
+    /// The chain failed, and the CA file holds no CA certificate at all
+    /// (stock Mercurial then says no CA certificates were loaded).
+    NoCaInFile {
+        /// The CA file.
+        path: String,
+        /// Why the chain failed.
+        failure: Box<VerifyFailure>,
     },
     /// A certificate of the chain has expired.
     Expired {
@@ -127,6 +178,16 @@ impl fmt::Display for VerifyFailure {
             Self::NameMismatch {
                 expected,
                 presented,
+                why: Some(why),
+            } => write!(
+                f,
+                "certificate for {} is not valid for {expected}: {why}",
+                presented.join(", ")
+            ),
+            Self::NameMismatch {
+                expected,
+                presented,
+                why: None,
             } if presented.is_empty() => {
                 write!(
                     f,
@@ -136,10 +197,51 @@ impl fmt::Display for VerifyFailure {
             Self::NameMismatch {
                 expected,
                 presented,
+                why: None,
             } => write!(
                 f,
                 "certificate is for {}, not {expected}",
                 presented.join(", ")
+            ),
+            Self::AnchorRefused {
+                subject,
+                source,
+                problem,
+            } if matches!(**problem, AnchorProblem::NotCa { .. }) => write!(
+                f,
+                "the certificate {subject} in {source} {problem}, so it cannot vouch for \
+                 another certificate; a server certificate in a CA file is trusted only \
+                 as itself, and only when it is self-signed"
+            ),
+            Self::AnchorRefused {
+                subject,
+                source,
+                problem,
+            } if matches!(**problem, AnchorProblem::NotSelfSigned { .. }) => write!(
+                f,
+                "the CA {subject} in {source} {problem}; a chain must end at a \
+                 self-signed root CA, so add the root that issued it"
+            ),
+            Self::AnchorRefused {
+                subject,
+                source,
+                problem,
+            } => write!(f, "the CA {subject} in {source} {problem}"),
+            Self::IntermediateMayNotSign { subject } => write!(
+                f,
+                "the intermediate CA {subject} may not sign certificates (keyUsage lacks \
+                 keyCertSign)"
+            ),
+            Self::NotTrustedAsItself { path, problem } => write!(
+                f,
+                "certificate is in your CA file ({path}) but cannot be trusted as itself: \
+                 it {problem}"
+            ),
+            Self::LeafUnfit { problem } => write!(f, "certificate {problem}"),
+            Self::NoCaInFile { path, failure } => write!(
+                f,
+                "{failure} (your CA file {path} holds no CA certificate, so no CA \
+                 certificates were loaded)"
             ),
             Self::Expired { not_after } => write!(f, "certificate expired on {not_after}"),
             Self::NotYetValid { not_before } => {
@@ -180,6 +282,11 @@ impl VerifyFailure {
             Self::NameMismatch { .. } => CertificateError::NotValidForName,
             Self::Expired { .. } => CertificateError::Expired,
             Self::NotYetValid { .. } => CertificateError::NotValidYet,
+            Self::AnchorRefused { .. }
+            | Self::IntermediateMayNotSign { .. }
+            | Self::NotTrustedAsItself { .. }
+            | Self::NoCaInFile { .. } => CertificateError::UnknownIssuer,
+            Self::LeafUnfit { .. } => CertificateError::InvalidPurpose,
             Self::PinMismatch { .. } | Self::Other(_) => {
                 CertificateError::Other(OtherError(Arc::new(self.clone())))
             }
@@ -234,6 +341,78 @@ pub(crate) fn verifier(policy: &TlsPolicy) -> Result<(Arc<Verifier>, VerdictSlot
     Ok((Arc::new(verifier), slot))
 }
 
+/// Where the chain's trust comes from, for the rules and the messages.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    /// The platform store or the bundled roots.
+    Default,
+    /// The user's CA file (its path and all its certificates).
+    CaFile(&'a str, &'a [CertificateDer<'static>]),
+}
+
+impl Source<'_> {
+    fn describe(&self) -> String {
+        match self {
+            Source::Default => "the system trust store".to_owned(),
+            Source::CaFile(path, _) => format!("your CA file ({path})"),
+        }
+    }
+}
+
+/// Why one candidate path was refused by the rules webpki leaves out.
+fn path_problem(
+    roots: &Roots,
+    source: Source<'_>,
+    path: &VerifiedPath<'_>,
+    now: i64,
+) -> Result<(), VerifyFailure> {
+    let mut intermediates = 0;
+    for ca in path.intermediate_certificates() {
+        let der = ca.der();
+        let Some(parsed) = cert::parse(&der) else {
+            return Err(VerifyFailure::Other("certificate is malformed".to_owned()));
+        };
+        if !anchor::intermediate_may_sign(&parsed) {
+            return Err(VerifyFailure::IntermediateMayNotSign {
+                subject: cert::dn(parsed.subject()),
+            });
+        }
+        // OpenSSL does not count self-issued CAs (key rollover) against pathLen.
+        if !cert::is_self_issued(&parsed) {
+            intermediates += 1;
+        }
+    }
+    // A bundled root comes without its certificate: it is curated, and
+    // webpki's (subject, key, name constraints) is all there is to check.
+    let Some(origin) = roots.origin(path.anchor()) else {
+        return Ok(());
+    };
+    let Some(parsed) = cert::parse(origin) else {
+        return Err(VerifyFailure::Other(
+            "a trusted CA certificate is malformed".to_owned(),
+        ));
+    };
+    anchor::as_anchor(&parsed, now, intermediates).map_err(|problem| VerifyFailure::AnchorRefused {
+        subject: cert::dn(parsed.subject()),
+        source: source.describe(),
+        problem: Box::new(problem),
+    })
+}
+
+/// Whether any CA on the path (the anchor included) constrains names, so the
+/// common name, which name constraints do not reach, may not stand in for a
+/// subjectAltName.
+fn constrains_names(path: &VerifiedPath<'_>) -> bool {
+    path.anchor().name_constraints.is_some()
+        || path
+            .intermediate_certificates()
+            .any(|ca| cert::parse(&ca.der()).is_some_and(|c| anchor::has_name_constraints(&c)))
+}
+
+fn secs(now: UnixTime) -> i64 {
+    i64::try_from(now.as_secs()).unwrap_or(i64::MAX)
+}
+
 impl Verifier {
     fn decide(
         &self,
@@ -250,146 +429,232 @@ impl Verifier {
         match &self.anchors {
             Anchors::None => Err(VerifyFailure::NoTrustAnchors),
             Anchors::Default(roots) => {
-                self.check_chain(roots, end_entity, intermediates, now, false)
+                self.check_chain(roots, Source::Default, end_entity, intermediates, now)
             }
-            Anchors::CaFile { certs, .. } if certs.contains(end_entity) => {
-                self.trust_as_itself(end_entity, now)
-            }
-            Anchors::CaFile { roots, .. } => {
-                self.check_chain(roots, end_entity, intermediates, now, true)
+            Anchors::CaFile { path, roots, certs } => {
+                let verbatim = certs.contains(end_entity);
+                if verbatim && cert::parse(end_entity).is_some_and(|c| anchor::is_self_signed(&c)) {
+                    return self.trust_as_itself(path, end_entity, now);
+                }
+                let source = Source::CaFile(path, certs);
+                match self.check_chain(roots, source, end_entity, intermediates, now) {
+                    Err(VerifyFailure::UnknownIssuer { .. }) if verbatim => {
+                        Err(VerifyFailure::NotTrustedAsItself {
+                            path: path.clone(),
+                            problem: Box::new(AnchorProblem::NotSelfSigned {
+                                issuer: cert::issuer(end_entity),
+                            }),
+                        })
+                    }
+                    Err(
+                        failure @ (VerifyFailure::UnknownIssuer { .. }
+                        | VerifyFailure::SelfSigned { .. }),
+                    ) if !has_ca_certificate(certs) => Err(VerifyFailure::NoCaInFile {
+                        path: path.clone(),
+                        failure: Box::new(failure),
+                    }),
+                    other => other,
+                }
             }
         }
     }
 
-    /// A leaf the user put in their CA file. webpki would refuse it if it
-    /// carries CA:TRUE (as `openssl req -x509` makes them), so the dates and
-    /// the name are checked here; the signature on it is moot.
-    fn trust_as_itself(&self, leaf: &[u8], now: UnixTime) -> Result<Trust, VerifyFailure> {
+    /// A self-signed leaf the user put in their CA file. webpki would refuse
+    /// it if it carries CA:TRUE (as `openssl req -x509` makes them), so it is
+    /// checked here as OpenSSL checks a chain of that one certificate; the
+    /// signature on it is moot.
+    fn trust_as_itself(
+        &self,
+        path: &str,
+        leaf: &[u8],
+        now: UnixTime,
+    ) -> Result<Trust, VerifyFailure> {
         let cert = cert::parse(leaf)
             .ok_or_else(|| VerifyFailure::Other("certificate is malformed".to_owned()))?;
-        check_dates(&cert, now)?;
+        anchor::as_itself(&cert, secs(now)).map_err(|problem| match problem {
+            AnchorProblem::Expired { not_after } => VerifyFailure::Expired { not_after },
+            AnchorProblem::NotYetValid { not_before } => VerifyFailure::NotYetValid { not_before },
+            problem => VerifyFailure::NotTrustedAsItself {
+                path: path.to_owned(),
+                problem: Box::new(problem),
+            },
+        })?;
         if names::san_matches(&cert, &self.name) {
             Ok(Trust::SelfInCaFile)
-        } else if names::cn_matches(&cert, &self.name) {
+        } else if names::cn_matches(&cert, &self.name) && !anchor::has_name_constraints(&cert) {
             Ok(Trust::CommonNameFallback)
         } else {
-            Err(self.name_mismatch(Some(&cert)))
+            Err(self.name_mismatch(Some(&cert), names::CommonName::Allowed))
         }
     }
 
     fn check_chain(
         &self,
-        roots: &RootCertStore,
+        roots: &Roots,
+        source: Source<'_>,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
-        roots_are_users_ca_file: bool,
     ) -> Result<Trust, VerifyFailure> {
         let fail = |e| self.chain_failure(e, end_entity, intermediates);
-        let parsed = ParsedCertificate::try_from(end_entity).map_err(fail)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )
-        .map_err(fail)?;
-        match verify_server_name(&parsed, &self.name) {
-            Ok(()) => Ok(Trust::CaChain),
-            Err(_)
-                if roots_are_users_ca_file
-                    && cert::parse(end_entity)
-                        .is_some_and(|c| names::cn_matches(&c, &self.name)) =>
-            {
-                Ok(Trust::CommonNameFallback)
-            }
-            Err(e) => Err(fail(e)),
+        let leaf = cert::parse(end_entity)
+            .ok_or_else(|| VerifyFailure::Other("certificate is malformed".to_owned()))?;
+        let parsed = EndEntityCert::try_from(end_entity).map_err(fail)?;
+        // As OpenSSL does, the CA file's other certificates may complete a
+        // chain the server sent without its intermediates.
+        let mut pool = intermediates.to_vec();
+        if let Source::CaFile(_, certs) = source {
+            let extra: Vec<_> = certs
+                .iter()
+                .filter(|c| !intermediates.contains(c))
+                .collect();
+            pool.extend(extra.into_iter().cloned());
         }
+        let refusals = RefCell::new(Vec::new());
+        let rules = |path: &VerifiedPath<'_>| {
+            path_problem(roots, source, path, secs(now)).map_err(|refusal| {
+                refusals.borrow_mut().push(refusal);
+                // Lowest in webpki's ranking, so a more specific error from
+                // another candidate path wins; the refusal is kept above.
+                webpki::Error::UnknownIssuer
+            })
+        };
+        let verified = parsed.verify_for_usage(
+            self.algorithms.all,
+            roots.anchors(),
+            &pool,
+            now,
+            webpki::KeyUsage::server_auth(),
+            None,
+            Some(&rules),
+        );
+        let constrained = match &verified {
+            Ok(path) => constrains_names(path),
+            Err(e) => {
+                return Err(match refusals.into_inner().into_iter().next() {
+                    Some(refusal) => refusal,
+                    None => fail(e.clone()),
+                })
+            }
+        };
+        anchor::check_server_key_usage(&leaf).map_err(|problem| VerifyFailure::LeafUnfit {
+            problem: Box::new(problem),
+        })?;
+        if parsed.verify_is_valid_for_subject_name(&self.name).is_ok() {
+            return Ok(Trust::CaChain);
+        }
+        let common_name = match source {
+            Source::Default => names::CommonName::OnlyForTheCaFile,
+            Source::CaFile(..) if constrained => names::CommonName::NameConstrained,
+            Source::CaFile(..) => names::CommonName::Allowed,
+        };
+        if common_name == names::CommonName::Allowed && names::cn_matches(&leaf, &self.name) {
+            return Ok(Trust::CommonNameFallback);
+        }
+        Err(self.name_mismatch(Some(&leaf), common_name))
     }
 
     fn chain_failure(
         &self,
-        error: Error,
+        error: webpki::Error,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
     ) -> VerifyFailure {
+        use webpki::Error as E;
         let leaf = cert::parse(end_entity);
         let lone_self_signed =
             intermediates.is_empty() && leaf.as_ref().is_some_and(cert::is_self_issued);
         let leaf_is_ca = leaf.as_ref().is_some_and(|c| c.is_ca());
-        let Error::InvalidCertificate(error) = error else {
-            return VerifyFailure::Other(error.to_string());
-        };
-        // The deprecated variants are matched too: rustls may still produce them.
+        // The deprecated variants are matched too: webpki may still produce them.
         #[allow(deprecated)]
         match error {
-            CertificateError::UnknownIssuer if lone_self_signed => VerifyFailure::SelfSigned {
+            E::UnknownIssuer if lone_self_signed => VerifyFailure::SelfSigned {
                 subject: cert::subject(end_entity),
             },
-            CertificateError::UnknownIssuer => VerifyFailure::UnknownIssuer {
-                issuer: cert::issuer(intermediates.last().unwrap_or(end_entity)),
+            E::UnknownIssuer => VerifyFailure::UnknownIssuer {
+                issuer: cert::issuer(intermediates.last().map_or(end_entity.as_ref(), |c| c)),
             },
-            CertificateError::ExpiredContext { not_after, .. } => VerifyFailure::Expired {
+            E::CertExpired { not_after, .. } => VerifyFailure::Expired {
                 not_after: utc(not_after),
             },
-            CertificateError::Expired => VerifyFailure::Expired {
-                not_after: leaf.map_or_else(
-                    || "?".to_owned(),
-                    |c| cert::utc(c.validity().not_after.timestamp()),
-                ),
-            },
-            CertificateError::NotValidYetContext { not_before, .. } => VerifyFailure::NotYetValid {
+            E::CertNotValidYet { not_before, .. } => VerifyFailure::NotYetValid {
                 not_before: utc(not_before),
             },
-            CertificateError::NotValidYet => VerifyFailure::NotYetValid {
-                not_before: leaf.map_or_else(
-                    || "?".to_owned(),
-                    |c| cert::utc(c.validity().not_before.timestamp()),
-                ),
-            },
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                self.name_mismatch(leaf.as_ref())
+            E::InvalidCertValidity => VerifyFailure::Other(
+                "certificate has a validity period that ends before it begins".to_owned(),
+            ),
+            E::CertNotValidForName(_) => {
+                self.name_mismatch(leaf.as_ref(), names::CommonName::Allowed)
             }
             // webpki refuses a CA certificate as the end entity before it
             // looks for an issuer; a lone self-signed one is the usual case.
-            CertificateError::Other(_) if leaf_is_ca && lone_self_signed => {
-                VerifyFailure::SelfSigned {
-                    subject: cert::subject(end_entity),
-                }
-            }
-            CertificateError::Other(_) if leaf_is_ca => VerifyFailure::Other(
+            E::CaUsedAsEndEntity if lone_self_signed => VerifyFailure::SelfSigned {
+                subject: cert::subject(end_entity),
+            },
+            E::CaUsedAsEndEntity if leaf_is_ca => VerifyFailure::Other(
                 "certificate is a CA certificate, not a server certificate".to_owned(),
             ),
-            CertificateError::BadEncoding => {
+            E::EndEntityUsedAsCa => VerifyFailure::Other(
+                "a certificate of the chain that is not a CA (basicConstraints CA:FALSE) \
+                 signed the certificate below it"
+                    .to_owned(),
+            ),
+            E::PathLenConstraintViolated => VerifyFailure::Other(
+                "path length constraint exceeded: an intermediate CA allows fewer CAs \
+                 below it than the chain has"
+                    .to_owned(),
+            ),
+            E::NameConstraintViolation => VerifyFailure::Other(
+                "certificate names a host outside the name constraints of a CA of its chain"
+                    .to_owned(),
+            ),
+            E::BadDer | E::BadDerTime | E::TrailingData(_) | E::MalformedExtensions => {
                 VerifyFailure::Other("certificate is malformed".to_owned())
             }
-            CertificateError::BadSignature => {
+            E::UnsupportedCertVersion => VerifyFailure::Other(
+                "certificate is an X.509 version 1 certificate, which is trusted only as \
+                 itself, when it is in your CA file"
+                    .to_owned(),
+            ),
+            E::InvalidSignatureForPublicKey => {
                 VerifyFailure::Other("certificate has an invalid signature".to_owned())
             }
-            CertificateError::UnsupportedSignatureAlgorithm
-            | CertificateError::UnsupportedSignatureAlgorithmContext { .. }
-            | CertificateError::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => {
-                VerifyFailure::Other(
-                    "certificate is signed with an unsupported algorithm".to_owned(),
-                )
-            }
-            CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            E::UnsupportedSignatureAlgorithm
+            | E::UnsupportedSignatureAlgorithmContext(_)
+            | E::UnsupportedSignatureAlgorithmForPublicKey
+            | E::UnsupportedSignatureAlgorithmForPublicKeyContext(_) => VerifyFailure::Other(
+                "certificate is signed with an unsupported algorithm".to_owned(),
+            ),
+            E::RequiredEkuNotFound | E::RequiredEkuNotFoundContext(_) | E::EmptyEkuExtension => {
                 VerifyFailure::Other("certificate is not for TLS server authentication".to_owned())
             }
-            CertificateError::UnhandledCriticalExtension => {
+            E::UnsupportedCriticalExtension => {
                 VerifyFailure::Other("certificate has an unsupported critical extension".to_owned())
             }
             other => VerifyFailure::Other(format!("certificate rejected: {other}")),
         }
     }
 
-    fn name_mismatch(&self, leaf: Option<&X509Certificate<'_>>) -> VerifyFailure {
+    fn name_mismatch(
+        &self,
+        leaf: Option<&X509Certificate<'_>>,
+        common_name: names::CommonName,
+    ) -> VerifyFailure {
         VerifyFailure::NameMismatch {
             expected: self.name.to_str().into_owned(),
             presented: leaf.map(names::presented).unwrap_or_default(),
+            why: leaf.and_then(|c| names::why_not(c, &self.name, common_name)),
         }
     }
+}
+
+/// Whether any certificate of the CA file could be an anchor at some time
+/// (stock Mercurial warns that none were loaded when none is).
+fn has_ca_certificate(certs: &[CertificateDer<'static>]) -> bool {
+    certs.iter().any(|der| {
+        cert::parse(der)
+            .is_some_and(|c| matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca))
+    })
 }
 
 impl ServerCertVerifier for Verifier {
@@ -435,7 +700,26 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
+        let Some(spki) = v1_key(cert) else {
+            return verify_tls12_signature(message, cert, dss, &self.algorithms);
+        };
+        let key = webpki::RawPublicKeyEntity::try_from(&spki)
+            .map_err(|_| Error::InvalidCertificate(CertificateError::BadEncoding))?;
+        let algorithms = self
+            .algorithms
+            .mapping
+            .iter()
+            .find(|(scheme, _)| *scheme == dss.scheme)
+            .map(|(_, algorithms)| *algorithms)
+            .ok_or(PeerMisbehaved::SignedHandshakeWithUnadvertisedSigScheme)?;
+        if algorithms
+            .iter()
+            .any(|alg| key.verify_signature(*alg, message, dss.signature()).is_ok())
+        {
+            Ok(HandshakeSignatureValid::assertion())
+        } else {
+            Err(Error::InvalidCertificate(CertificateError::BadSignature))
+        }
     }
 
     fn verify_tls13_signature(
@@ -444,7 +728,12 @@ impl ServerCertVerifier for Verifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
+        match v1_key(cert) {
+            Some(spki) => {
+                verify_tls13_signature_with_raw_key(message, &spki, dss, &self.algorithms)
+            }
+            None => verify_tls13_signature(message, cert, dss, &self.algorithms),
+        }
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -452,37 +741,27 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
+/// The key of an X.509 version 1 certificate, which webpki cannot read as a
+/// certificate (it has no extensions, so no CA may vouch for it); one can
+/// still be trusted as itself from the CA file, as stock Mercurial trusts
+/// it, or pinned, and its handshake signature is checked with this key.
+fn v1_key(cert: &[u8]) -> Option<SubjectPublicKeyInfoDer<'static>> {
+    let parsed = cert::parse(cert)?;
+    (parsed.version() == X509Version::V1)
+        .then(|| SubjectPublicKeyInfoDer::from(parsed.public_key().raw.to_vec()))
+}
+
 fn check_pins(pins: &[Pin], leaf: &[u8]) -> Result<Trust, VerifyFailure> {
     match pins.iter().find(|pin| pin.matches(leaf)) {
         Some(pin) => Ok(Trust::Pin {
             pin: pin.to_string(),
-            legacy_sha1: pin.is_sha1(),
+            legacy_sha1: pin.is_legacy(),
         }),
         None => Err(VerifyFailure::PinMismatch {
             pins: pins.iter().map(Pin::to_string).collect(),
-            certificates: pins.iter().any(|p| matches!(p, Pin::Cert { .. })),
-            public_keys: pins.iter().any(|p| matches!(p, Pin::PublicKey { .. })),
+            certificates: pins.iter().any(Pin::is_certificate),
+            public_keys: pins.iter().any(|p| !p.is_certificate()),
         }),
-    }
-}
-
-/// The validity period check webpki would do, for a certificate it does not
-/// validate (one trusted as itself). notAfter is inclusive, as in webpki.
-fn check_dates(cert: &X509Certificate<'_>, now: UnixTime) -> Result<(), VerifyFailure> {
-    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
-    let validity = cert.validity();
-    let not_before = validity.not_before.timestamp();
-    let not_after = validity.not_after.timestamp();
-    if now < not_before {
-        Err(VerifyFailure::NotYetValid {
-            not_before: cert::utc(not_before),
-        })
-    } else if now > not_after {
-        Err(VerifyFailure::Expired {
-            not_after: cert::utc(not_after),
-        })
-    } else {
-        Ok(())
     }
 }
 
@@ -501,7 +780,7 @@ mod tests {
         let (verifier, slot) = verifier(policy).unwrap();
         let certs: Vec<CertificateDer<'_>> =
             chain.iter().map(|der| CertificateDer::from(*der)).collect();
-        let name = ServerName::try_from(policy.server_name.clone()).unwrap();
+        let name = super::super::server_name(policy).unwrap();
         let passed = verifier
             .verify_server_cert(&certs[0], &certs[1..], &name, &[], now)
             .is_ok();
@@ -567,7 +846,8 @@ mod tests {
             failure,
             VerifyFailure::NameMismatch {
                 expected: "localhost".into(),
-                presented: vec!["mail.example.org".into()]
+                presented: vec!["mail.example.org".into()],
+                why: None,
             }
         );
         assert_eq!(
@@ -750,7 +1030,8 @@ mod tests {
             verify(&trusting(&file, "127.0.0.1"), &[&der]),
             Err(VerifyFailure::NameMismatch {
                 expected: "127.0.0.1".into(),
-                presented: vec!["localhost".into()]
+                presented: vec!["localhost".into()],
+                why: None,
             })
         );
         let (_, verdict) = verify_at(
@@ -795,7 +1076,8 @@ mod tests {
             verify(&trusting(&file, "mail.example.org"), &[&der]),
             Err(VerifyFailure::NameMismatch {
                 expected: "mail.example.org".into(),
-                presented: vec!["localhost".into()]
+                presented: vec!["localhost".into()],
+                why: None,
             })
         );
     }
@@ -1001,6 +1283,7 @@ mod tests {
                 VerifyFailure::NameMismatch {
                     expected: "x".into(),
                     presented: vec![],
+                    why: None,
                 },
                 CertificateError::NotValidForName,
             ),
@@ -1026,10 +1309,470 @@ mod tests {
         let failure = VerifyFailure::NameMismatch {
             expected: "localhost".into(),
             presented: vec![],
+            why: None,
         };
         assert_eq!(
             failure.to_string(),
             "certificate names no host, so it is not valid for localhost"
         );
+    }
+
+    // -- the CA file by OpenSSL's rules --------------------------------------
+
+    fn refused(failure: &VerifyFailure) -> &AnchorProblem {
+        match failure {
+            VerifyFailure::AnchorRefused { problem, .. } => problem,
+            other => panic!("expected an anchor refusal, got {other:?}"),
+        }
+    }
+
+    /// A change to a certificate's parameters, for tables of cases.
+    type Edit = fn(&mut rcgen::CertificateParams);
+
+    fn ca_with(edit: impl FnOnce(&mut rcgen::CertificateParams)) -> Ca {
+        let mut params = testutil::ca_params("Test CA");
+        edit(&mut params);
+        Ca::from_params(params)
+    }
+
+    fn unknown_critical_extension() -> rcgen::CustomExtension {
+        let mut ext =
+            rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![5, 0]);
+        ext.set_criticality(true);
+        ext
+    }
+
+    #[test]
+    fn a_self_signed_ca_false_server_certificate_in_the_ca_file_vouches_only_for_itself() {
+        // What the README tells users to put in web.cacerts for their own
+        // server, made the way `openssl req -x509 -addext basicConstraints=CA:FALSE` does.
+        let server = ca_with(|p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name
+                .push(rcgen::DnType::CommonName, "localhost");
+            p.subject_alt_names = vec![rcgen::SanType::DnsName("localhost".try_into().unwrap())];
+            p.is_ca = rcgen::IsCa::ExplicitNoCa;
+            p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        });
+        let file = TempFile::new(&server.pem());
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[server.der()]),
+            Ok(Trust::SelfInCaFile)
+        );
+        // Its key signs a certificate for another host: stock refuses
+        // ("invalid CA certificate"), and so does this verifier.
+        let forged = server.leaf(&["mail.example.org"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "mail.example.org"), &[&forged.der]).unwrap_err();
+        assert_eq!(refused(&failure), &AnchorProblem::NotCa { ca_false: true });
+        let text = failure.to_string();
+        assert!(
+            text.starts_with(&format!(
+                "the certificate CN=localhost in your CA file ({}) is not a CA certificate \
+                 (basicConstraints CA:FALSE), so it cannot vouch for another certificate; \
+                 a server certificate in a CA file is trusted only as itself",
+                file.path().display()
+            )),
+            "{text}"
+        );
+        // Sent along with the forged leaf, it is no intermediate either.
+        assert!(verify(
+            &trusting(&file, "mail.example.org"),
+            &[&forged.der, server.der()]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn an_expired_or_not_yet_valid_ca_in_the_ca_file_is_refused_with_its_date() {
+        let ca = ca_with(|p| p.not_after = rcgen::date_time_ymd(2024, 1, 1));
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            format!(
+                "the CA CN=Test CA in your CA file ({}) expired on 2024-01-01 00:00:00 UTC",
+                file.path().display()
+            )
+        );
+        let ca = ca_with(|p| p.not_before = rcgen::date_time_ymd(2026, 1, 1));
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            refused(&failure),
+            &AnchorProblem::NotYetValid {
+                not_before: "2026-01-01 00:00:00 UTC".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_renewed_ca_with_the_same_key_stands_in_for_an_expired_one_in_the_same_file() {
+        let key = KeyKind::Ecdsa.key();
+        let mut old = testutil::ca_params("Test CA");
+        old.not_after = rcgen::date_time_ymd(2024, 1, 1);
+        let old = testutil::self_signed(&old, &key);
+        let renewed = testutil::ca_params("Test CA");
+        let issuer = rcgen::Issuer::new(renewed.clone(), key);
+        let renewed = testutil::self_signed(&renewed, issuer.key());
+        let leaf_key = KeyKind::Ecdsa.key();
+        let leaf = testutil::leaf_params(&["localhost"])
+            .signed_by(&leaf_key, &issuer)
+            .unwrap()
+            .der()
+            .to_vec();
+        let pem = format!(
+            "{}{}",
+            testutil::der_to_pem(&old),
+            testutil::der_to_pem(&renewed)
+        );
+        let file = TempFile::new(&pem);
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&leaf]),
+            Ok(Trust::CaChain)
+        );
+    }
+
+    #[test]
+    fn an_intermediate_alone_in_the_ca_file_is_not_a_trust_anchor() {
+        let root = Ca::new("Test Root");
+        let intermediate = root.intermediate("Test Intermediate");
+        let leaf = intermediate.leaf(&["localhost"], KeyKind::Ecdsa);
+        let file = TempFile::new(&intermediate.pem());
+        let failure = verify(
+            &trusting(&file, "localhost"),
+            &[&leaf.der, intermediate.der()],
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused(&failure),
+            &AnchorProblem::NotSelfSigned {
+                issuer: "CN=Test Root".into()
+            }
+        );
+        assert!(
+            failure
+                .to_string()
+                .contains("a chain must end at a self-signed root CA"),
+            "{failure}"
+        );
+        // With its root in the file too, the file's intermediate completes a
+        // chain the server sent without it, as OpenSSL does.
+        let file = TempFile::new(&format!("{}{}", intermediate.pem(), root.pem()));
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&leaf.der]),
+            Ok(Trust::CaChain)
+        );
+    }
+
+    #[test]
+    fn a_leaf_in_the_ca_file_that_is_not_self_signed_is_not_trusted_as_itself() {
+        let ca = Ca::new("Test CA");
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        let file = TempFile::new(&testutil::der_to_pem(&leaf.der));
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            format!(
+                "certificate is in your CA file ({}) but cannot be trusted as itself: it is \
+                 not self-signed (its issuer is CN=Test CA)",
+                file.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_self_signed_certificate_in_the_ca_file_must_be_fit_for_a_tls_server_to_be_trusted_as_itself(
+    ) {
+        let key = KeyKind::Ecdsa.key();
+        let cases: [(Edit, AnchorProblem); 3] = [
+            (
+                |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+                AnchorProblem::NotForServerAuth,
+            ),
+            (
+                |p| p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign],
+                AnchorProblem::KeyUsageNotForTls,
+            ),
+            (
+                |p| p.custom_extensions = vec![unknown_critical_extension()],
+                AnchorProblem::CriticalExtension {
+                    oid: "1.3.6.1.4.1.99999.1".into(),
+                },
+            ),
+        ];
+        for (edit, problem) in cases {
+            let mut params = testutil::leaf_params(&["localhost"]);
+            edit(&mut params);
+            let der = testutil::self_signed(&params, &key);
+            let file = TempFile::new(&testutil::der_to_pem(&der));
+            let failure = verify(&trusting(&file, "localhost"), &[&der]).unwrap_err();
+            assert_eq!(
+                failure,
+                VerifyFailure::NotTrustedAsItself {
+                    path: file.path().display().to_string(),
+                    problem: Box::new(problem),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn the_anchors_path_length_constraint_limits_the_intermediates_below_it() {
+        let root = ca_with(|p| p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0)));
+        let file = TempFile::new(&root.pem());
+        let direct = root.leaf(&["localhost"], KeyKind::Ecdsa);
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&direct.der]),
+            Ok(Trust::CaChain)
+        );
+        let intermediate = root.intermediate("Test Intermediate");
+        let leaf = intermediate.leaf(&["localhost"], KeyKind::Ecdsa);
+        let failure = verify(
+            &trusting(&file, "localhost"),
+            &[&leaf.der, intermediate.der()],
+        )
+        .unwrap_err();
+        assert_eq!(
+            refused(&failure),
+            &AnchorProblem::PathLength {
+                allowed: 0,
+                used: 1
+            }
+        );
+        assert!(
+            failure
+                .to_string()
+                .ends_with("(path length constraint exceeded)"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn an_anchor_must_be_allowed_to_sign_certificates_and_serve_tls() {
+        let cases: [(Edit, AnchorProblem); 5] = [
+            (
+                |p| p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature],
+                AnchorProblem::NoCertSign,
+            ),
+            (
+                |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
+                AnchorProblem::NotForServerAuth,
+            ),
+            // OpenSSL 3 refuses anyExtendedKeyUsage alone for a TLS server CA.
+            (
+                |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Any],
+                AnchorProblem::NotForServerAuth,
+            ),
+            (
+                |p| p.custom_extensions = vec![unknown_critical_extension()],
+                AnchorProblem::CriticalExtension {
+                    oid: "1.3.6.1.4.1.99999.1".into(),
+                },
+            ),
+            (
+                |p| p.is_ca = rcgen::IsCa::NoCa,
+                AnchorProblem::NotCa { ca_false: false },
+            ),
+        ];
+        for (edit, problem) in cases {
+            let ca = ca_with(edit);
+            let file = TempFile::new(&ca.pem());
+            let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+            let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+            assert_eq!(refused(&failure), &problem);
+        }
+        let ca = ca_with(|p| {
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        });
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&leaf.der]),
+            Ok(Trust::CaChain)
+        );
+    }
+
+    #[test]
+    fn an_intermediate_must_be_allowed_to_sign_certificates() {
+        let root = Ca::new("Test Root");
+        let mut params = testutil::ca_params("Test Intermediate");
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        let intermediate = root.intermediate_from(params);
+        let leaf = intermediate.leaf(&["localhost"], KeyKind::Ecdsa);
+        let file = TempFile::new(&root.pem());
+        let failure = verify(
+            &trusting(&file, "localhost"),
+            &[&leaf.der, intermediate.der()],
+        )
+        .unwrap_err();
+        assert_eq!(
+            failure,
+            VerifyFailure::IntermediateMayNotSign {
+                subject: "CN=Test Intermediate".into()
+            }
+        );
+    }
+
+    #[test]
+    fn a_server_certificate_whose_key_usage_excludes_tls_is_refused() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        for (usage, accepted) in [
+            (rcgen::KeyUsagePurpose::DigitalSignature, true),
+            (rcgen::KeyUsagePurpose::KeyEncipherment, true),
+            (rcgen::KeyUsagePurpose::KeyAgreement, true),
+            (rcgen::KeyUsagePurpose::DataEncipherment, false),
+            (rcgen::KeyUsagePurpose::ContentCommitment, false),
+        ] {
+            let mut params = testutil::leaf_params(&["localhost"]);
+            params.key_usages = vec![usage];
+            let der = ca.sign(&params, &KeyKind::Ecdsa.key());
+            let result = verify(&trusting(&file, "localhost"), &[&der]);
+            if accepted {
+                assert_eq!(result, Ok(Trust::CaChain), "{usage:?}");
+            } else {
+                assert_eq!(
+                    result.unwrap_err().to_string(),
+                    "certificate has a keyUsage that allows none of digitalSignature, \
+                     keyEncipherment and keyAgreement",
+                    "{usage:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn name_constraints_on_the_path_turn_the_common_name_fallback_off() {
+        let ca = ca_with(|p| {
+            p.name_constraints = Some(rcgen::NameConstraints {
+                permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("other.example".into())],
+                excluded_subtrees: vec![],
+            });
+        });
+        let file = TempFile::new(&ca.pem());
+        let mut params = testutil::leaf_params(&[]);
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let der = ca.sign(&params, &KeyKind::Ecdsa.key());
+        let failure = verify(&trusting(&file, "localhost"), &[&der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate for localhost is not valid for localhost: it has no subjectAltName, \
+             and its common name is not used when a CA of its chain has name constraints"
+        );
+        // A SAN outside the constraints is webpki's refusal.
+        let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
+        assert!(verify(&trusting(&file, "localhost"), &[&leaf.der]).is_err());
+    }
+
+    #[test]
+    fn a_ca_file_without_any_ca_certificate_says_so() {
+        let key = KeyKind::Ecdsa.key();
+        let mut params = testutil::leaf_params(&["mail.example.org"]);
+        params.is_ca = rcgen::IsCa::ExplicitNoCa;
+        let own = testutil::self_signed(&params, &key);
+        let file = TempFile::new(&testutil::der_to_pem(&own));
+        let evil = Ca::new("Evil CA");
+        let leaf = evil.leaf(&["localhost"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "localhost"), &[&leaf.der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            format!(
+                "certificate is signed by an unknown authority (issuer: CN=Evil CA) (your CA \
+                 file {} holds no CA certificate, so no CA certificates were loaded)",
+                file.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn an_expired_root_of_the_system_store_is_refused_as_openssl_refuses_it() {
+        let expired = ca_with(|p| p.not_after = rcgen::date_time_ymd(2024, 1, 1));
+        let leaf = expired.leaf(&["localhost"], KeyKind::Ecdsa);
+        let (verifier, slot) = verifier(&testutil::policy("localhost")).unwrap();
+        let verifier = Verifier {
+            anchors: Anchors::Default(Arc::new(Roots::from_certs(&[CertificateDer::from(
+                expired.der().to_vec(),
+            )]))),
+            ..Arc::into_inner(verifier).unwrap()
+        };
+        let name = ServerName::try_from("localhost").unwrap();
+        let cert = CertificateDer::from(leaf.der.as_slice());
+        assert!(verifier
+            .verify_server_cert(&cert, &[], &name, &[], testutil::now())
+            .is_err());
+        let failure = slot.lock().unwrap().take().unwrap().result.unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "the CA CN=Test CA in the system trust store expired on 2024-01-01 00:00:00 UTC"
+        );
+    }
+
+    #[test]
+    fn a_sha1_pin_written_in_hostsecurity_is_not_legacy() {
+        let ca = Ca::new("Test CA");
+        let leaf = ca.leaf(&["localhost"], KeyKind::Rsa);
+        let sha1 = fingerprint(&leaf.der, HashAlg::Sha1);
+        let policy = TlsPolicy {
+            pins: vec![Pin::parse_fingerprint(&sha1).unwrap()],
+            ..testutil::policy("localhost")
+        };
+        assert_eq!(
+            verify(&policy, &[&leaf.der]),
+            Ok(Trust::Pin {
+                pin: sha1,
+                legacy_sha1: false
+            })
+        );
+    }
+
+    // -- why a name did not count --------------------------------------------
+
+    #[test]
+    fn an_ip_address_written_as_a_dns_name_is_explained() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let mut params = testutil::leaf_params(&["localhost"]);
+        params.subject_alt_names = vec![rcgen::SanType::DnsName("127.0.0.1".try_into().unwrap())];
+        let der = ca.sign(&params, &KeyKind::Ecdsa.key());
+        let failure = verify(&trusting(&file, "127.0.0.1"), &[&der]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate for 127.0.0.1 is not valid for 127.0.0.1: 127.0.0.1 is listed as a \
+             DNS name, not an IP address (an iPAddress subjectAltName is needed)"
+        );
+    }
+
+    #[test]
+    fn a_partial_wildcard_is_explained() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["f*.example.org"], KeyKind::Ecdsa);
+        let failure = verify(&trusting(&file, "foo.example.org"), &[&leaf.der]).unwrap_err();
+        assert!(
+            failure
+                .to_string()
+                .ends_with("f*.example.org is a partial wildcard, which is not accepted (RFC 6125: only a whole leftmost * label matches)"),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn an_international_host_is_checked_in_its_uts46_ascii_form() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let leaf = ca.leaf(&["xn--fa-hia.example"], KeyKind::Ecdsa);
+        assert_eq!(
+            verify(&trusting(&file, "faß.example"), &[&leaf.der]),
+            Ok(Trust::CaChain)
+        );
+        // IDNA 2003 would have made it fass.example, another domain.
+        let other = ca.leaf(&["fass.example"], KeyKind::Ecdsa);
+        assert!(verify(&trusting(&file, "faß.example"), &[&other.der]).is_err());
     }
 }

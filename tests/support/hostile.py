@@ -84,6 +84,17 @@ CLOSE = _Close()
 SILENT = _Silent()
 
 
+class _Slow:
+    def __repr__(self):
+        return "SLOW"
+
+
+#: In ``serve(body=...)``: read the message slowly (4 KB every 20 ms) and
+#: never answer it, like a server on a congested link. Every write of the
+#: client makes some progress, but the upload takes minutes.
+SLOW = _Slow()
+
+
 class Connection:
     """One accepted client, as the script steps see it."""
 
@@ -234,6 +245,8 @@ class HostileServer:
         self.events = []
         self.errors = []
         self.flooded = 0
+        self.slow_bytes = 0
+        self.dribbled = 0
         self.accepted = threading.Event()
         self.done = threading.Event()
         self._lock = threading.Lock()
@@ -399,6 +412,30 @@ def sleep(seconds):
     return step
 
 
+def dribble(data, interval=0.5):
+    """Send ``data`` one byte at a time, ``interval`` seconds apart: a reply
+    that never quite stops arriving."""
+
+    def step(conn):
+        for i in range(len(data)):
+            conn.send(data[i : i + 1])
+            conn.server.dribbled = i + 1
+            time.sleep(min(interval, conn.remaining()))
+
+    return step
+
+
+def read_client_hello():
+    """Read what the client sends after STARTTLS's 220 (its ClientHello)
+    without answering it."""
+
+    def step(conn):
+        data = conn._recv()
+        conn.server._event("client hello of %d bytes" % len(data))
+
+    return step
+
+
 def flood(unit, prefix=b""):
     """Send ``prefix``, then ``unit`` over and over until the peer leaves, the
     server's ``max_flood`` bytes or its ``flood_seconds`` are reached."""
@@ -451,7 +488,8 @@ def serve(caps=LOCKSTEP, replies=None, body=None, starttls=True, line_ending=b"\
     3.8 says.
 
     ``body``: :data:`CLOSE` closes the connection after reading part of the
-    message; :data:`SILENT` stops reading the message (and answering).
+    message; :data:`SILENT` stops reading the message (and answering);
+    :data:`SLOW` reads it slowly and never answers.
 
     STARTTLS is offered (before TLS) when the server has a TLS context and
     ``starttls`` is true. ``line_ending``: what ends each reply line (a bare
@@ -507,6 +545,13 @@ def serve(caps=LOCKSTEP, replies=None, body=None, starttls=True, line_ending=b"\
                 server._event("stopped reading the body")
                 time.sleep(conn.remaining())
                 raise ScriptEnd("silent")
+            if body is SLOW:
+                server._event("reading the body slowly")
+                server.slow_bytes += len(conn.buf)
+                conn.buf.clear()
+                while True:
+                    server.slow_bytes += len(conn._recv(4 * 1024))
+                    time.sleep(0.02)
             raw = conn.read_data_body()
             server.bodies.append(raw)
             end_of_message(unstuff(raw))

@@ -325,3 +325,91 @@ def make_pki(directory):
         rogue_ca=_files(d, "rogue-ca", rogue, rogue_key),
         unknown_ca=_files(d, "unknown-ca", unknown, unknown_key),
     )
+
+
+@dataclass
+class AnchorCases:
+    """Certificate shapes for the CA-file rules (``make_anchor_cases``).
+
+    - ``selfsigned_server``      self-signed, basicConstraints CA:FALSE,
+                                 serverAuth, for localhost and 127.0.0.1: what
+                                 a user puts in ``web.cacerts`` for their own
+                                 server
+    - ``forged_by_server``       a localhost leaf signed with that server
+                                 certificate's key (it must not act as a CA)
+    - ``expired_ca``             a CA whose validity ended 30 days ago
+    - ``via_expired_ca``         a localhost leaf it signed, itself valid
+    - ``dns_ip``                 a leaf whose only SAN is the DNS name
+                                 ``127.0.0.1`` (not an iPAddress), signed by
+                                 the test CA
+    - ``idn``                    a leaf for ``xn--fa-hia.example`` (faß.example
+                                 by IDNA 2008; IDNA 2003 says fass.example),
+                                 signed by the test CA
+    """
+
+    selfsigned_server: CertFiles
+    forged_by_server: CertFiles
+    expired_ca: CertFiles
+    via_expired_ca: CertFiles
+    dns_ip: CertFiles
+    idn: CertFiles
+
+
+IDN_HOST = "faß.example"
+IDN_ASCII = "xn--fa-hia.example"
+
+
+def _selfsigned_ca_false(key, names):
+    now = _now()
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    b = (
+        _builder(subject, subject, key.public_key(), now - datetime.timedelta(days=1),
+                 now + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(_san(names), critical=False)
+    )
+    return b.sign(key, hashes.SHA256())
+
+
+def make_anchor_cases(directory, pki):
+    """The certificates of :class:`AnchorCases`, in ``directory``; ``pki`` is
+    the :class:`Pki` whose CA signs ``dns_ip``."""
+    os.makedirs(directory, exist_ok=True)
+    d = os.path.abspath(directory)
+    now = _now()
+
+    server_key = _ec_key()
+    server = _selfsigned_ca_false(server_key, ["localhost", "127.0.0.1"])
+    forged_key = _ec_key()
+    forged = _leaf_cert(forged_key, list(LOCAL_NAMES), server, server_key)
+
+    old_key = _ec_key()
+    old = _builder(
+        _name("securesmtp Expired CA"), _name("securesmtp Expired CA"), old_key.public_key(),
+        now - datetime.timedelta(days=400), now - datetime.timedelta(days=30),
+    ).add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(
+        old_key, hashes.SHA256()
+    )
+    via_old_key = _ec_key()
+    via_old = _leaf_cert(via_old_key, list(LOCAL_NAMES), old, old_key)
+
+    ca_key = pki.ca.private_key
+    dns_ip_key = _ec_key()
+    dns_ip = (
+        _builder(_name("127.0.0.1"), pki.ca.certificate.subject, dns_ip_key.public_key(),
+                 now - datetime.timedelta(days=1), now + datetime.timedelta(days=30))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("127.0.0.1")]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    idn_key = _ec_key()
+    idn = _leaf_cert(idn_key, [IDN_ASCII], pki.ca.certificate, ca_key)
+    return AnchorCases(
+        selfsigned_server=_files(d, "selfsigned-ca-false", server, server_key),
+        forged_by_server=_files(d, "forged-by-server", forged, forged_key),
+        expired_ca=_files(d, "expired-ca", old, old_key),
+        via_expired_ca=_files(d, "via-expired-ca", via_old, via_old_key),
+        dns_ip=_files(d, "dns-ip", dns_ip, dns_ip_key),
+        idn=_files(d, "idn", idn, idn_key),
+    )
