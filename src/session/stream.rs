@@ -301,10 +301,40 @@ impl Session {
 
     /// The connection failed: settle what was in flight, and the session
     /// is done.
-    fn lose(&mut self, e: Error) -> Error {
+    fn lose(&mut self, mut e: Error) -> Error {
+        if e.reply().is_none() && !matches!(e, Error::Interrupted) {
+            // A write that failed because the server had closed: what it said
+            // before closing (verdicts, and the 421 that explains the close)
+            // may still be waiting to be read.
+            if let Err(said) = self.settle_leftovers() {
+                if said.reply().is_some_and(|r| r.code() == 421) {
+                    e = said;
+                }
+            }
+        }
         let orderly = e.reply().is_some_and(|r| r.code() == 421);
         self.broken = true;
         self.pipeline.lose(orderly);
         e
+    }
+
+    /// Settle the replies that arrived before the connection failed; the
+    /// error is the reply that ended it, if one did.
+    fn settle_leftovers(&mut self) -> Result<(), Error> {
+        loop {
+            while let Some(stage) = self.pipeline.next_stage() {
+                match self.buffered_reply(stage)? {
+                    Some(reply) => self.pipeline.settle(reply)?,
+                    None => break,
+                }
+            }
+            if !self.pipeline.expecting() {
+                return Ok(());
+            }
+            match self.conn.read_ready(&mut self.read_buf) {
+                Ok(n) if n > 0 => self.parser.feed(&self.read_buf[..n]),
+                _ => return Ok(()),
+            }
+        }
     }
 }
