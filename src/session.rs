@@ -13,9 +13,13 @@
 //! the session; capabilities learned in cleartext are forgotten; AUTH never
 //! goes over cleartext to a remote host unless the caller allowed it.
 //!
-//! Round trips per message, the cost that matters on a slow link: one with
-//! PIPELINING and CHUNKING (envelope and `BDAT n LAST` in one write), two with
-//! PIPELINING (envelope and DATA, then the body), 3 + recipients without.
+//! Round trips per message, the cost that matters on a slow link, for
+//! [`Session::send`]: one with PIPELINING and CHUNKING (envelope and
+//! `BDAT n LAST` in one write), two with PIPELINING (envelope and DATA, then
+//! the body), 3 + recipients without. A series streamed with
+//! [`Session::submit`] and [`Session::confirm`] (session/stream.rs) does not
+//! wait between messages: about one round trip for the whole series with
+//! CHUNKING, one per message with PIPELINING alone.
 //!
 //! Left out: DSN, BINARYMIME, SASL mechanisms other than PLAIN and LOGIN
 //! (XOAUTH2 needs a token source), SMTP over a proxy.
