@@ -50,8 +50,9 @@ Connection settings (``[smtp]``)
     verdicts as they arrive; every message is confirmed before the command
     ends. The first message is confirmed before the rest follow, so a
     refused sender or recipient stops the series at once. With PIPELINING
-    and CHUNKING the whole series then costs about one round trip; with
-    PIPELINING alone, one per message. A message the server refuses is
+    and CHUNKING the whole series then costs two round trips after the
+    set-up (the first message, then all the rest); with PIPELINING alone,
+    one per message. A message the server refuses is
     reported against its patch while the others go through; the command
     then exits non-zero and prints the :hg:`email` line that would send
     what was not sent. When the connection drops or the server closes it
