@@ -21,6 +21,10 @@ DEBIAN_PACKAGES=(
     postfix
     sasl2-bin
     libsasl2-modules
+    # tests/test_dovecot.py: a real SCRAM-SHA-256 / CRAM-MD5 server (a
+    # private instance; the system service is kept from starting).
+    dovecot-core
+    dovecot-submissiond
     libidn12
 )
 
@@ -40,6 +44,10 @@ PY_REQUIREMENTS=(
     "aiosmtpd==1.4.6"
     "trustme>=1.1,<2"
     "cryptography>=42,<51"
+    # tests/test_keyring.py: the real mercurial_keyring and a file-backed
+    # keyring backend.
+    "mercurial_keyring==1.4.4"
+    "keyrings.alt>=5,<6"
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -83,7 +91,17 @@ install_debian_packages() {
     # private instances; the package then starts no daemon).
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+    # Packages with a daemon (dovecot) would start it system-wide; the
+    # tests run private instances. A policy-rc.d that says no, only for
+    # this install and only if the machine has none of its own.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
+    local status=0
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null || status=$?
+    [ "$made_policy" = 1 ] && rm -f "$policy"
+    return "$status"
 }
 
 # ---------------------------------------------------------------------------
@@ -101,7 +119,7 @@ setup_venv() {
     local want
     want="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-        && "$VENV/bin/python" -c 'import maturin, pytest, mercurial, aiosmtpd, trustme, cryptography' >/dev/null 2>&1; then
+        && "$VENV/bin/python" -c 'import maturin, pytest, mercurial, aiosmtpd, trustme, cryptography, keyring, keyrings.alt' >/dev/null 2>&1; then
         return 0
     fi
     log "installing Python packages into $VENV"

@@ -6,7 +6,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::smtp::{CommandError, Reply, ReplyError};
+use crate::smtp::{CommandError, Reply, ReplyError, SaslError};
 use crate::tls::{TlsSetupError, VerifyFailure};
 
 /// Where in the session something went wrong, in the words a user knows.
@@ -111,8 +111,31 @@ pub enum Error {
         minimum: &'static str,
         certain: bool,
     },
-    /// AUTH requested but the server offers no mechanism we support.
-    AuthUnavailable { offered: Vec<String> },
+    /// AUTH requested but the server offers none of the allowed mechanisms.
+    AuthUnavailable {
+        /// What the server offers.
+        offered: Vec<String>,
+        /// What the user allowed (`smtp.auth`), or empty for the default.
+        allowed: Vec<&'static str>,
+    },
+    /// The server refused the login (a 4yz/5yz reply to AUTH or to an
+    /// answer).
+    AuthRefused {
+        /// The mechanism that was run.
+        mechanism: &'static str,
+        /// The refusal.
+        reply: Reply,
+        /// The server's decoded OAuth2 error challenge, if it sent one.
+        detail: Option<String>,
+    },
+    /// The exchange failed on the client's side: a challenge it cannot
+    /// answer, or a SCRAM server that did not prove it knows the password.
+    AuthExchange {
+        /// The mechanism that was run.
+        mechanism: &'static str,
+        /// What went wrong.
+        failure: SaslError,
+    },
     /// AUTH would go over a cleartext connection to a remote host.
     CleartextAuth { server: String },
     /// Every recipient was refused; nothing was sent.
@@ -142,6 +165,12 @@ impl Error {
             Error::Tls { .. } => "tls",
             Error::TlsVersion { .. } => "tlsversion",
             Error::AuthUnavailable { .. } => "authmech",
+            Error::AuthRefused { .. } => "auth",
+            Error::AuthExchange {
+                failure: SaslError::ServerSignature | SaslError::MissingServerSignature,
+                ..
+            } => "authserver",
+            Error::AuthExchange { .. } => "authprotocol",
             Error::CleartextAuth { .. } => "cleartextauth",
             Error::RecipientsRefused { .. } => "recipients",
             Error::BadInput(_) => "input",
@@ -164,7 +193,10 @@ impl Error {
             Error::Verify { .. } | Error::Tls { .. } | Error::TlsVersion { .. } => {
                 Some(Stage::Handshake)
             }
-            Error::AuthUnavailable { .. } | Error::CleartextAuth { .. } => Some(Stage::Auth),
+            Error::AuthUnavailable { .. }
+            | Error::CleartextAuth { .. }
+            | Error::AuthRefused { .. }
+            | Error::AuthExchange { .. } => Some(Stage::Auth),
             Error::RecipientsRefused { .. } => Some(Stage::Rcpt),
             _ => None,
         }
@@ -173,7 +205,7 @@ impl Error {
     /// The server reply behind this error, if any.
     pub fn reply(&self) -> Option<&Reply> {
         match self {
-            Error::Reply { reply, .. } => Some(reply),
+            Error::Reply { reply, .. } | Error::AuthRefused { reply, .. } => Some(reply),
             _ => None,
         }
     }
@@ -271,16 +303,40 @@ impl fmt::Display for Error {
                 "TLS handshake with {server} failed: the server closed the connection; \
                  it probably does not support {minimum}"
             ),
-            Error::AuthUnavailable { offered } => {
+            Error::AuthUnavailable { offered, allowed } => {
                 if offered.is_empty() {
-                    f.write_str("the server offers no authentication")
+                    f.write_str("the server offers no authentication")?;
+                } else if allowed.is_empty() {
+                    write!(
+                        f,
+                        "the server offers no password mechanism this client uses \
+                         (offered: {})",
+                        offered.join(" ")
+                    )?;
                 } else {
                     write!(
                         f,
-                        "the server offers no supported authentication mechanism (offered: {})",
+                        "the server offers none of the mechanisms in smtp.auth ({}); \
+                         it offers: {}",
+                        allowed.join(" "),
                         offered.join(" ")
-                    )
+                    )?;
                 }
+                Ok(())
+            }
+            Error::AuthRefused {
+                mechanism,
+                reply,
+                detail,
+            } => {
+                write!(f, "the server refused AUTH {mechanism}: {reply}")?;
+                if let Some(detail) = detail {
+                    write!(f, " (server's reason: {detail})")?;
+                }
+                Ok(())
+            }
+            Error::AuthExchange { mechanism, failure } => {
+                write!(f, "AUTH {mechanism} failed: {failure}")
             }
             Error::CleartextAuth { server } => write!(
                 f,

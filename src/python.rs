@@ -21,7 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use crate::error::Error;
 use crate::pipeline::Outcome;
 use crate::session::{Config, Delivery, Observer, Security, Session};
-use crate::smtp::Credentials;
+use crate::smtp::{Credentials, Mechanism};
 use crate::tls::{self, HashAlg, MinVersion, Pin, TlsPolicy, Trust, Verdict};
 use crate::transport::Interrupt;
 
@@ -92,10 +92,34 @@ impl PySession {
 
 #[pymethods]
 impl PySession {
-    /// Authenticate with PLAIN or LOGIN.
-    fn authenticate(&self, py: Python<'_>, username: String, password: String) -> PyResult<()> {
-        let credentials = Credentials::new(username, password);
-        self.with(py, move |s| s.authenticate(&credentials))
+    /// Authenticate with the first of `mechanisms` (SASL names, any case)
+    /// the server offers; None or empty: the strongest password mechanism.
+    /// `secret` is the password or OAuth2 token. Returns the mechanism used.
+    #[pyo3(signature = (username, secret, mechanisms=None))]
+    fn authenticate(
+        &self,
+        py: Python<'_>,
+        username: String,
+        secret: String,
+        mechanisms: Option<Vec<String>>,
+    ) -> PyResult<&'static str> {
+        let allowed = mechanism_list(py, mechanisms, &self.pending)?;
+        let credentials = Credentials::new(username, secret);
+        self.with(py, move |s| s.authenticate(&credentials, &allowed))
+            .map(Mechanism::name)
+    }
+
+    /// The mechanism `authenticate` would use with `mechanisms`, or None.
+    #[pyo3(signature = (mechanisms=None))]
+    fn auth_mechanism(
+        &self,
+        py: Python<'_>,
+        mechanisms: Option<Vec<String>>,
+    ) -> PyResult<Option<&'static str>> {
+        let allowed = mechanism_list(py, mechanisms, &self.pending)?;
+        self.with(py, move |s| {
+            Ok(s.auth_mechanism(&allowed).map(Mechanism::name))
+        })
     }
 
     /// Send one message; returns {"accepted": [...], "refused": [(addr, code, text)], "code": int, "text": str}.
@@ -217,6 +241,10 @@ impl PySession {
         d.set_item("greeting", s.greeting().map(|r| r.to_string()))?;
         d.set_item("capabilities", s.capabilities().keywords().to_vec())?;
         d.set_item(
+            "auth_mechanisms",
+            s.capabilities().auth_mechanisms().to_vec(),
+        )?;
+        d.set_item(
             "cleartext_capabilities",
             s.cleartext_capabilities().map(|c| c.keywords().to_vec()),
         )?;
@@ -236,7 +264,7 @@ impl PySession {
     *, host, port, security, hello_name, timeout, ca_file=None, load_default_roots=true,
     fingerprints=None, legacy_fingerprints=None, pubkeys=None, insecure=false,
     min_version="tls1.2", ciphers=None, pipelining=true, allow_cleartext_auth=false,
-    inspect_only=false, transcript=None
+    inspect_only=false, transcript=None, client_cert=None, client_key=None
 ))]
 #[allow(clippy::too_many_arguments)] // mirrors the hgrc settings one to one
 fn connect(
@@ -258,6 +286,8 @@ fn connect(
     allow_cleartext_auth: bool,
     inspect_only: bool,
     transcript: Option<Py<PyAny>>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
 ) -> PyResult<PySession> {
     let pending = Arc::new(Mutex::new(None));
     let config = (|| {
@@ -306,6 +336,15 @@ fn connect(
             });
         }
         let timeout = Duration::from_secs_f64(timeout);
+        let client_cert = client_cert
+            .map(|cert| {
+                tls::ClientCert::load(cert.as_ref(), client_key.as_deref().map(AsRef::as_ref))
+                    .map_err(|e| Error::Config {
+                        setting: "clientcert",
+                        message: e.to_string(),
+                    })
+            })
+            .transpose()?;
         Ok(Config {
             tls: TlsPolicy {
                 server_name: host.clone(),
@@ -325,6 +364,7 @@ fn connect(
             timeout,
             pipelining,
             allow_cleartext_auth,
+            client_cert,
         })
     })()
     .map_err(|e| to_pyerr(py, e, &pending))?;
@@ -391,6 +431,25 @@ fn default_roots() -> (&'static str, usize) {
         (tls::DefaultRootsSource::System, n) => ("system", n),
         (tls::DefaultRootsSource::Bundled, n) => ("bundled", n),
     }
+}
+
+/// SASL names into mechanisms; an unknown name is a config error on `smtp.auth`.
+fn mechanism_list(
+    py: Python<'_>,
+    names: Option<Vec<String>>,
+    pending: &Arc<Mutex<Option<PyErr>>>,
+) -> PyResult<Vec<Mechanism>> {
+    names
+        .unwrap_or_default()
+        .iter()
+        .map(|name| {
+            Mechanism::from_name(name).ok_or_else(|| Error::Config {
+                setting: "auth",
+                message: format!("unknown SASL mechanism '{name}' in smtp.auth"),
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| to_pyerr(py, e, pending))
 }
 
 fn delivery_dict<'py>(py: Python<'py>, d: &Delivery) -> PyResult<Bound<'py, PyDict>> {
@@ -476,6 +535,15 @@ fn to_pyerr(py: Python<'_>, e: Error, pending: &Arc<Mutex<Option<PyErr>>>) -> Py
             _ => None,
         };
         value.setattr("pinned", pinned)?;
+        let (mechanism, detail) = match &e {
+            Error::AuthRefused {
+                mechanism, detail, ..
+            } => (Some(*mechanism), detail.clone()),
+            Error::AuthExchange { mechanism, .. } => (Some(*mechanism), None),
+            _ => (None, None),
+        };
+        value.setattr("mechanism", mechanism)?;
+        value.setattr("detail", detail)?;
         value.setattr("spki", spki)?;
         value.setattr(
             "setting",

@@ -1,5 +1,5 @@
 //! The SMTP client state machine (RFC 5321) with STARTTLS (RFC 3207),
-//! implicit TLS (RFC 8314), AUTH PLAIN/LOGIN (RFC 4954, 4616), PIPELINING
+//! implicit TLS (RFC 8314), AUTH (RFC 4954; mechanisms in `smtp::auth`), PIPELINING
 //! (RFC 2920) and CHUNKING (RFC 3030).
 //!
 //! A [`Session`] is connected, greeted, secured and (optionally)
@@ -21,8 +21,7 @@
 //! wait between messages: about one round trip for the whole series with
 //! CHUNKING, one per message with PIPELINING alone.
 //!
-//! Left out: DSN, BINARYMIME, SASL mechanisms other than PLAIN and LOGIN
-//! (XOAUTH2 needs a token source), SMTP over a proxy.
+//! Left out: DSN, BINARYMIME, SMTP over a proxy.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -30,7 +29,10 @@ use std::time::{Duration, Instant};
 use crate::channel::{Channel, Secured, WriteError};
 use crate::error::{Error, Stage};
 use crate::pipeline::Pipeline;
-use crate::smtp::{auth, data, Capabilities, Command, Credentials, Mechanism, Reply, ReplyParser};
+use crate::smtp::{
+    auth, data, scram, Capabilities, Command, Credentials, Exchange, Mechanism, Reply, ReplyParser,
+    SaslError,
+};
 use crate::tls::{self, MinVersion, TlsPolicy, Verdict};
 use crate::transport::{ConnectFailure, Connection, Interrupt, IoFailure, TlsInfo, Transport};
 
@@ -68,6 +70,8 @@ pub struct Config {
     pub pipelining: bool,
     /// Allow AUTH over cleartext to a host that is not loopback.
     pub allow_cleartext_auth: bool,
+    /// A certificate to present when the server asks for one.
+    pub client_cert: Option<tls::ClientCert>,
 }
 
 /// Progress reports and the `--debug` transcript go here; it is also the
@@ -120,6 +124,9 @@ fn in_step(e: &Error) -> bool {
         .is_some_and(|r| r.code() != 421 && r.code() != 221)
         || matches!(e, Error::RecipientsRefused { .. } | Error::BadInput(_))
 }
+
+/// The longest command line, CRLF included (RFC 5321 4.5.3.1.4).
+const MAX_COMMAND_LINE: usize = 512;
 
 /// Bytes per BDAT chunk: large messages go in bounded chunks, all pipelined.
 const BDAT_CHUNK: usize = 1 << 20;
@@ -262,17 +269,37 @@ impl Session {
         self.conn.peer()
     }
 
-    /// Authenticate with the first mechanism both sides support (PLAIN, then
-    /// LOGIN). Refuses to send a password over cleartext to a remote host.
-    pub fn authenticate(&mut self, credentials: &Credentials) -> Result<(), Error> {
-        let result = self.try_authenticate(credentials);
+    /// Authenticate with the first of `allowed` that the server offers
+    /// (empty: [`Mechanism::DEFAULT`]); returns the mechanism used. Refuses
+    /// to send a password over cleartext to a remote host.
+    pub fn authenticate(
+        &mut self,
+        credentials: &Credentials,
+        allowed: &[Mechanism],
+    ) -> Result<Mechanism, Error> {
+        let result = self.try_authenticate(credentials, allowed);
         if let Err(e) = &result {
             self.broken |= !in_step(e);
         }
         result
     }
 
-    fn try_authenticate(&mut self, credentials: &Credentials) -> Result<(), Error> {
+    /// The mechanism [`authenticate`](Self::authenticate) would use with
+    /// `allowed`, given what the server offers on the current channel.
+    pub fn auth_mechanism(&self, allowed: &[Mechanism]) -> Option<Mechanism> {
+        let allowed = if allowed.is_empty() {
+            &Mechanism::DEFAULT[..]
+        } else {
+            allowed
+        };
+        Mechanism::choose(allowed, &self.caps)
+    }
+
+    fn try_authenticate(
+        &mut self,
+        credentials: &Credentials,
+        allowed: &[Mechanism],
+    ) -> Result<Mechanism, Error> {
         self.proof()?;
         if self.config.security == Security::None
             && !self.config.allow_cleartext_auth
@@ -282,47 +309,88 @@ impl Session {
                 server: server_label(&self.config.host, self.config.port),
             });
         }
-        let mechanism = Mechanism::choose(&self.caps).ok_or_else(|| Error::AuthUnavailable {
-            offered: self.caps.auth_mechanisms().to_vec(),
-        })?;
-        let reply = match mechanism {
-            Mechanism::Plain => self.command(
-                &Command::Auth {
-                    mechanism: "PLAIN".into(),
-                    initial_response: Some(auth::plain_initial_response(credentials)),
-                },
-                Stage::Auth,
-            )?,
-            Mechanism::Login => {
-                let mut reply = self.command(
-                    &Command::Auth {
-                        mechanism: "LOGIN".into(),
-                        initial_response: None,
-                    },
-                    Stage::Auth,
-                )?;
-                // Username, then password, each answering a 334 challenge.
-                for answer in [
-                    auth::login_username(credentials),
-                    auth::login_password(credentials),
-                ] {
-                    if reply.code() != 334 {
-                        break;
-                    }
+        let mechanism = self
+            .auth_mechanism(allowed)
+            .ok_or_else(|| Error::AuthUnavailable {
+                offered: self.caps.auth_mechanisms().to_vec(),
+                allowed: allowed.iter().map(|m| m.name()).collect(),
+            })?;
+        let nonce = if mechanism == Mechanism::ScramSha256 {
+            scram::client_nonce()
+        } else {
+            String::new()
+        };
+        let mut exchange = Exchange::new(mechanism, credentials, nonce);
+        let initial = exchange.initial_response(&self.config.host, self.config.port);
+        // RFC 4954 4: an initial response that would make the AUTH line
+        // longer than SMTP's 512 octets (OAuth2 tokens run to kilobytes)
+        // goes as the answer to the server's first, empty, challenge.
+        let fits = |ir: &String| {
+            "AUTH ".len() + mechanism.name().len() + 1 + ir.len() + 2 <= MAX_COMMAND_LINE
+        };
+        let (inline, deferred) = match initial {
+            Some(ir) if !fits(&ir) => (None, Some(ir)),
+            other => (other, None),
+        };
+        let mut reply = self.command(
+            &Command::Auth {
+                mechanism: mechanism.name().into(),
+                initial_response: inline,
+            },
+            Stage::Auth,
+        )?;
+        if let (Some(ir), 334) = (deferred, reply.code()) {
+            reply = self.command(&Command::AuthResponse(ir), Stage::Auth)?;
+        }
+        let mut challenges = 0;
+        while reply.code() == 334 && challenges < auth::MAX_CHALLENGES {
+            challenges += 1;
+            let challenge = reply.lines().first().map(|l| String::from_utf8_lossy(l));
+            match exchange.answer(challenge.as_deref().unwrap_or("")) {
+                Ok(answer) => {
                     reply = self.command(&Command::AuthResponse(answer), Stage::Auth)?;
                 }
-                reply
+                Err(failure) => {
+                    self.cancel_auth();
+                    return Err(Error::AuthExchange {
+                        mechanism: mechanism.name(),
+                        failure,
+                    });
+                }
             }
-        };
-        if reply.code() != 235 {
-            if reply.code() == 334 {
-                // A challenge we cannot answer: cancel the exchange (RFC 4954 4).
-                let _ = self.write_raw(b"*\r\n", "*");
-                let _ = self.read_reply(Stage::Auth);
-            }
-            return Err(Error::reply_at(Stage::Auth, reply));
         }
-        Ok(())
+        match reply.code() {
+            235 => {
+                exchange.finish(&reply).map_err(|failure| {
+                    // Logged in to a server that could not prove who it is:
+                    // nothing more goes over this connection.
+                    self.broken = true;
+                    Error::AuthExchange {
+                        mechanism: mechanism.name(),
+                        failure,
+                    }
+                })?;
+                Ok(mechanism)
+            }
+            334 => {
+                self.cancel_auth();
+                Err(Error::AuthExchange {
+                    mechanism: mechanism.name(),
+                    failure: SaslError::UnexpectedChallenge,
+                })
+            }
+            _ => Err(Error::AuthRefused {
+                mechanism: mechanism.name(),
+                reply,
+                detail: exchange.detail().map(str::to_owned),
+            }),
+        }
+    }
+
+    /// Ends an exchange the client cannot go on with (RFC 4954 4: `*`).
+    fn cancel_auth(&mut self) {
+        let _ = self.write_raw(b"*\r\n", "*");
+        let _ = self.read_reply(Stage::Auth);
     }
 
     /// Send one message to `recipients` as one mail transaction. Recipients
@@ -687,6 +755,9 @@ impl Session {
                 Ok(())
             }
             Err(IoFailure::Tls(e)) => {
+                if let Some(reason) = client_cert_refusal(&e, self.config.client_cert.is_some()) {
+                    return Err(Error::Tls { server, reason });
+                }
                 if let Some(Verdict {
                     chain,
                     result: Err(failure),
@@ -834,7 +905,8 @@ impl Session {
             },
             IoFailure::Tls(e) => Error::Tls {
                 server: server_label(&self.config.host, self.config.port),
-                reason: e.to_string(),
+                reason: client_cert_refusal(&e, self.config.client_cert.is_some())
+                    .unwrap_or_else(|| e.to_string()),
             },
             IoFailure::Cleartext(n) => Error::Protocol {
                 stage,
@@ -854,7 +926,8 @@ fn tls_settings(config: &Config) -> Result<Option<TlsSettings>, Error> {
     Ok(match config.security {
         Security::None => None,
         _ => Some((
-            tls::client_config(&config.tls).map_err(Error::from_setup)?,
+            tls::client_config_with_cert(&config.tls, config.client_cert.as_ref())
+                .map_err(Error::from_setup)?,
             tls::server_name(&config.tls).map_err(Error::from_setup)?,
         )),
     })
@@ -926,6 +999,30 @@ fn tls_error(server: String, e: rustls::Error, min: MinVersion) -> Error {
             server,
             reason: other.to_string(),
         },
+    }
+}
+
+/// The words for a server that refused the client's certificate, or wanted
+/// one and got none. With TLS 1.3 this alert arrives after the client's
+/// side of the handshake, on the first read.
+fn client_cert_refusal(e: &rustls::Error, have_cert: bool) -> Option<String> {
+    use rustls::{AlertDescription as A, Error as E};
+    match e {
+        E::AlertReceived(A::CertificateRequired) => {
+            Some("the server requires a client certificate (it sent certificate_required)".into())
+        }
+        E::AlertReceived(
+            alert @ (A::BadCertificate
+            | A::UnsupportedCertificate
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::CertificateUnknown
+            | A::UnknownCA
+            | A::AccessDenied),
+        ) if have_cert => Some(format!(
+            "the server refused the client certificate (alert {alert:?})"
+        )),
+        _ => None,
     }
 }
 

@@ -347,6 +347,7 @@ fn config(s: &Scenario) -> Config {
         },
         pipelining: s.pipelining,
         allow_cleartext_auth: false,
+        client_cert: None,
     }
 }
 
@@ -357,7 +358,7 @@ fn run(s: &Scenario) -> Vec<(Wire, Vec<u8>)> {
     let transport = Box::new(Memory::new(s, log.clone()));
     if let Ok(mut session) = Session::over(config(s), transport, Box::new(Quiet)) {
         let credentials = Credentials::new("alice", "s3cret");
-        let _ = session.authenticate(&credentials);
+        let _ = session.authenticate(&credentials, &[]);
         let to = vec![
             "bob@example.test".to_owned(),
             "carol@example.test".to_owned(),

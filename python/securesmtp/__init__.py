@@ -27,9 +27,32 @@ Connection settings (``[smtp]``)
     silent downgrade to cleartext.
 
 ``username``, ``password``
-    Credentials for AUTH (PLAIN or LOGIN). Without ``password`` you are
-    prompted when the session is interactive; in a non-interactive run a
-    missing password is an error, not an unauthenticated send.
+    Credentials for AUTH. Without ``password`` the secret comes from
+    ``password-command``, then from mercurial_keyring when that extension
+    is enabled, then from a prompt when the session is interactive; in a
+    non-interactive run a missing password is an error, not an
+    unauthenticated send.
+
+``password-command``
+    A command that prints the password, or the OAuth2 access token, on its
+    standard output (for example ``pass show mail/example``, ``pizauth
+    show work``, ``oama access alice@example.com``). It is split like a
+    shell would split it but run without a shell; one trailing newline is
+    removed. Used when ``password`` is not set. A command that fails,
+    prints nothing or runs longer than ``timeout`` aborts before anything
+    is sent; what it prints is never shown, ``--debug`` included.
+
+``auth``
+    The SASL mechanisms allowed, in order of preference, separated by
+    commas or spaces, in any case: ``xoauth2``, ``oauthbearer``,
+    ``scram-sha-256``, ``plain``, ``login``, ``cram-md5``, ``external``
+    (the identity of the TLS client certificate, no password). The first one
+    the server offers is used; if it offers none of them, the error names
+    what it offers. Default: the strongest password mechanism both sides
+    support (SCRAM-SHA-256, then PLAIN, then LOGIN); OAuth2 and CRAM-MD5
+    are used only when listed. For Microsoft 365 and Google accounts
+    without a password login, use ``auth = xoauth2`` with a
+    ``password-command`` that prints an access token.
 
 ``local_hostname``
     The name sent with EHLO. Default: this machine's fully qualified name.
@@ -93,6 +116,13 @@ its ASCII form with UTS-46 only to connect and to check the certificate).
     survives a certificate renewal that keeps the same key. Checked like
     fingerprints; both kinds may be combined.
 
+``hostsecurity.<host>:clientcert``, ``hostsecurity.<host>:clientkey``
+    A client certificate (PEM, leaf first, with its chain) to present to a
+    server that asks for one, and its private key (PEM; in the certificate
+    file when ``clientkey`` is not set). A key encrypted with a passphrase
+    is refused: decrypt it with ``openssl pkey``. Combine with
+    ``smtp.auth = external`` for servers that log you in by certificate.
+
 ``hostfingerprints.<host>``
     Legacy SHA-1 fingerprints. Accepted, with a warning that shows the
     ``[hostsecurity]`` line to use instead.
@@ -122,6 +152,17 @@ and host name checks with a loud warning showing the server's fingerprint.
 When verification fails, the message says why and shows the certificate's
 SHA-256 fingerprint and the exact ``[hostsecurity]`` line that would pin it.
 
+mercurial_keyring
+-----------------
+
+With mercurial_keyring enabled (either order in ``[extensions]``), a user
+name without ``password`` or ``password-command`` takes the password from
+mercurial_keyring's store (the entry it keeps for that user, host and
+port). A password typed at the prompt is saved there once the server
+accepts it; a stored password the server refuses is asked for again when
+the session is interactive, and is an error otherwise. An extension that
+wraps ``mail._smtp_login`` is called to log in instead.
+
 Inspecting a server
 -------------------
 
@@ -130,7 +171,8 @@ overrides ``smtp.tls``) but never authenticates or sends mail, and reports
 the greeting, capabilities before and after TLS, the TLS version, cipher
 suite and key exchange, the certificate chain as sent, the server
 certificate's fingerprints and public-key pin, the verdict under your
-current settings, and the ``[hostsecurity]`` lines that would pin it. It
+current settings, the ``[hostsecurity]`` lines that would pin it, the AUTH
+mechanisms offered and the one :hg:`email` would use. It
 completes the handshake even when verification fails, to show the chain,
 but sends nothing more on such a connection. ``-T json`` gives the same as
 data.
@@ -159,8 +201,12 @@ configitem(b"smtp", b"timeout", default=60.0)
 configitem(b"smtp", b"pipelining", default=True)
 configitem(b"smtp", b"streaming", default=True)
 configitem(b"smtp", b"allow-cleartext-auth", default=False)
+configitem(b"smtp", b"password-command", default=None)
+configitem(b"smtp", b"auth", default=None)
 configitem(b"smtp", b"verifycert", default=None)
 configitem(b"hostsecurity", b".*:pubkeys$", default=list, generic=True)
+configitem(b"hostsecurity", b".*:clientcert$", default=None, generic=True)
+configitem(b"hostsecurity", b".*:clientkey$", default=None, generic=True)
 
 
 @command(

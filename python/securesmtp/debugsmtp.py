@@ -9,7 +9,7 @@ verified channel) is sent after it.
 from mercurial import error, pycompat
 from mercurial.i18n import _
 
-from . import _core, errors, settings
+from . import _core, credentials, errors, settings
 from .text import tobytes
 
 # Warn when the server certificate expires sooner than this.
@@ -60,6 +60,7 @@ def report(ui, target, opts):
             )
     bhost, bport = parse_target(target) if target else (None, None)
     args = settings.connect_args(ui, bhost, bport, mode)
+    allowed = credentials.mechanisms(ui)
     args["inspect_only"] = True
     if ui.debugflag:
         args["transcript"] = lambda line: ui.debug(tobytes(line) + b"\n")
@@ -73,6 +74,7 @@ def report(ui, target, opts):
     try:
         info = session.info()
         verdict = session.verdict()
+        would_use = session.auth_mechanism(allowed)
     finally:
         session.quit()
 
@@ -85,6 +87,11 @@ def report(ui, target, opts):
         "greeting": tobytes(info["greeting"]),
         "capabilities_cleartext": [tobytes(c) for c in info["cleartext_capabilities"] or []],
         "capabilities": [tobytes(c) for c in info["capabilities"]],
+        # AUTH as offered on the channel hg email would log in over (after
+        # TLS), and the mechanism it would pick with smtp.auth.
+        "auth_mechanisms": [tobytes(m) for m in info["auth_mechanisms"]],
+        "auth_allowed": [tobytes(m) for m in allowed or []],
+        "auth_would_use": tobytes(would_use or ""),
         "tls_version": tobytes(info.get("tls_version")),
         "cipher_suite": tobytes(info.get("cipher_suite")),
         "key_exchange": tobytes(info.get("key_exchange")),
@@ -193,11 +200,28 @@ def write_plain(ui, item):
             w(b"  %s\n" % item[alg])
         w(_(b"public key (SPKI) pin: %s\n") % item["spki_sha256"])
     w(_(b"verification: %s\n") % _verdict_text(item))
+    _write_auth(ui, item)
     if item["pins"]:
         w(_(b"to pin this server, add to your hgrc (either line will do):\n"))
         w(b"  [hostsecurity]\n")
         for line in item["pins"]:
             w(b"  %s\n" % line)
+
+
+def _write_auth(ui, item):
+    w = ui.write
+    offered = item["auth_mechanisms"]
+    w(_(b"AUTH mechanisms offered: %s\n") % (b", ".join(offered) or _(b"none")))
+    allowed = item["auth_allowed"]
+    setting = (
+        _(b"smtp.auth = %s") % b", ".join(m.lower() for m in allowed)
+        if allowed
+        else _(b"smtp.auth unset: the strongest password mechanism")
+    )
+    if item["auth_would_use"]:
+        w(_(b"hg email would authenticate with: %s (%s)\n") % (item["auth_would_use"], setting))
+    elif offered:
+        w(_(b"hg email could not authenticate: none of the allowed mechanisms is offered (%s)\n") % setting)
 
 
 def debugsmtp(ui, target=None, **opts):

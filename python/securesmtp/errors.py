@@ -12,7 +12,27 @@ from .text import tobytes
 
 # Failures of the channel's security: the server was refused before any
 # credential or message went out.
-_SECURITY = {"verify", "tlsversion", "tls", "starttls", "injection", "cleartextauth"}
+_SECURITY = {
+    "verify",
+    "tlsversion",
+    "tls",
+    "starttls",
+    "injection",
+    "cleartextauth",
+    "authserver",
+}
+
+# Refusals that mean "this account does not take a password here any more".
+# Microsoft 365: 550 5.7.30 (basic auth off for client submission), 535
+# 5.7.139 (basic auth disabled). Google: 534 5.7.9 (application-specific
+# password required).
+_NEEDS_OAUTH = ("5.7.30", "5.7.139", "5.7.9")
+
+_OAUTH_HINT = _(
+    b"this account needs OAuth2: set smtp.auth = xoauth2 and set "
+    b"smtp.password-command to a command that prints an access token "
+    b"(for example pizauth, oama or mutt_oauth2.py); see hg help securesmtp"
+)
 
 
 def pin_hint(host, fingerprint):
@@ -66,6 +86,11 @@ def _hint(exc, host):
         )
     if kind == "injection":
         return _(b"someone between you and the server may be tampering with the connection")
+    if kind == "tls" and "client certificate" in str(exc):
+        return _(
+            b"set hostsecurity.%s:clientcert (and :clientkey) to a PEM "
+            b"certificate the server accepts"
+        ) % host
     if kind == "tls":
         return _(b"check smtp.port and smtp.tls (smtps for implicit TLS, starttls otherwise)")
     if kind == "cleartextauth":
@@ -74,9 +99,23 @@ def _hint(exc, host):
             b"smtp.allow-cleartext-auth=yes to send the password anyway"
         )
     if kind == "auth":
-        return _(b"check smtp.username and smtp.password")
+        return _auth_hint(exc)
     if kind == "authmech":
-        return _(b"this client supports AUTH PLAIN and LOGIN")
+        return _(
+            b"set smtp.auth to mechanisms the server offers; this client "
+            b"knows xoauth2, oauthbearer, scram-sha-256, plain, login and cram-md5"
+        )
+    if kind == "authserver":
+        return _(
+            b"nothing was sent; the server could not prove it knows your "
+            b"password, so it may not be the server you set up the account "
+            b"on: check smtp.host, or ask its administrator"
+        )
+    if kind == "authprotocol":
+        return _(
+            b"the server's SASL exchange went wrong; smtp.auth can name "
+            b"another mechanism"
+        )
     if kind == "connect":
         if "timed out" in str(exc):
             return _(b"check smtp.host and smtp.port; smtp.timeout sets how long to wait")
@@ -91,6 +130,8 @@ def _hint(exc, host):
             "ciphers": b"hostsecurity.ciphers",
             "cacerts": b"web.cacerts or hostsecurity.%s:verifycertsfile" % host,
             "timeout": b"smtp.timeout",
+            "auth": b"smtp.auth",
+            "clientcert": b"hostsecurity.%s:clientcert and :clientkey" % host,
             "host": b"smtp.host",
         }.get(exc.setting)
         return _(b"check %s") % (setting or b"your hgrc")
@@ -131,10 +172,42 @@ def _reply_hint(exc):
     return hint
 
 
-def convert(exc, host, prefix=b"", suffix=b""):
+def needs_oauth(exc):
+    """Whether a refused login says the account takes no password here."""
+    text = exc.server_text or ""
+    return (exc.code or 0) in (534, 535, 550) and any(s in text for s in _NEEDS_OAUTH)
+
+
+def _auth_hint(exc):
+    """What to do about a refused login, provider refusals first."""
+    text = exc.server_text or ""
+    code = exc.code or 0
+    if needs_oauth(exc):
+        return _OAUTH_HINT
+    mechanism = (getattr(exc, "mechanism", None) or "").upper()
+    if mechanism in ("XOAUTH2", "OAUTHBEARER"):
+        return _(
+            b"the access token was refused: check that smtp.password-command "
+            b"prints a fresh access token for smtp.username with the mail "
+            b"scope (the server's reason is above)"
+        )
+    if code == 535 and "5.7.8" in text:
+        # Google's "Username and Password not accepted": a wrong password,
+        # or an account that takes only an app password or OAuth2.
+        return _(
+            b"check smtp.username and the password; if they are right, the "
+            b"account may need an app password, or OAuth2: set smtp.auth = "
+            b"xoauth2 and smtp.password-command to a command that prints an "
+            b"access token"
+        )
+    return _(b"check smtp.username and the password (smtp.password or smtp.password-command)")
+
+
+def convert(exc, host, prefix=b"", suffix=b"", hint=None):
     """The Mercurial exception for core error ``exc`` talking to ``host``."""
     message = prefix + tobytes(str(exc)) + suffix
-    hint = _hint(exc, host)
+    if hint is None:
+        hint = _hint(exc, host)
     # An unusable CA file is an abort in stock Mercurial, not a config error.
     if exc.kind == "config" and getattr(exc, "setting", None) != "cacerts":
         return error.ConfigError(message, hint=hint)

@@ -104,6 +104,16 @@ def _path(ui, value, setting):
     return path
 
 
+def _client_file(value, setting):
+    path = util.expandpath(value)
+    if not os.path.exists(path):
+        raise error.Abort(
+            _(b"path specified by %s does not exist: %s") % (setting, path),
+            hint=_(b"set %s to a PEM file (certificate, or unencrypted key)") % setting,
+        )
+    return os.fsdecode(path)
+
+
 def _minimum(ui, bhost):
     setting = b"hostsecurity.%s:minimumprotocol" % bhost
     value = ui.config(b"hostsecurity", b"%s:minimumprotocol" % bhost)
@@ -156,7 +166,16 @@ def verification(ui, bhost):
     ciphers = ui.config(b"hostsecurity", b"%s:ciphers" % bhost) or ui.config(
         b"hostsecurity", b"ciphers"
     )
+    client_cert = client_key = None
+    value = ui.config(b"hostsecurity", b"%s:clientcert" % bhost)
+    if value:
+        client_cert = _client_file(value, b"hostsecurity.%s:clientcert" % bhost)
+        key = ui.config(b"hostsecurity", b"%s:clientkey" % bhost)
+        if key:
+            client_key = _client_file(key, b"hostsecurity.%s:clientkey" % bhost)
     return {
+        "client_cert": client_cert,
+        "client_key": client_key,
         "ca_file": os.fsdecode(cafile) if cafile else None,
         "load_default_roots": not ui.configbool(b"devel", b"disableloaddefaultcerts"),
         "fingerprints": _joined(

@@ -14,7 +14,7 @@ from mercurial import error, mail
 from mercurial.utils import procutil
 from mercurial.i18n import _
 
-from . import _core, errors, settings
+from . import _core, credentials, errors, settings
 from .text import tobytes, tostr
 
 
@@ -46,6 +46,9 @@ def _open(ui, quiet=False):
             ui.note(_(b"(verifying remote certificate)\n"))
     if ui.debugflag:
         args["transcript"] = lambda line: ui.debug(tobytes(line) + b"\n")
+    # Before connecting: a failing password command or a missing token
+    # aborts before anything is sent.
+    login = None if _hooked(mail._smtp_login) else _Login.prepare(ui, args["timeout"])
     try:
         session = _core.connect(**args)
     except _core.SmtpError as exc:
@@ -53,7 +56,7 @@ def _open(ui, quiet=False):
     # Registered at once: a failure below must still end the session politely.
     ui.atexit(session.quit)
     _warn_about_trust(ui, bhost, session.verdict())
-    _login(ui, session, bhost, args["port"])
+    _login(ui, session, bhost, args["port"], login)
     return session, bhost
 
 
@@ -95,58 +98,178 @@ def _warn_about_trust(ui, bhost, verdict):
 class _LoginAdapter:
     """The smtplib-shaped object ``mail._smtp_login`` hooks expect.
 
-    mercurial_keyring wraps ``_smtp_login`` to supply the password and
-    re-prompts on ``SMTPAuthenticationError``; this keeps that working.
+    An extension that wraps ``_smtp_login`` supplies the password its own
+    way and calls ``login``; ``SMTPAuthenticationError`` on a refusal is
+    what such hooks catch to prompt again.
     """
 
-    def __init__(self, session):
+    def __init__(self, session, mechanisms):
         self._session = session
+        self._mechanisms = mechanisms
 
     def login(self, user, password):
         try:
-            self._session.authenticate(tostr(user), tostr(password))
+            self._session.authenticate(tostr(user), tostr(password), self._mechanisms)
         except _core.SmtpError as exc:
-            if exc.kind == "auth":
+            if exc.kind == "auth" and exc.code:
                 raise smtplib.SMTPAuthenticationError(exc.code, tobytes(exc.server_text or ""))
             raise
 
 
-def _login(ui, session, bhost, port):
-    hook = mail._smtp_login
-    # A wrapped hook (a keyring extension) supplies credentials its own way.
-    wrapped = getattr(hook, "__module__", None) != "mercurial.mail"
-    username = ui.config(b"smtp", b"username")
-    try:
-        if wrapped:
-            hook(ui, _LoginAdapter(session), bhost, port)
-            return
+def _hooked(hook):
+    """Whether another extension took over ``mail._smtp_login``: wrapped
+    with ``extensions.wrapfunction`` (which copies ``__module__``, but
+    leaves ``_origfunc``) or replaced outright."""
+    return getattr(hook, "_origfunc", None) is not None or (
+        getattr(hook, "__module__", None) != "mercurial.mail"
+    )
+
+
+# How many passwords an interactive user may try after a refusal.
+_ATTEMPTS = 3
+
+
+class _Login:
+    """Who logs in, with which mechanisms, and the secret known before
+    connecting (``smtp.password`` or ``smtp.password-command``)."""
+
+    def __init__(self, username, mechanisms, secret, source):
+        self.username = username
+        self.mechanisms = mechanisms
+        self.secret = secret
+        self.source = source
+
+    @classmethod
+    def prepare(cls, ui, timeout):
+        names = credentials.mechanisms(ui)
+        username = ui.config(b"smtp", b"username")
+        if credentials.external_only(names):
+            return cls(username or b"", names, "", "external")
         if not username:
-            return
+            for setting in (b"auth", b"password-command"):
+                if ui.config(b"smtp", setting):
+                    # Meant to log in: sending without AUTH is not what was asked.
+                    raise error.ConfigError(
+                        _(b"smtp.%s is set but smtp.username is not") % setting,
+                        hint=_(b"set smtp.username to the account to log in as"),
+                    )
+            return None
         password = ui.config(b"smtp", b"password")
-        if not password:
-            if not ui.interactive():
-                raise error.Abort(
-                    _(
-                        b"smtp.username is set but there is no password and "
-                        b"this session is not interactive"
-                    ),
-                    hint=_(b"set smtp.password, or run interactively to be prompted"),
-                )
-            password = ui.getpass()
-            if password is None:
-                raise error.Abort(_(b"no password given for %s") % username)
-        ui.note(_(b"(authenticating to mail server as %s)\n") % username)
-        session.authenticate(tostr(username), tostr(password))
+        if password:
+            return cls(username, names, tostr(password), "config")
+        secret = credentials.from_command(ui, timeout)
+        if secret is not None:
+            return cls(username, names, secret, "command")
+        if credentials.oauth_only(names):
+            raise error.Abort(
+                _(b"smtp.auth = %s needs an OAuth2 access token")
+                % b", ".join(tobytes(n.lower()) for n in names),
+                hint=_(
+                    b"set smtp.password-command to a command that prints a "
+                    b"fresh access token (for example pizauth, oama or "
+                    b"mutt_oauth2.py)"
+                ),
+            )
+        return cls(username, names, None, None)
+
+
+def _login(ui, session, bhost, port, login):
+    username = login.username if login else ui.config(b"smtp", b"username")
+    try:
+        if login is None:
+            hook = mail._smtp_login
+            if _hooked(hook):
+                hook(ui, _LoginAdapter(session, credentials.mechanisms(ui)), bhost, port)
+            return
+        _authenticate(ui, session, port, login)
     except smtplib.SMTPAuthenticationError as exc:
         raise error.Abort(
-            _(b"authentication as %s failed: %d %s") % (username or b"", exc.smtp_code, tobytes(exc.smtp_error)),
+            _(b"authentication as %s failed: %d %s")
+            % (username or b"", exc.smtp_code, tobytes(exc.smtp_error)),
             hint=_(b"check smtp.username and smtp.password"),
         )
     except _core.SmtpError as exc:
         prefix = b""
-        if exc.kind == "auth":
+        if exc.stage == "AUTH":
             prefix = _(b"authentication as %s failed: ") % (username or b"")
         raise errors.convert(exc, bhost, prefix)
+
+
+def _authenticate(ui, session, port, login):
+    """Log in, asking again after a refused password when a person is there
+    to answer; save a typed password in mercurial_keyring's store."""
+    username = login.username
+    secret, source = login.secret, login.source
+    store = credentials.keyring_store() if secret is None else None
+    khost = credentials.keyring_host(ui)
+    stored = None
+    if store is not None:
+        stored = store.get_smtp_password(khost, port, username)
+        if stored:
+            secret, source = tostr(stored), "keyring"
+    for attempt in range(1, _ATTEMPTS + 1):
+        if secret is None:
+            secret, source = _prompt(ui, username, store), "prompt"
+        ui.note(_(b"(authenticating to mail server as %s)\n") % username)
+        try:
+            used = session.authenticate(tostr(username), secret, login.mechanisms)
+        except _core.SmtpError as exc:
+            retry = (
+                exc.kind == "auth"
+                and exc.code == 535
+                and not errors.needs_oauth(exc)
+                and source in ("keyring", "prompt")
+                and ui.interactive()
+                and attempt < _ATTEMPTS
+            )
+            if not retry:
+                if exc.kind == "auth" and source == "keyring" and not errors.needs_oauth(exc):
+                    raise errors.convert(
+                        exc,
+                        b"",
+                        _(b"authentication as %s failed with the password "
+                          b"stored in the keyring: ") % username,
+                        hint=_(
+                            b"run hg email interactively to enter the right "
+                            b"password (it is then saved in the keyring)"
+                        ),
+                    )
+                raise
+            ui.warn(
+                _(b"SMTP login failed: %d %s\n") % (exc.code, tobytes(exc.server_text or ""))
+            )
+            secret = None
+            continue
+        ui.note(_(b"(authenticated with %s)\n") % tobytes(used))
+        break
+    if store is not None and source == "prompt" and secret != tostr(stored or b""):
+        store.set_smtp_password(khost, port, username, secret)
+        ui.note(_(b"(password saved in the keyring)\n"))
+
+
+def _prompt(ui, username, store):
+    if not ui.interactive():
+        if store is not None:
+            raise error.Abort(
+                _(b"no password for %s in the keyring and this session is "
+                  b"not interactive") % username,
+                hint=_(b"run hg email interactively once to enter it (it is "
+                       b"then saved), or set smtp.password-command"),
+            )
+        raise error.Abort(
+            _(
+                b"smtp.username is set but there is no password and "
+                b"this session is not interactive"
+            ),
+            hint=_(
+                b"set smtp.password or smtp.password-command, enable "
+                b"mercurial_keyring, or run interactively to be prompted"
+            ),
+        )
+    password = ui.getpass()
+    if password is None:
+        raise error.Abort(_(b"no password given for %s") % username)
+    return tostr(password)
 
 
 def _head(msg):

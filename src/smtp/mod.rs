@@ -11,20 +11,23 @@
 //!   8BITMIME RFC 6152, SMTPUTF8 RFC 6531, SIZE RFC 1870, AUTH RFC 4954,
 //!   ENHANCEDSTATUSCODES RFC 2034).
 //! - [`command`]: one value per SMTP verb, written as the exact wire line.
-//! - [`auth`]: SASL PLAIN (RFC 4616) and LOGIN for AUTH (RFC 4954).
+//! - [`auth`]: SASL for AUTH (RFC 4954): SCRAM-SHA-256, PLAIN, LOGIN,
+//!   CRAM-MD5, XOAUTH2 and OAUTHBEARER, with [`scram`] and [`oauth`].
 //! - [`data`]: line-ending normalisation and dot-stuffing of the message
 //!   (RFC 5321 2.3.8 and 4.5.2) for DATA, and its BDAT form (RFC 3030).
 //!
 //! Left out: the server side of the protocol, DSN (RFC 3461), BINARYMIME,
-//! and SASL mechanisms other than PLAIN and LOGIN.
+//! and the SASL mechanisms listed as left out in [`auth`].
 
 pub mod auth;
 pub mod capability;
 pub mod command;
 pub mod data;
+pub mod oauth;
 pub mod reply;
+pub mod scram;
 
-pub use auth::{Credentials, Mechanism};
+pub use auth::{Credentials, Exchange, Mechanism, SaslError};
 pub use capability::Capabilities;
 pub use command::{Command, CommandError};
 pub use reply::{sanitize, Limits, Reply, ReplyError, ReplyParser};

@@ -16,13 +16,17 @@
 //! certificate without subjectAltName. What weakens verification is in the
 //! private `danger` module.
 //!
-//! Left out: revocation (CRL, OCSP), client certificates, TLS below 1.2,
+//! A client certificate ([`ClientCert`]) is presented when the caller
+//! gives one.
+//!
+//! Left out: revocation (CRL, OCSP), TLS below 1.2,
 //! session resumption (every connection is verified in full).
 //!
 //! No socket I/O, no SMTP, no Python here.
 
 mod anchor;
 mod cert;
+mod client_cert;
 mod danger;
 mod names;
 mod pin;
@@ -44,6 +48,7 @@ use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 pub use anchor::AnchorProblem;
+pub use client_cert::{ClientCert, ClientCertError};
 pub use names::ascii_host;
 pub use pin::{fingerprint, spki_pin, HashAlg, Pin, PinError};
 pub use policy::{MinVersion, TlsPolicy, TlsSetupError};
@@ -63,19 +68,30 @@ pub(crate) use verifier::{verifier, Verifier};
 pub fn client_config(
     policy: &TlsPolicy,
 ) -> Result<(Arc<ClientConfig>, VerdictSlot), TlsSetupError> {
+    client_config_with_cert(policy, None)
+}
+
+/// [`client_config`], presenting `client_cert` when the server asks for one.
+pub fn client_config_with_cert(
+    policy: &TlsPolicy,
+    client_cert: Option<&ClientCert>,
+) -> Result<(Arc<ClientConfig>, VerdictSlot), TlsSetupError> {
     let provider = CryptoProvider {
         cipher_suites: suites::select(policy.ciphers.as_deref())?,
         ..ring::default_provider()
     };
     let (verifier, slot) = verifier::verifier(policy)?;
-    let mut config = ClientConfig::builder_with_provider(Arc::new(provider))
+    let builder = ClientConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(policy.min_version.versions())
         // suites::select keeps a TLS 1.3 suite in every list, so this guards
         // against a future change there rather than a reachable setting.
         .map_err(|_| TlsSetupError::NoCiphersForVersion)?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match client_cert {
+        Some(cert) => builder.with_client_cert_resolver(cert.resolver()),
+        None => builder.with_no_client_auth(),
+    };
     config.resumption = Resumption::disabled();
     Ok((Arc::new(config), slot))
 }

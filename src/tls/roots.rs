@@ -25,9 +25,9 @@ pub(crate) struct Roots {
 }
 
 impl Roots {
-    /// Every certificate webpki can read as an anchor. The others (a v1 leaf,
-    /// say) still count for the trusted-as-itself check, so they are not an
-    /// error here.
+    /// Every certificate webpki can read as an anchor. The others (one with
+    /// a malformed extension, say) still count for the trusted-as-itself
+    /// check, so they are not an error here.
     pub(crate) fn from_certs(certs: &[CertificateDer<'static>]) -> Roots {
         let mut roots = Roots::default();
         for der in certs {

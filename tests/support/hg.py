@@ -153,6 +153,7 @@ def run_hg(
     input=None,
     allow_traceback=False,
     secrets=None,
+    prefix=(),
 ):
     """Run hg in ``repo``; return ``(returncode, stdout, stderr)`` as str.
 
@@ -169,11 +170,12 @@ def run_hg(
     forbidden = set(servers.secret_forms() if secrets is None else secrets)
     for pw in _configured_passwords(text):
         forbidden.update(servers.secret_forms(password=pw))
+    # ``prefix``: a command hg runs under (e.g. one giving it its own hosts file).
     try:
         environ = _env(env)
         environ["HGRCPATH"] = path
         proc = subprocess.run(
-            [HG] + [str(a) for a in args],
+            list(prefix) + [HG] + [str(a) for a in args],
             cwd=str(repo),
             env=environ,
             input=input.encode("utf-8") if isinstance(input, str) else input,

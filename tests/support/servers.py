@@ -184,7 +184,14 @@ class SmtpServer:
     mode: ``starttls`` (STARTTLS required before anything else), ``smtps``
     (implicit TLS) or ``plain`` (no TLS at all; same as
     ``offer_starttls=False``).
+
+    Subclasses may set ``handler_class`` to a subclass of the handler that
+    adds ``auth_<MECHANISM>`` methods, and ``controller_class`` to one whose
+    ``factory`` makes another SMTP subclass (see support/sasl.py).
     """
+
+    handler_class = _Handler
+    controller_class = _Controller
 
     def __init__(
         self,
@@ -195,7 +202,10 @@ class SmtpServer:
         offer_starttls: bool = True,
         max_tls: Optional[str] = None,
         hostname: str = "mx.securesmtp.test",
+        ciphers: Optional[str] = None,
     ):
+        # ciphers: an OpenSSL cipher string; "DEFAULT:@SECLEVEL=0" lets the
+        # server present what OpenSSL would refuse to load (RSA-1024, SHA-1).
         if mode not in ("starttls", "smtps", "plain"):
             raise ValueError(mode)
         if mode == "starttls" and not offer_starttls:
@@ -220,6 +230,8 @@ class SmtpServer:
         ctx = None
         if mode != "plain":
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            if ciphers is not None:
+                ctx.set_ciphers(ciphers)
             ctx.load_cert_chain(cert.chain, cert.key)
             if max_tls is not None:
                 ctx.maximum_version = {
@@ -293,7 +305,7 @@ class SmtpServer:
     # -- life cycle --
 
     def start(self):
-        self._controller = _Controller(_Handler(self), self, **self._kwargs)
+        self._controller = self.controller_class(self.handler_class(self), self, **self._kwargs)
         self._controller.start()
         # The start-up probe made one connection that said nothing.
         self.wait_idle(5.0)
