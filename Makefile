@@ -7,4 +7,12 @@ demo:
 bench:
 	bash scripts/setup.sh && .venv/bin/python bench/run.py
 
-.PHONY: test demo bench
+# What enabling the extension costs hg commands that send no mail.
+bench-import:
+	bash scripts/setup.sh && .venv/bin/python bench/import_cost.py
+
+# The wheel (built by setup.sh into .work/dist/) and the sdist next to it.
+dist:
+	bash scripts/setup.sh && .venv/bin/maturin sdist --out .work/dist && ls -l .work/dist
+
+.PHONY: test demo bench bench-import dist

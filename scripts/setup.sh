@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
 # Set up everything the tests and the demo need, idempotently:
 #   - Debian packages that are missing (apt-get update only if needed);
-#   - .venv with maturin, pytest, mercurial, aiosmtpd, trustme, cryptography;
-#   - the extension built into .venv with `maturin develop --release`,
-#     skipped when nothing under src/, python/, Cargo.* or pyproject.toml
-#     changed since the last build (a stamp in .venv).
-# Works on a fresh Debian 12 as root with Rust stable, python3, pip and gcc.
-# Environment: PYTHON (default python3), SECURESMTP_FORCE_BUILD=1 to rebuild.
+#   - .venv with maturin, pytest, mercurial, aiosmtpd, trustme, cryptography
+#     and the checkers (ruff, mypy, auditwheel);
+#   - the extension built ONCE as a wheel (`maturin build --release`), and
+#     the sdist (`maturin sdist`), into .work/dist/, rebuilt only when something under src/, python/, Cargo.*
+#     or pyproject.toml changed (the source hash is stamped next to it);
+#   - .venv gets it as an editable install: python/ is on its path (edit the
+#     shim and re-run tests, no rebuild) and the compiled core is copied from
+#     the wheel into python/securesmtp/. With CI=true .venv gets the wheel
+#     itself instead, so the full suite tests what users install;
+#   - with --matrix: one venv per supported (Python, Mercurial) pair of
+#     MATRIX, each with the same wheel installed, and Mercurial's own test
+#     suite (its sdist, cached in .work/) for tests/mercurial/run.sh.
+# Works on a fresh Debian 12 as root with Rust stable, python3, pip and gcc;
+# the matrix needs the Pythons it names (pyenv's are found).
+# Environment: PYTHON (default python3), SECURESMTP_FORCE_BUILD=1 to rebuild,
+# SECURESMTP_ZIG=1 to build for manylinux2014 with zig (default under CI).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +31,7 @@ DEBIAN_PACKAGES=(
     postfix
     sasl2-bin
     libsasl2-modules
+    patch
     # tests/test_dovecot.py: a real SCRAM-SHA-256 / CRAM-MD5 server (a
     # private instance; the system service is kept from starting).
     dovecot-core
@@ -44,11 +55,46 @@ PY_REQUIREMENTS=(
     "aiosmtpd==1.4.6"
     "trustme>=1.1,<2"
     "cryptography>=42,<51"
+    "ruff==0.14.*"
+    "mypy==1.18.*"
+    "auditwheel>=6,<7"
     # tests/test_keyring.py: the real mercurial_keyring and a file-backed
     # keyring backend.
     "mercurial_keyring==1.4.4"
     "keyrings.alt>=5,<6"
 )
+
+# The version matrix: NAME PYTHON MERCURIAL. The oldest and the newest pair
+# supported; .venv (system python3, PY_REQUIREMENTS' Mercurial) is the third.
+MATRIX=(
+    "py3.9-hg6.5 3.9 6.5.3"
+    "py3.13-hg7.2 3.13 7.2.4"
+)
+# A Mercurial older than minimumhgversion: only checked for a clean
+# "requires version 6.5" message (scripts/test.sh), no test suite.
+TOO_OLD="too-old-hg6.4 3.9 6.4.5"
+# Test dependencies of the matrix venvs (no build tools, no checkers).
+MATRIX_REQUIREMENTS=(
+    "pytest>=8,<10"
+    "aiosmtpd==1.4.6"
+    "trustme>=1.1,<2"
+    "cryptography>=42,<51"
+)
+# Mercurial whose source distribution provides tests/run-tests.py and the
+# patchbomb tests (the same release as .venv's).
+HG_TESTS_VERSION=7.2.4
+HG_TESTS_SHA256=85839e0f39e6cb893a88932aa36ef661759f3c5c5de4551ad26bd9df53cb71a2
+
+WORK="$ROOT/.work"
+DIST="$WORK/dist"
+
+MATRIX_MODE=0
+for arg in "$@"; do
+    case "$arg" in
+        --matrix) MATRIX_MODE=1 ;;
+        *) printf 'usage: setup.sh [--matrix]\n' >&2; exit 2 ;;
+    esac
+done
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -119,7 +165,7 @@ setup_venv() {
     local want
     want="$(printf '%s\n' "${PY_REQUIREMENTS[@]}")"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
-        && "$VENV/bin/python" -c 'import maturin, pytest, mercurial, aiosmtpd, trustme, cryptography, keyring, keyrings.alt' >/dev/null 2>&1; then
+        && "$VENV/bin/python" -c 'import maturin, pytest, mercurial, aiosmtpd, trustme, cryptography, mypy, auditwheel, keyring, keyrings.alt' >/dev/null 2>&1; then
         return 0
     fi
     log "installing Python packages into $VENV"
@@ -141,21 +187,40 @@ source_hash() {
     } | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
 }
 
-build_extension() {
-    local stamp="$VENV/.securesmtp-build"
+use_zig() {
+    [ "${SECURESMTP_ZIG:-}" = 1 ] || { [ "${CI:-}" = true ] && [ "${SECURESMTP_ZIG:-}" != 0 ]; }
+}
+
+wheel_path() {
+    ls "$DIST"/securesmtp-*.whl 2>/dev/null | head -n 1
+}
+
+build_wheel() {
+    local stamp="$DIST/.source-hash"
     local hash
     hash="$(source_hash)"
+    use_zig && hash="$hash zig"
     if [ "${SECURESMTP_FORCE_BUILD:-0}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ] \
-        && "$VENV/bin/python" -c 'import securesmtp._core' >/dev/null 2>&1; then
+        && [ -n "$(wheel_path)" ]; then
         return 0
     fi
     command -v cargo >/dev/null 2>&1 || die "cargo not found (install Rust stable)"
-    log "building the extension (maturin develop --release)"
-    rm -f "$stamp"
-    VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" \
-        "$VENV/bin/maturin" develop --release </dev/null
-    "$VENV/bin/python" -c 'import securesmtp._core' \
-        || die "the extension was built but securesmtp._core does not import"
+    rm -rf "$DIST"
+    mkdir -p "$DIST"
+    local extra=()
+    if use_zig; then
+        # zig links against glibc 2.17 symbols: one wheel for every
+        # manylinux2014-era system. Its own target dir, so switching does not
+        # rebuild the normal one.
+        "$VENV/bin/python" -c 'import ziglang' >/dev/null 2>&1 \
+            || "$VENV/bin/python" -m pip install -q --disable-pip-version-check "ziglang>=0.13,<0.18" </dev/null
+        extra=(--zig --compatibility manylinux2014 --target-dir "$ROOT/target/zig")
+    fi
+    log "building the wheel (maturin build --release ${extra[*]})"
+    PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build --release --out "$DIST" "${extra[@]}" </dev/null
+    [ -n "$(wheel_path)" ] || die "maturin built no wheel"
+    # The sdist beside it: what platforms without a wheel build from.
+    "$VENV/bin/maturin" sdist --out "$DIST" </dev/null >/dev/null 2>&1 || die "maturin sdist failed"
     printf '%s' "$hash" >"$stamp"
 }
 
@@ -191,11 +256,131 @@ setup_exim() {
     fi
 }
 
+# .venv: python/ on the path plus the core from the wheel (edits to the shim
+# need no rebuild), or under CI the wheel itself.
+install_dev() {
+    local wheel stamp="$VENV/.securesmtp-build" want site
+    wheel="$(wheel_path)"
+    want="$(cat "$DIST/.source-hash") ${CI:-}"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] \
+        && (cd / && "$VENV/bin/python" -c 'import securesmtp._core') >/dev/null 2>&1; then
+        return 0
+    fi
+    rm -f "$stamp"
+    site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    # Whatever was there before (a wheel, or an old `maturin develop`).
+    "$VENV/bin/python" -m pip uninstall -q -y securesmtp >/dev/null 2>&1 || true
+    rm -f "$site/securesmtp.pth" python/securesmtp/_core*.so
+    if [ "${CI:-}" = true ]; then
+        log "installing $(basename "$wheel") into .venv"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$wheel" </dev/null
+    else
+        log "installing python/ (editable) and the core of $(basename "$wheel") into .venv"
+        "$VENV/bin/python" - "$wheel" python/securesmtp <<'PY'
+import sys, zipfile, os
+wheel, dest = sys.argv[1:]
+with zipfile.ZipFile(wheel) as zf:
+    for name in zf.namelist():
+        base = os.path.basename(name)
+        if name.startswith("securesmtp/") and base.startswith("_core") and base.endswith(".so"):
+            with open(os.path.join(dest, base), "wb") as fp:
+                fp.write(zf.read(name))
+PY
+        printf '%s\n' "$ROOT/python" >"$site/securesmtp.pth"
+    fi
+    (cd / && "$VENV/bin/python" -c 'import securesmtp._core') \
+        || die "securesmtp._core does not import in .venv"
+    printf '%s' "$want" >"$stamp"
+}
+
+# A Python of version $1 (e.g. 3.9): on PATH, else pyenv's.
+find_python() {
+    local v="$1" p
+    for p in "python$v" "$HOME"/.pyenv/versions/"$v".*/bin/python"$v" /usr/local/bin/python"$v"; do
+        if command -v "$p" >/dev/null 2>&1 \
+            && "$p" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$v'.split('.'))))" 2>/dev/null; then
+            command -v "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+setup_matrix_venv() {
+    local name="$1" pyver="$2" hgver="$3"
+    local venv="$WORK/venvs/$name" py
+    local want
+    want="$(printf '%s\n' "$pyver" "mercurial==$hgver" "${MATRIX_REQUIREMENTS[@]}")"
+    if [ ! -f "$venv/.requirements" ] || [ "$(cat "$venv/.requirements")" != "$want" ] \
+        || [ ! -x "$venv/bin/hg" ]; then
+        py="$(find_python "$pyver")" || die "Python $pyver not found (needed for the $name venv)"
+        rm -rf "$venv"
+        log "creating $venv (Python $pyver, Mercurial $hgver)"
+        "$py" -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "mercurial==$hgver" "${MATRIX_REQUIREMENTS[@]}" </dev/null
+        printf '%s' "$want" >"$venv/.requirements"
+    fi
+    # Always the wheel just built, never a development build.
+    local wheel stamp="$venv/.securesmtp-wheel" hash
+    wheel="$(wheel_path)"
+    hash="$(cat "$DIST/.source-hash")"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$hash" ]; then
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
+            --force-reinstall "$wheel" </dev/null
+        printf '%s' "$hash" >"$stamp"
+    fi
+}
+
+# Mercurial's source distribution: tests/run-tests.py and the .t tests.
+setup_hg_tests() {
+    local dest="$WORK/hg-tests/mercurial-$HG_TESTS_VERSION"
+    [ -f "$dest/tests/run-tests.py" ] && return 0
+    mkdir -p "$WORK/hg-tests"
+    local tarball="$WORK/hg-tests/mercurial-$HG_TESTS_VERSION.tar.gz"
+    if [ ! -f "$tarball" ]; then
+        # From PyPI's simple index, as pip would (`pip download` of an sdist
+        # also builds its metadata: minutes), checked against the pinned hash.
+        log "downloading the Mercurial $HG_TESTS_VERSION sdist (its test suite)"
+        "$VENV/bin/python" - "$tarball" "$HG_TESTS_SHA256" <<'PY'
+import hashlib, json, os, sys, urllib.request
+dest, sha256 = sys.argv[1:]
+name = os.path.basename(dest)
+req = urllib.request.Request(
+    "https://pypi.org/simple/mercurial/",
+    headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+)
+with urllib.request.urlopen(req, timeout=60) as r:
+    files = json.load(r)["files"]
+url = next(f["url"] for f in files if f["filename"] == name)
+with urllib.request.urlopen(url, timeout=300) as r:
+    data = r.read()
+got = hashlib.sha256(data).hexdigest()
+if got != sha256:
+    sys.exit("setup: %s: sha256 %s, expected %s" % (name, got, sha256))
+with open(dest + ".part", "wb") as fp:
+    fp.write(data)
+os.rename(dest + ".part", dest)
+PY
+    fi
+    tar -xzf "$tarball" -C "$WORK/hg-tests"
+    [ -f "$dest/tests/run-tests.py" ] || die "no tests/run-tests.py in $tarball"
+}
+
 main() {
     install_debian_packages
     setup_venv
     setup_exim
-    build_extension
+    build_wheel
+    install_dev
+    if [ "$MATRIX_MODE" = 1 ]; then
+        local entry
+        for entry in "${MATRIX[@]}" "$TOO_OLD"; do
+            # shellcheck disable=SC2086
+            setup_matrix_venv $entry
+        done
+        setup_hg_tests
+    fi
 }
 
 # One setup at a time (make test and make demo may race); flock comes with

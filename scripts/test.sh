@@ -1,30 +1,123 @@
 #!/usr/bin/env bash
-# Set up (scripts/setup.sh), then run the Rust unit tests and the end-to-end
-# tests. Extra arguments go to pytest (e.g. scripts/test.sh -k verify).
-# Exits non-zero if any part fails; both parts run either way.
+# Everything CI runs (`make test`), in order:
+#   1. scripts/setup.sh --matrix: .venv, the wheel (built once), the matrix
+#      venvs with that wheel installed, Mercurial's test suite;
+#   2. cargo test, and bounded fuzzing;
+#   3. checks: ruff and mypy on the shim, the stub against the built core
+#      (mypy.stubtest), the wheel's platform tag (auditwheel);
+#   4. the full end-to-end suite in .venv;
+#   5. a representative subset in each matrix venv (other Python and
+#      Mercurial versions, the wheel as users install it);
+#   6. Mercurial's own patchbomb tests with the extension enabled.
+# Steps 4-6 run with a PATH that has no cargo: nothing may need a toolchain.
+# Extra arguments go to the step-4 pytest (e.g. scripts/test.sh -k verify).
+# Exits non-zero if any step fails; every step runs either way, and the time
+# of each is printed at the end.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-bash scripts/setup.sh
+# The end-to-end tests that stand for the whole suite on the other versions:
+# sending a series, and certificate verification.
+MATRIX_SUBSET=(tests/test_send.py tests/test_verify.py tests/test_import.py)
 
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
     export PATH="$HOME/.cargo/bin:$PATH"
 fi
 
 status=0
+timings=()
+step() {
+    # step NAME COMMAND...: run, time, record a failure without stopping.
+    local name="$1" start rc=0
+    shift
+    echo "== $name" >&2
+    start=$(date +%s)
+    "$@" </dev/null || rc=$?
+    timings+=("$(printf '%-38s %4ss  %s' "$name" "$(($(date +%s) - start))" \
+        "$([ "$rc" = 0 ] && echo ok || echo "FAILED ($rc)")")")
+    if [ "$rc" != 0 ]; then
+        echo "$name FAILED" >&2
+        status=1
+    fi
+}
 
-echo "== cargo test" >&2
-cargo test </dev/null || { echo "cargo test FAILED" >&2; status=1; }
+# PATH for the tests: system directories only, and no cargo anywhere on it.
+nocargo() {
+    local venv="$1"
+    shift
+    env PATH="$venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$@"
+}
 
+check_no_cargo() {
+    if nocargo "$ROOT/.venv" sh -c 'command -v cargo' >/dev/null; then
+        echo "cargo is on the test PATH" >&2
+        return 1
+    fi
+}
+
+checks() {
+    local rc=0 v=.venv/bin
+    "$v/ruff" check python/securesmtp || rc=1
+    "$v/mypy" python/securesmtp || rc=1
+    # The stub against the compiled module; run from / so the installed
+    # package (not a checkout path) is what gets inspected.
+    (cd / && MYPYPATH= "$ROOT/$v/python" -m mypy.stubtest securesmtp._core \
+        --mypy-config-file "$ROOT/pyproject.toml") || rc=1
+    "$v/auditwheel" show .work/dist/securesmtp-*.whl || rc=1
+    return "$rc"
+}
+
+matrix() {
+    local rc=0 venv name
+    for venv in .work/venvs/*/; do
+        venv="${venv%/}"
+        name="$(basename "$venv")"
+        case "$name" in too-old-*) continue ;; esac
+        echo "-- $name: $("$venv/bin/hg" version -q) on $("$venv/bin/python" -VV)" >&2
+        HG="$ROOT/$venv/bin/hg" nocargo "$ROOT/$venv" "$venv/bin/python" -m pytest \
+            -p no:cacheprovider -q "${MATRIX_SUBSET[@]}" || { echo "$name FAILED" >&2; rc=1; }
+    done
+    return "$rc"
+}
+
+# Mercurial older than minimumhgversion: hg works, says the extension is
+# disabled and why, and shows no traceback.
+too_old() {
+    local venv rc=0 out
+    venv="$(ls -d .work/venvs/too-old-*/ | head -n 1)"
+    venv="${venv%/}"
+    printf '[extensions]\nsecuresmtp =\npatchbomb =\n' >.work/too-old.rc
+    out="$(HGRCPATH=.work/too-old.rc "$venv/bin/hg" version -q 2>&1)" || rc=$?
+    printf '%s\n' "$out" >&2
+    [ "$rc" = 0 ] || { echo "hg version failed ($rc)" >&2; return 1; }
+    case "$out" in
+        *"third party extension securesmtp requires version 6.5 or newer of Mercurial"*) ;;
+        *) echo "no 'requires version 6.5' message" >&2; return 1 ;;
+    esac
+    case "$out" in *Traceback*|*"failed to import"*) return 1 ;; esac
+    # hg email is still there, as stock.
+    HGRCPATH=.work/too-old.rc "$venv/bin/hg" help email >/dev/null 2>&1
+}
+
+step "setup" bash scripts/setup.sh --matrix
+if [ "$status" != 0 ]; then
+    printf '%s\n' "${timings[@]}" >&2
+    exit 1
+fi
+step "cargo test" cargo test
 # Bounded fuzzing of the reply parser and the DATA encoder (FUZZ_SECONDS per
 # target); a crash fails the run and leaves its input in fuzz/artifacts/.
-echo "== fuzz" >&2
-sh fuzz/run.sh "${FUZZ_SECONDS:-20}" </dev/null || { echo "fuzz FAILED" >&2; status=1; }
+step "fuzz" sh fuzz/run.sh "${FUZZ_SECONDS:-20}"
+step "no cargo on the test PATH" check_no_cargo
+step "checks (ruff, mypy, stubtest, auditwheel)" checks
+step "pytest (full suite, .venv)" nocargo "$ROOT/.venv" .venv/bin/python -m pytest \
+    -p no:cacheprovider -q tests/ "$@"
+step "pytest (version matrix, subset)" matrix
+step "Mercurial older than the minimum" too_old
+step "Mercurial's patchbomb tests" nocargo "$ROOT/.venv" bash tests/mercurial/run.sh
 
-echo "== pytest" >&2
-.venv/bin/python -m pytest -p no:cacheprovider -q tests/ "$@" </dev/null \
-    || { echo "pytest FAILED" >&2; status=1; }
-
+echo "== summary" >&2
+printf '%s\n' "${timings[@]}" >&2
 exit "$status"

@@ -58,8 +58,9 @@ Connection settings (``[smtp]``)
     The name sent with EHLO. Default: this machine's fully qualified name.
 
 ``timeout``
-    Seconds to wait for the server to connect or to answer before giving up.
-    Default 60.
+    Seconds to wait for the server to connect or to answer before giving up;
+    each whole reply must arrive within it, however the server paces it.
+    From 0.1 to 86400. Default 60.
 
 ``pipelining``
     Send each message's envelope (and, where the server offers CHUNKING, the
@@ -184,17 +185,23 @@ Debugging
 with AUTH payloads redacted and message bodies shown as a byte count.
 """
 
-from mercurial import cmdutil, extensions, mail, registrar
+# Every hg command imports this module, so it imports only what the command
+# table and the config items need. smtplib, ssl, the email package,
+# mercurial.mail, the compiled core and the rest of the shim wait for
+# ``hg email`` and ``hg debugsmtp`` (see tests/test_import.py).
+import importlib
+import importlib.util
+import sys
+
+from mercurial import cmdutil, extensions, registrar
 from mercurial.i18n import _
 
-from . import debugsmtp as _debugsmtp, transport
-
-testedwith = b"7.2"
+testedwith = b"6.5 7.2"
 minimumhgversion = b"6.5"
 
-cmdtable = {}
+cmdtable: dict = {}
 command = registrar.command(cmdtable)
-configtable = {}
+configtable: dict = {}
 configitem = registrar.configitem(configtable)
 
 configitem(b"smtp", b"timeout", default=60.0)
@@ -226,11 +233,25 @@ def debugsmtp(ui, target=None, **opts):
 
     Returns 0 if the server passes verification, 1 if it does not.
     """
-    return _debugsmtp.debugsmtp(ui, target, **opts)
+    # The module shares this command's name, so ``from . import`` would
+    # find this function.
+    impl = importlib.import_module(__name__ + ".debugsmtp")
+    return impl.debugsmtp(ui, target, **opts)
+
+
+def _smtp(orig, ui):
+    """``mail._smtp`` replacement: loads the real one on first use."""
+    from . import transport
+
+    return transport.smtp(orig, ui)
+
+
+def _wrapmail(mail):
+    extensions.wrapfunction(mail, "_smtp", _smtp)
 
 
 def extsetup(ui):
-    extensions.wrapfunction(mail, "_smtp", transport.smtp)
+    _onload("mercurial.mail", _wrapmail)
     extensions.afterloaded(b"patchbomb", _wrap_email)
 
 
@@ -243,4 +264,91 @@ def _wrap_email(loaded):
 
 
 def _email(orig, ui, repo, *revs, **opts):
+    """``hg email`` with its series streamed and confirmed at the end."""
+    from . import transport
+
     return transport.run_series(orig, _email.table, ui, repo, *revs, **opts)
+
+
+# Wrapping mail._smtp the usual way would load mercurial.mail (and with it
+# smtplib and the email package) in every hg command. Instead the wrapper is
+# installed when mercurial.mail's code runs, whoever imports it (patchbomb,
+# notify, bugzilla, another extension). Under Mercurial's demandimport that
+# is at the module's first attribute access, not at the import statement.
+
+_LazyModule = getattr(importlib.util, "_LazyModule", None)
+
+
+def _islazy(module):
+    return _LazyModule is not None and isinstance(module, _LazyModule)
+
+
+def _onload(name, callback):
+    """Call ``callback(module)`` once module ``name`` has run its code."""
+    module = sys.modules.get(name)
+    if module is None:
+        sys.meta_path.insert(0, _Finder(name, callback))
+    elif _islazy(module):
+        # Its code runs later, through the loader on its spec (reading
+        # attributes the normal way would load it now).
+        spec = object.__getattribute__(module, "__spec__")
+        spec.loader = _Loader(spec.loader, callback)
+    else:
+        callback(module)
+
+
+class _Finder:
+    """A one-shot ``sys.meta_path`` entry for one module."""
+
+    def __init__(self, name, callback):
+        self.name = name
+        self.callback = callback
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        spec = None
+        for finder in list(sys.meta_path):
+            # Mercurial's demandimport may have wrapped this finder.
+            if finder is self or getattr(finder, "_finder", None) is self:
+                continue
+            find_spec = getattr(finder, "find_spec", None)
+            spec = find_spec(fullname, path, target) if find_spec else None
+            if spec is not None:
+                break
+        if spec is None or spec.loader is None:
+            return spec
+        self._remove()
+        spec.loader = _Loader(spec.loader, self.callback)
+        return spec
+
+    def _remove(self):
+        sys.meta_path[:] = [
+            f for f in sys.meta_path if f is not self and getattr(f, "_finder", None) is not self
+        ]
+
+
+class _Loader:
+    """Runs the real loader, then the callback once the code has run."""
+
+    def __init__(self, loader, callback):
+        self.loader = loader
+        self.callback = callback
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        spec = object.__getattribute__(module, "__spec__")
+        self.loader.exec_module(module)
+        if spec.loader is not self and _islazy(module):
+            # Demandimport's loader only made the module lazy and put the
+            # real loader on the spec; run after that one instead. (Python
+            # 3.12+ keeps the lazy class while the code runs, so the class
+            # alone cannot tell the two calls apart.)
+            spec.loader = _Loader(spec.loader, self.callback)
+            return
+        spec.loader = self.loader
+        if object.__getattribute__(module, "__loader__") is self:
+            module.__loader__ = self.loader
+        self.callback(module)
