@@ -331,7 +331,7 @@ RESUME_BACKOFF = (0.25, 1.0, 2.5)
 def _resumable(exc):
     """A dropped connection or the server closing it (421): worth a new
     connection. Silence, garbage or a refusal is not."""
-    return exc.kind == "io" or (exc.kind == "reply" and exc.code == 421)
+    return exc.kind == _core.Kind.IO or (exc.kind == _core.Kind.REPLY and exc.code == 421)
 
 # Command-line options of `hg email` that name the revisions to send: the
 # line printed for what was not sent replaces them.
@@ -407,7 +407,7 @@ class _Sender:
             return self._verdict_now(m)
         if m.number == 0:
             self._confirm()
-            if m.status == "refused" and m.error.stage in ("MAIL FROM", "RCPT TO (recipients)"):
+            if m.status == "refused" and m.error.stage in (_core.Stage.MAIL, _core.Stage.RCPT):
                 # The rest share the sender and the recipients.
                 self._stopped = m
                 raise self.report()
