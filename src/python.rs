@@ -571,22 +571,26 @@ fn connect(
     })
 }
 
-/// `smtp.timeout` from its hgrc text, in seconds, or the config error that
-/// names the setting: the shim needs it checked before anything waits on it.
-#[pyfunction]
-fn timeout_seconds(py: Python<'_>, text: &str) -> PyResult<f64> {
-    guarded(|| {
-        crate::settings::timeout_text(text)
-            .map(|d| d.as_secs_f64())
-            .map_err(|e| to_pyerr(py, e, &Arc::default()))
-    })
-}
-
 /// A host name in the ASCII form DNS and certificates use (UTS-46 / IDNA
 /// 2008), or None if it cannot be a host name.
 #[pyfunction]
 fn ascii_host(host: &str) -> PyResult<Option<String>> {
     guarded(|| Ok(tls::ascii_host(host)))
+}
+
+/// `smtp.timeout` in seconds, checked as `connect` checks it, for the
+/// shim's own waits (a password command) before any connection.
+#[pyfunction]
+fn timeout_seconds(py: Python<'_>, timeout: TimeoutArg) -> PyResult<f64> {
+    guarded(|| {
+        let checked = match timeout {
+            TimeoutArg::Text(text) => crate::settings::timeout_text(&text),
+            TimeoutArg::Seconds(seconds) => crate::settings::timeout_seconds(seconds),
+        };
+        checked
+            .map(|d| d.as_secs_f64())
+            .map_err(|e| to_pyerr(py, e, &Arc::new(Mutex::new(None))))
+    })
 }
 
 /// Summaries of a certificate chain (DER, leaf first) for `hg debugsmtp`.

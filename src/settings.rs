@@ -73,7 +73,7 @@ impl Settings {
         let min_version = min_version(&self.min_version)?;
         let timeout = match &self.timeout {
             Timeout::Text(text) => timeout_text(text)?,
-            Timeout::Seconds(seconds) => timeout(*seconds, &seconds.to_string())?,
+            Timeout::Seconds(seconds) => timeout_seconds(*seconds)?,
         };
         if self.port == 0 {
             return Err(config(Setting::Port, "smtp.port 0 is out of range".into()));
@@ -161,6 +161,11 @@ fn min_version(value: &str) -> Result<MinVersion, Error> {
 pub fn timeout_text(text: &str) -> Result<Duration, Error> {
     let seconds = text.trim().parse::<f64>().unwrap_or(f64::NAN);
     timeout(seconds, text)
+}
+
+/// `smtp.timeout` given in seconds.
+pub fn timeout_seconds(seconds: f64) -> Result<Duration, Error> {
+    timeout(seconds, &seconds.to_string())
 }
 
 /// `smtp.timeout` in seconds: a number from [`MIN_TIMEOUT`] to

@@ -93,13 +93,14 @@ def hello_name(ui):
 
 def timeout(ui):
     """``smtp.timeout`` in seconds, checked by the core (which names the
-    setting when it is unusable) before a password command waits on it."""
+    setting when it is unusable)."""
     value = ui.config(b"smtp", b"timeout")
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
     try:
-        return _core.timeout_seconds(text)
+        return _core.timeout_seconds(value)
     except _core.SmtpError as exc:
-        raise errors.convert(exc, ui.config(b"smtp", b"host") or b"")
+        raise errors.convert(exc, b"")
 
 
 def _path(ui, value, setting):
