@@ -36,6 +36,15 @@ DEBIAN_PACKAGES=(
     # private instance; the system service is kept from starting).
     dovecot-core
     dovecot-submissiond
+    libidn12
+)
+
+# Exim for the streamed-series tests, unpacked into .work/exim/root rather
+# than installed: installing exim4 removes postfix. Its one library Postfix
+# does not pull in (libidn12) is in DEBIAN_PACKAGES above.
+EXIM_PACKAGES=(
+    exim4-base
+    exim4-daemon-light
 )
 
 # Python packages for the test venv. Changing this list reinstalls.
@@ -215,6 +224,38 @@ build_wheel() {
     printf '%s' "$hash" >"$stamp"
 }
 
+# ---------------------------------------------------------------------------
+# Exim beside Postfix
+
+setup_exim() {
+    local dir="$ROOT/.work/exim"
+    if [ -x "$dir/root/usr/sbin/exim4" ]; then
+        :
+    elif ! command -v apt-get >/dev/null 2>&1; then
+        log "not a Debian system; the Exim tests need ${EXIM_PACKAGES[*]} unpacked in $dir/root"
+        return 0
+    else
+        log "unpacking ${EXIM_PACKAGES[*]} into $dir/root"
+        mkdir -p "$dir/debs"
+        (cd "$dir/debs" && { apt-get download -q "${EXIM_PACKAGES[@]}" </dev/null \
+            || { apt-get update -qq && apt-get download -q "${EXIM_PACKAGES[@]}" </dev/null; }; })
+        local deb
+        for deb in "$dir"/debs/*.deb; do
+            dpkg-deb -x "$deb" "$dir/root.tmp"
+        done
+        rm -rf "$dir/root"
+        mv "$dir/root.tmp" "$dir/root"
+    fi
+    # The user Debian's Exim is built to run deliveries as.
+    if ! getent passwd Debian-exim >/dev/null 2>&1; then
+        if [ "$(id -u)" -ne 0 ]; then
+            die "the Exim tests need a Debian-exim system user (run as root)"
+        fi
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin Debian-exim
+    fi
+}
+
 # .venv: python/ on the path plus the core from the wheel (edits to the shim
 # need no rebuild), or under CI the wheel itself.
 install_dev() {
@@ -329,6 +370,7 @@ PY
 main() {
     install_debian_packages
     setup_venv
+    setup_exim
     build_wheel
     install_dev
     if [ "$MATRIX_MODE" = 1 ]; then

@@ -149,6 +149,12 @@ impl Channel {
         self.transport.read_some(buf, deadline, interrupt)
     }
 
+    /// Bytes that have already arrived, without waiting; see
+    /// [`Transport::read_ready`].
+    pub(crate) fn read_ready(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
+        self.transport.read_ready(buf)
+    }
+
     /// The address connected to.
     pub(crate) fn peer(&self) -> SocketAddr {
         self.transport.peer()

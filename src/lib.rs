@@ -21,6 +21,7 @@
 
 mod channel;
 pub mod error;
+pub mod pipeline;
 #[cfg(feature = "python")]
 mod python;
 pub mod session;

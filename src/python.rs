@@ -29,6 +29,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::error::{self, Error};
+use crate::pipeline::Outcome;
 use crate::session::{Delivery, Observer, Session};
 use crate::settings::{Settings, Timeout};
 use crate::smtp::{Credentials, Mechanism};
@@ -368,6 +369,73 @@ impl PySession {
     ) -> PyResult<Bound<'py, PyDict>> {
         let delivery = self.with(py, |s| s.send(&sender, &recipients, message))?;
         guarded(|| delivery_dict(py, &delivery))
+    }
+
+    /// Write one message of a series, tagged `id`, without waiting for its
+    /// verdict. Raises `SmtpError` when the connection failed; the outcomes
+    /// of the messages in flight are then ready for `confirm`.
+    fn submit(
+        &self,
+        py: Python<'_>,
+        id: u64,
+        sender: String,
+        recipients: Vec<String>,
+        message: &[u8],
+    ) -> PyResult<()> {
+        self.with(py, |s| s.submit(id, &sender, &recipients, message))
+    }
+
+    /// Wait for every verdict still due: ([{"id", "status", ...}], error).
+    /// `status` is "accepted" (with the `send` keys), "refused" (with
+    /// "error", an `SmtpError`), "not-sent" or "unknown"; `error` is the
+    /// `SmtpError` that ended the connection, or None. Never raises it.
+    fn confirm<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Option<Py<PyAny>>)> {
+        let mut guard = self.lock()?;
+        let Some(session) = guard.as_mut() else {
+            return Ok((PyList::empty(py), None));
+        };
+        let (outcomes, failure) = py.detach(|| session.confirm());
+        let out = PyList::empty(py);
+        for (id, outcome) in outcomes {
+            let d = match &outcome {
+                Outcome::Accepted(delivery) => {
+                    let d = delivery_dict(py, delivery)?;
+                    d.set_item("status", "accepted")?;
+                    d
+                }
+                Outcome::Refused(_) => {
+                    let d = PyDict::new(py);
+                    d.set_item("status", "refused")?;
+                    d
+                }
+                Outcome::NotSent => {
+                    let d = PyDict::new(py);
+                    d.set_item("status", "not-sent")?;
+                    d
+                }
+                Outcome::Unknown => {
+                    let d = PyDict::new(py);
+                    d.set_item("status", "unknown")?;
+                    d
+                }
+            };
+            d.set_item("id", id)?;
+            if let Outcome::Refused(e) = outcome {
+                d.set_item("error", to_pyerr(py, e, &self.pending).value(py))?;
+            }
+            out.append(d)?;
+        }
+        let failure = match failure {
+            Some(e) => {
+                let err = to_pyerr(py, e, &self.pending);
+                if err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
+                    return Err(err);
+                }
+                Some(err.value(py).clone().into_any().unbind())
+            }
+            None => None,
+        };
+        Ok((out, failure))
     }
 
     /// Send QUIT and close. Never raises for a server that is already gone.

@@ -14,9 +14,13 @@
 //! the session; capabilities learned in cleartext are forgotten; AUTH never
 //! goes over cleartext to a remote host unless the caller allowed it.
 //!
-//! Round trips per message, the cost that matters on a slow link: one with
-//! PIPELINING and CHUNKING (envelope and `BDAT n LAST` in one write), two with
-//! PIPELINING (envelope and DATA, then the body), 3 + recipients without.
+//! Round trips per message, the cost that matters on a slow link, for
+//! [`Session::send`]: one with PIPELINING and CHUNKING (envelope and
+//! `BDAT n LAST` in one write), two with PIPELINING (envelope and DATA, then
+//! the body), 3 + recipients without. A series streamed with
+//! [`Session::submit`] and [`Session::confirm`] (session/stream.rs) does not
+//! wait between messages: about one round trip for the whole series with
+//! CHUNKING, one per message with PIPELINING alone.
 //!
 //! Left out: DSN, BINARYMIME, SMTP over a proxy.
 
@@ -25,12 +29,15 @@ use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, Secured, WriteError};
 use crate::error::{Error, Stage};
+use crate::pipeline::Pipeline;
 use crate::smtp::{
     auth, data, scram, Capabilities, Command, Credentials, Exchange, Mechanism, Reply, ReplyParser,
     SaslError,
 };
 use crate::tls::{self, MinVersion, TlsPolicy, Verdict};
 use crate::transport::{ConnectFailure, Connection, Interrupt, IoFailure, TlsInfo, Transport};
+
+mod stream;
 
 /// How the connection is secured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,6 +109,8 @@ pub struct Session {
     /// The connection is out of step or gone (timeout, interrupt, a close or
     /// garbage mid-transaction): QUIT would only wait for nothing.
     broken: bool,
+    /// Replies still due for streamed messages ([`Session::submit`]).
+    pipeline: Pipeline,
 }
 
 /// How long QUIT may wait for its reply: the messages are already sent, and
@@ -191,6 +200,7 @@ impl Session {
             observer,
             read_buf: vec![0; 16 * 1024],
             broken: false,
+            pipeline: Pipeline::default(),
         };
         match session.open(tls) {
             Ok(()) => Ok(session),
@@ -399,25 +409,8 @@ impl Session {
         message: &[u8],
     ) -> Result<Delivery, Error> {
         self.proof()?;
-        let mut params = Vec::new();
-        if self.caps.size().is_some() {
-            // RFC 1870 3: the size with CRLF endings, not counting dot-stuffing.
-            params.push(format!("SIZE={}", data::wire_size(message)));
-        }
-        if self.caps.eight_bit_mime() && data::is_eight_bit(message) {
-            params.push("BODY=8BITMIME".to_owned());
-        }
-        let needs_utf8 =
-            data::needs_smtputf8(from) || recipients.iter().any(|r| data::needs_smtputf8(r));
-        if needs_utf8 && self.caps.smtp_utf8() {
-            params.push("SMTPUTF8".to_owned());
-        }
-        let mail = Command::mail(from, params).map_err(Error::BadInput)?;
-        let rcpts = recipients
-            .iter()
-            .map(|r| Command::rcpt(r).map_err(Error::BadInput))
-            .collect::<Result<Vec<_>, _>>()?;
-        let result = if self.config.pipelining && self.caps.pipelining() {
+        let (mail, rcpts) = self.envelope(from, recipients, message)?;
+        let result = if self.pipelines() {
             if self.caps.chunking() {
                 self.send_chunked(&mail, &rcpts, recipients, message)
             } else {
@@ -437,6 +430,39 @@ impl Session {
             }
         }
         result
+    }
+
+    /// MAIL FROM with its parameters and one RCPT TO per recipient.
+    fn envelope(
+        &self,
+        from: &str,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<(Command, Vec<Command>), Error> {
+        let mut params = Vec::new();
+        if self.caps.size().is_some() {
+            // RFC 1870 3: the size with CRLF endings, not counting dot-stuffing.
+            params.push(format!("SIZE={}", data::wire_size(message)));
+        }
+        if self.caps.eight_bit_mime() && data::is_eight_bit(message) {
+            params.push("BODY=8BITMIME".to_owned());
+        }
+        let needs_utf8 =
+            data::needs_smtputf8(from) || recipients.iter().any(|r| data::needs_smtputf8(r));
+        if needs_utf8 && self.caps.smtp_utf8() {
+            params.push("SMTPUTF8".to_owned());
+        }
+        let mail = Command::mail(from, params).map_err(Error::BadInput)?;
+        let rcpts = recipients
+            .iter()
+            .map(|r| Command::rcpt(r).map_err(Error::BadInput))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((mail, rcpts))
+    }
+
+    /// Whether commands may be sent ahead of their replies (RFC 2920).
+    fn pipelines(&self) -> bool {
+        self.config.pipelining && self.caps.pipelining()
     }
 
     /// End the session politely. Errors are returned but the connection is
@@ -485,8 +511,7 @@ impl Session {
         if reply.code() != 354 {
             return Err(Error::reply_at(Stage::Data, reply));
         }
-        let body = data::dot_stuffed(message);
-        self.write_body(&body, message.len())?;
+        self.write_data_body(message)?;
         let reply = self.read_reply(Stage::Body)?;
         if !reply.is_positive() {
             return Err(Error::reply_at(Stage::Body, reply));
@@ -519,12 +544,11 @@ impl Session {
             // The server is now reading a body whatever happened before: give
             // it one (empty if nothing may be delivered) and read its verdict.
             let deliverable = mail_reply.is_positive() && !accepted.is_empty();
-            let body = if deliverable {
-                data::dot_stuffed(message)
+            if deliverable {
+                self.write_data_body(message)?;
             } else {
-                b".\r\n".to_vec()
-            };
-            self.write_body(&body, if deliverable { message.len() } else { 0 })?;
+                self.write_body(b".\r\n", 0)?;
+            }
             let reply = self.read_reply(Stage::Body)?;
             if !deliverable {
                 return Err(envelope_error(mail_reply, refused));
@@ -554,44 +578,16 @@ impl Session {
         recipients: &[String],
         message: &[u8],
     ) -> Result<Delivery, Error> {
-        let body = data::crlf_normalised(message);
-        let chunks: Vec<&[u8]> = if body.is_empty() {
-            vec![&body[..]]
-        } else {
-            body.chunks(BDAT_CHUNK).collect()
-        };
         let mut head = Vec::new();
         for cmd in std::iter::once(mail).chain(rcpts) {
             self.log_command(cmd);
             cmd.write_to(&mut head);
         }
-        let last = chunks.len() - 1;
-        for (i, chunk) in chunks.iter().enumerate() {
-            let bdat = Command::Bdat {
-                size: chunk.len(),
-                last: i == last,
-            };
-            self.log_command(&bdat);
-            bdat.write_to(&mut head);
-            if self.observer.wants_transcript() {
-                self.observer
-                    .transcript(&format!("C: <message data, {} bytes>", chunk.len()));
-            }
-            // Small chunks ride in the same write as the envelope; a large
-            // one is written from the body buffer itself, without a copy.
-            if chunk.len() <= 64 * 1024 {
-                head.extend_from_slice(chunk);
-            } else {
-                self.write(&head, Stage::Data)?;
-                head.clear();
-                self.write(chunk, Stage::Data)?;
-            }
-        }
-        self.write(&head, Stage::Data)?;
+        let chunks = self.write_chunks(&mut head, message, &mut |_| {})?;
         let (mail_reply, rcpt_replies) = self.read_envelope_replies(rcpts.len())?;
         let mut failed: Option<Reply> = None;
         let mut final_reply = None;
-        for _ in 0..chunks.len() {
+        for _ in 0..chunks {
             // BDAT's reply is the verdict on the data, like the reply after
             // DATA's final dot: report it as that stage.
             let reply = self.read_reply(Stage::Body)?;
@@ -853,28 +849,35 @@ impl Session {
     fn read_reply(&mut self, stage: Stage) -> Result<Reply, Error> {
         let deadline = Instant::now() + self.reply_timeout(stage);
         loop {
-            match self.parser.next_reply() {
-                Ok(Some(reply)) => {
-                    if self.observer.wants_transcript() {
-                        self.log_reply(&reply);
-                    }
-                    if reply.code() == 421 && stage != Stage::Quit {
-                        // RFC 5321 3.8: the server is closing. Report this
-                        // reply, not the closed socket the next read would
-                        // find (in a pipelined group more replies were due).
-                        self.conn.close();
-                        return Err(Error::reply_at(stage, reply));
-                    }
-                    return Ok(reply);
-                }
-                Ok(None) => {}
-                Err(e) => return Err(Error::from_reply_error(stage, e)),
+            if let Some(reply) = self.buffered_reply(stage)? {
+                return Ok(reply);
             }
             let n = self
                 .conn
                 .read_some(&mut self.read_buf, deadline, self.observer.as_mut())
                 .map_err(|e| self.io_error(stage, e))?;
             self.parser.feed(&self.read_buf[..n]);
+        }
+    }
+
+    /// The next complete reply already read, if any.
+    fn buffered_reply(&mut self, stage: Stage) -> Result<Option<Reply>, Error> {
+        match self.parser.next_reply() {
+            Ok(Some(reply)) => {
+                if self.observer.wants_transcript() {
+                    self.log_reply(&reply);
+                }
+                if reply.code() == 421 && stage != Stage::Quit {
+                    // RFC 5321 3.8: the server is closing. Report this
+                    // reply, not the closed socket the next read would
+                    // find (in a pipelined group more replies were due).
+                    self.conn.close();
+                    return Err(Error::reply_at(stage, reply));
+                }
+                Ok(Some(reply))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(Error::from_reply_error(stage, e)),
         }
     }
 

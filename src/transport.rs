@@ -139,6 +139,12 @@ pub trait Transport: Send {
         interrupt: &mut dyn Interrupt,
     ) -> Result<usize, IoFailure>;
 
+    /// Read whatever bytes have already arrived, without waiting: 0 when
+    /// none have. Without it (the default) replies wait for `read_some`.
+    fn read_ready(&mut self, _buf: &mut [u8]) -> Result<usize, IoFailure> {
+        Ok(0)
+    }
+
     /// Close politely; best effort, the session is over anyway.
     fn close(&mut self);
 }
@@ -232,6 +238,38 @@ impl Connection {
             peer,
             idle,
         })
+    }
+}
+
+impl Connection {
+    fn read_ready_inner(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
+        let closed = |e: io::Error| match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
+            io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof => Err(IoFailure::Closed),
+            _ => Err(IoFailure::Os(e)),
+        };
+        let Some(conn) = self.tls.as_deref_mut() else {
+            return match self.sock.read(buf) {
+                Ok(0) => Err(IoFailure::Closed),
+                Ok(n) => Ok(n),
+                Err(e) => closed(e),
+            };
+        };
+        loop {
+            match conn.reader().read(buf) {
+                Ok(0) => return Err(IoFailure::Closed),
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return closed(e),
+            }
+            match conn.read_tls(&mut self.sock) {
+                Ok(0) => return Err(IoFailure::Closed),
+                Ok(_) => {
+                    conn.process_new_packets().map_err(IoFailure::Tls)?;
+                }
+                Err(e) => return closed(e),
+            }
+        }
     }
 }
 
@@ -384,6 +422,17 @@ impl Transport for Connection {
                 }
             }
         }
+    }
+
+    /// Read whatever bytes have already arrived, without waiting: 0 when
+    /// none have. A streamed series calls this between writes so the
+    /// server's replies never pile up until both sides' buffers are full.
+    fn read_ready(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
+        self.sock.set_nonblocking(true).map_err(IoFailure::Os)?;
+        let result = self.read_ready_inner(buf);
+        // The slice timeouts stay set; only the blocking mode is restored.
+        self.sock.set_nonblocking(false).map_err(IoFailure::Os)?;
+        result
     }
 
     /// TLS close_notify when TLS is up, then TCP shutdown.

@@ -492,7 +492,9 @@ def test_server_that_closes_during_the_transaction(repo, where, shape):
     revs = str(repo.revs["big"]) if where == "mid-body" else "0"
     run, server = scenario(repo, [send(GREETING), step], revs=revs)
     assert not server.messages
-    assert_abort(run, "closed the connection", CLOSES[where, shape], "message not sent")
+    # Once the whole message went out (one write with CHUNKING) the server
+    # may have queued it before the close: that is reported, not resent.
+    assert_abort(run, "closed the connection", CLOSES[where, shape], ("message not sent", "possibly delivered"))
 
 
 # --------------------------------------------------------------------------
@@ -625,17 +627,21 @@ SERIES_FAULTS = {
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 @pytest.mark.parametrize("where", sorted(SERIES_FAULTS))
-def test_series_with_message_2_of_4_refused_says_what_was_accepted(repo, where, shape):
+def test_series_with_message_2_of_4_refused_reports_it_and_delivers_the_rest(repo, where, shape):
+    """The refusal is reported against patch 2; patches 1, 3 and 4 stand;
+    the command fails and prints the line that sends patch 2 alone."""
     replies = SERIES_FAULTS[where]
     run, server = scenario(repo, [send(GREETING), serve(caps=SHAPES[shape], replies=replies)], revs="0:3")
     text = list(replies.values())[0][1].decode().strip()
-    assert len(server.messages) == 1
-    assert b"Subject: [PATCH 1 of 4] patch one" in server.messages[0]
-    assert "[PATCH 1 of 4] patch one" in run.stderr.split("abort:", 1)[1], str(run)
-    assert "accepted 1 earlier message" in run.stderr, str(run)
-    assert "message not sent: [PATCH 2 of 4] patch two" in run.stderr, str(run)
-    for later in ("[PATCH 3 of 4]", "[PATCH 4 of 4]"):
-        assert later not in run.stderr.split("abort:", 1)[1], str(run)
+    assert len(server.messages) == 3, server.commands
+    for n, name in ((1, "one"), (3, "three"), (4, "four")):
+        assert any(b"Subject: [PATCH %d of 4] patch %s" % (n, name.encode()) in m for m in server.messages)
+    report = run.stderr.split("abort:", 1)[1]
+    assert "the server accepted 3 other message(s)" in report, str(run)
+    assert "message not sent: [PATCH 2 of 4] patch two" in report, str(run)
+    line = re.search(r"^to send the messages not sent: (hg email .*)$", report, re.M)
+    assert line, str(run)
+    assert re.findall(r" -r (\S+)", line.group(1)) == [hostile.node(repo, 1)[:12]], line.group(1)
     assert_abort(run, where, text)
 
 

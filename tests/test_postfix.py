@@ -251,14 +251,19 @@ def test_all_recipients_refused_aborts_and_names_them(pf, pf_repo, caps):
 # Protocol shape: round trips per message, measured on the wire.
 
 DELAY = 0.005  # one way; keeps the proxy's view of who waited for whom exact
+# A streamed series: long enough that the replies to one message cannot come
+# back before hg has the next one ready, so every turn the proxy counts is a
+# wait of the client's.
+STREAM_DELAY = 0.05
 
 
-def _turns(pf, repo, tls, caps, revs, extension):
+def _turns(pf, repo, tls, caps, revs, extension, delay=DELAY, extra=None):
     port = listener_port(pf, tls, caps)
-    with LatencyProxy(port, delay=DELAY) as proxy:
-        code, out, err = send(
-            pf, repo, proxy.port, tls, email_args(revs=revs), extension=extension, debug=extension
-        )
+    with LatencyProxy(port, delay=delay) as proxy:
+        args = email_args(revs=revs)
+        if extension:
+            args.append("--debug")
+        code, out, err = hg.run_hg(repo, args, hgrc(pf, proxy.port, tls, extension, extra), timeout=60)
         assert code == 0, out + err
         conns = proxy.wait_closed(1, timeout=20)
     assert len(conns) == 1, conns  # the whole series on one connection
@@ -269,29 +274,57 @@ def _turns(pf, repo, tls, caps, revs, extension):
             assert "C: BDAT" in transcript and "C: DATA" not in transcript, transcript
         else:
             assert "BDAT" not in transcript and "C: DATA" in transcript, transcript
-    n = 3 if revs == "1:3" else 1
+    n = {"1": 1, "1:2": 2, "1:3": 3}[revs]
     pf.deliveries(3 * n, timeout=20)
     return conns[0]
 
 
-def _per_message(pf, repo, tls, caps, extension):
-    one = _turns(pf, repo, tls, caps, "1", extension)
-    three = _turns(pf, repo, tls, caps, "1:3", extension)
+def _per_message(pf, repo, tls, caps, extension, extra=None):
+    one = _turns(pf, repo, tls, caps, "1", extension, extra=extra)
+    three = _turns(pf, repo, tls, caps, "1:3", extension, extra=extra)
     turns = (three.turns - one.turns) / 2.0
     bursts = (three.client_bursts - one.client_bursts) / 2.0
     return turns, bursts, (one, three)
 
 
+def _streamed(pf, repo, tls, caps):
+    """Turns of a 1-, 2- and 3-message series, streamed."""
+    return [_turns(pf, repo, tls, caps, revs, True, delay=STREAM_DELAY) for revs in ("1", "1:2", "1:3")]
+
+
 @pytest.mark.parametrize("tls", ["starttls", "smtps"])
-def test_one_round_trip_and_one_client_write_per_message_with_chunking(pf, pf_repo, tls):
-    turns, bursts, conns = _per_message(pf, pf_repo, tls, "chunking", extension=True)
+def test_streamed_series_costs_two_round_trips_after_setup_with_chunking(pf, pf_repo, tls):
+    # The first message is confirmed alone (one round trip: envelope and
+    # BDAT LAST in one write); the rest stream and are confirmed together
+    # (one more), however many there are.
+    one, two, three = _streamed(pf, pf_repo, tls, "chunking")
+    setup = one.turns - 1
+    assert two.turns - setup == 2, (one, two)
+    assert three.turns - setup == 2, (one, three)
+
+
+@pytest.mark.parametrize("tls", ["starttls", "smtps"])
+def test_streamed_series_costs_one_round_trip_per_message_with_pipelining_only(pf, pf_repo, tls):
+    # Each message waits only for its DATA's 354; the end of its body goes
+    # with the next envelope (RFC 2920 3.1).
+    one, two, three = _streamed(pf, pf_repo, tls, "pipelining")
+    assert three.turns - two.turns == 1, (two, three)
+
+
+@pytest.mark.parametrize("tls", ["starttls", "smtps"])
+def test_one_round_trip_and_one_client_write_per_message_without_streaming(pf, pf_repo, tls):
+    turns, bursts, conns = _per_message(
+        pf, pf_repo, tls, "chunking", extension=True, extra={"smtp": {"streaming": "false"}}
+    )
     assert turns == 1, conns
     assert bursts == 1, conns
 
 
 @pytest.mark.parametrize("tls", ["starttls", "smtps"])
-def test_two_round_trips_per_message_with_pipelining_only(pf, pf_repo, tls):
-    turns, bursts, conns = _per_message(pf, pf_repo, tls, "pipelining", extension=True)
+def test_two_round_trips_per_message_with_pipelining_only_without_streaming(pf, pf_repo, tls):
+    turns, bursts, conns = _per_message(
+        pf, pf_repo, tls, "pipelining", extension=True, extra={"smtp": {"streaming": "false"}}
+    )
     assert turns == 2, conns
 
 

@@ -68,6 +68,24 @@ Connection settings (``[smtp]``)
     message costs one or two round trips instead of three plus one per
     recipient. Default on; turn it off only for a server that mishandles it.
 
+``streaming``
+    Inside :hg:`email`, write each message as soon as it is ready, without
+    waiting for the server's verdict on the one before, and collect the
+    verdicts as they arrive; every message is confirmed before the command
+    ends. The first message is confirmed before the rest follow, so a
+    refused sender or recipient stops the series at once. With PIPELINING
+    and CHUNKING the whole series then costs two round trips after the
+    set-up (the first message, then all the rest); with PIPELINING alone,
+    one per message. A message the server refuses is
+    reported against its patch while the others go through; the command
+    then exits non-zero and prints the :hg:`email` line that would send
+    what was not sent. When the connection drops or the server closes it
+    (421) part way, the extension reconnects (verifying and authenticating
+    again) and sends only the messages the server cannot have accepted; a
+    message whose verdict was lost with the connection is reported as
+    possibly delivered, never sent twice silently. Default on; off sends
+    and confirms one message at a time.
+
 ``allow-cleartext-auth``
     Send the password over a connection that is not encrypted. Off by
     default; a server on this machine (loopback) is always allowed.
@@ -188,6 +206,7 @@ configitem = registrar.configitem(configtable)
 
 configitem(b"smtp", b"timeout", default=60.0)
 configitem(b"smtp", b"pipelining", default=True)
+configitem(b"smtp", b"streaming", default=True)
 configitem(b"smtp", b"allow-cleartext-auth", default=False)
 configitem(b"smtp", b"password-command", default=None)
 configitem(b"smtp", b"auth", default=None)
@@ -233,6 +252,22 @@ def _wrapmail(mail):
 
 def extsetup(ui):
     _onload("mercurial.mail", _wrapmail)
+    extensions.afterloaded(b"patchbomb", _wrap_email)
+
+
+def _wrap_email(loaded):
+    if not loaded:
+        return
+    patchbomb = extensions.find(b"patchbomb")
+    entry = extensions.wrapcommand(patchbomb.cmdtable, b"email", _email)
+    _email.table = entry[1]
+
+
+def _email(orig, ui, repo, *revs, **opts):
+    """``hg email`` with its series streamed and confirmed at the end."""
+    from . import transport
+
+    return transport.run_series(orig, _email.table, ui, repo, *revs, **opts)
 
 
 # Wrapping mail._smtp the usual way would load mercurial.mail (and with it

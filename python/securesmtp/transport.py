@@ -8,8 +8,10 @@ series and is closed with QUIT when the command ends.
 import email.header
 import email.parser
 import smtplib
+import time
 
 from mercurial import encoding, error, mail
+from mercurial.utils import procutil
 from mercurial.i18n import _
 
 from . import _core, credentials, errors, settings
@@ -18,18 +20,30 @@ from .text import tobytes, tostr
 
 def smtp(orig, ui):
     """Connect, verify, authenticate; return the ``send`` function."""
+    session, bhost = _open(ui)
+    series = _series
+    streaming = series is not None and series.sender is None
+    sender = _Sender(ui, session, bhost, lambda: _open(ui, quiet=True)[0], streaming)
+    if streaming:
+        series.sender = sender
+    return sender
+
+
+def _open(ui, quiet=False):
+    """A verified, authenticated session, and the host name as bytes."""
     args = settings.connect_args(ui)
     # Messages and hints name the host as written: the settings they suggest
     # are looked up by that name.
     bhost = settings.host(ui)
     mode = args["security"]
-    if mode == "smtps":
-        ui.note(_(b"(using smtps)\n"))
-    ui.note(_(b"sending mail: smtp host %s, port %d\n") % (bhost, args["port"]))
-    if mode == "starttls":
-        ui.note(_(b"(using starttls)\n"))
-    if mode != "none":
-        ui.note(_(b"(verifying remote certificate)\n"))
+    if not quiet:
+        if mode == "smtps":
+            ui.note(_(b"(using smtps)\n"))
+        ui.note(_(b"sending mail: smtp host %s, port %d\n") % (bhost, args["port"]))
+        if mode == "starttls":
+            ui.note(_(b"(using starttls)\n"))
+        if mode != "none":
+            ui.note(_(b"(verifying remote certificate)\n"))
     if ui.debugflag:
         args["transcript"] = lambda line: ui.debug(tobytes(line) + b"\n")
     # Before connecting: a failing password command or a missing token
@@ -43,7 +57,7 @@ def smtp(orig, ui):
     ui.atexit(session.quit)
     _warn_about_trust(ui, bhost, session.verdict())
     _login(ui, session, bhost, args["port"], login)
-    return _Sender(ui, session, bhost)
+    return session, bhost
 
 
 def _warn_about_trust(ui, bhost, verdict):
@@ -283,9 +297,21 @@ def _prompt(ui, username, store):
     return _secret(password, b"smtp.password")
 
 
+def _head(msg):
+    """The header block of a message, without copying its body."""
+    end = min((i for i in (msg.find(b"\n\n"), msg.find(b"\r\n\r\n")) if i >= 0), default=len(msg))
+    return msg[:end].replace(b"\r\n", b"\n")
+
+
+def _header(msg, name):
+    """A header's raw value as bytes, or None."""
+    value = email.parser.BytesHeaderParser().parsebytes(_head(msg) + b"\n\n").get(tostr(name))
+    return None if value is None else tobytes(" ".join(str(value).split()))
+
+
 def _subject(msg):
     """The Subject header of a message, decoded, for failure reports."""
-    head = msg.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    head = _head(msg)
     parsed = email.parser.BytesHeaderParser().parsebytes(head + b"\n\n")
     value = parsed.get("Subject")
     if value is None:
@@ -297,18 +323,72 @@ def _subject(msg):
     return " ".join(text.split()).encode("utf-8", "replace")
 
 
+# Reconnecting after a dropped connection or a 421: attempts, and the pause
+# before each (seconds).
+RESUME_BACKOFF = (0.25, 1.0, 2.5)
+
+
+def _resumable(exc):
+    """A dropped connection or the server closing it (421): worth a new
+    connection. Silence, garbage or a refusal is not."""
+    return exc.kind == _core.Kind.IO or (exc.kind == _core.Kind.REPLY and exc.code == 421)
+
+# Command-line options of `hg email` that name the revisions to send: the
+# line printed for what was not sent replaces them.
+_REVISION_OPTIONS = {b"rev", b"outgoing", b"bundle", b"in_reply_to"}
+
+# The `hg email` run in progress (set by the command wrapper), whose sender
+# streams and is confirmed when the command ends.
+_series = None
+
+
+class _Message:
+    """One message handed over, and what became of it."""
+
+    def __init__(self, number, sender, recipients, data):
+        self.number = number
+        self.sender = sender
+        self.recipients = recipients
+        self.data = data
+        self.subject = _subject(data)
+        self.node = _header(data, b"X-Mercurial-Node")
+        self.message_id = _header(data, b"Message-Id")
+        # None while in flight; then "accepted", "refused", "not-sent" or
+        # "unknown" (sent, verdict lost).
+        self.status = None
+        self.error = None
+        self.refused = []
+
+
 class _Sender:
     """The ``send(sender, recipients, msg)`` callable ``mail.connect`` returns.
 
     Accepts what every caller passes: patchbomb (str, list, bytes), bugzilla
     (str message), notify (single str recipient).
+
+    Inside ``hg email`` (``streaming``) each message is handed to the
+    session, which writes it and returns without waiting for its verdict;
+    the first message is confirmed before the rest stream, so a refused
+    sender or recipient stops the series before it is on the wire. The
+    command wrapper calls :meth:`finish` when patchbomb is done. Other
+    callers get a verdict per call.
+
+    When the connection drops or the server says 421, the sender reconnects
+    (verified and authenticated again, a few times with a pause) and sends
+    again only the messages the server cannot have accepted.
     """
 
-    def __init__(self, ui, session, bhost):
+    def __init__(self, ui, session, bhost, reopen, streaming=False):
         self._ui = ui
         self._session = session
         self._bhost = bhost
-        self._accepted = []
+        self._reopen = reopen
+        self._streaming = streaming
+        self._messages = []
+        self._failure = None
+        self._stopped = None
+        # Reconnections so far, for the whole run.
+        self._attempts = 0
 
     def __call__(self, sender, recipients, msg):
         if isinstance(recipients, (str, bytes)):
@@ -316,27 +396,221 @@ class _Sender:
         recipients = [tostr(r) for r in recipients]
         if isinstance(msg, str):
             msg = msg.encode("utf-8")
-        subject = _subject(msg)
-        try:
-            result = self._session.send(tostr(sender), recipients, msg)
-        except _core.SmtpError as exc:
-            raise errors.convert(exc, self._bhost, suffix=self._progress(subject))
-        for addr, code, text in result["refused"]:
-            self._ui.warn(
-                _(b"warning: %s refused recipient %s: %d %s\n")
-                % (self._bhost, tobytes(addr), code, tobytes(text))
-            )
-        self._accepted.append(subject)
-        return {addr: (code, tobytes(text)) for addr, code, text in result["refused"]}
+        m = _Message(len(self._messages), tostr(sender), recipients, msg)
+        self._messages.append(m)
+        if self._stopped is not None:
+            m.status = "not-sent"
+            return {}
+        self._submit([m])
+        if not self._streaming:
+            self._confirm()
+            return self._verdict_now(m)
+        if m.number == 0:
+            self._confirm()
+            if m.status == "refused" and m.error.stage in (_core.Stage.MAIL, _core.Stage.RCPT):
+                # The rest share the sender and the recipients.
+                self._stopped = m
+                raise self.report()
+        return {}
 
-    def _progress(self, subject):
-        """What was and was not delivered, for the abort message."""
-        done = self._accepted
-        lines = [b"\n"]
-        if done:
-            lines.append(
-                _(b"the server accepted %d earlier message(s):\n") % len(done)
+    def finish(self):
+        """Confirm every message, resuming after a lost connection; warn
+        about refused recipients. Returns the abort for what was not
+        delivered, or None."""
+        self._confirm()
+        return self.report()
+
+    # -- driving the session
+
+    def _submit(self, batch):
+        for m in batch:
+            if self._failure is not None:
+                m.status = "not-sent"
+                continue
+            try:
+                self._session.submit(m.number, m.sender, m.recipients, m.data)
+            except _core.SmtpError as exc:
+                self._failure = exc
+        if self._failure is not None:
+            self._collect()
+            self._resume()
+
+    def _confirm(self):
+        self._collect()
+        self._resume()
+
+    def _collect(self):
+        outcomes, failure = self._session.confirm()
+        if failure is not None and self._failure is None:
+            self._failure = failure
+        for o in outcomes:
+            m = self._messages[o["id"]]
+            m.status = o["status"]
+            if m.status == "accepted":
+                m.data = None
+                m.refused = o["refused"]
+                for addr, code, text in m.refused:
+                    self._ui.warn(
+                        _(b"warning: %s refused recipient %s for %s: %d %s\n")
+                        % (self._bhost, tobytes(addr), m.subject, code, tobytes(text))
+                    )
+            elif m.status == "refused":
+                m.error = o["error"]
+                m.data = None
+
+    def _resume(self):
+        while self._failure is not None and _resumable(self._failure):
+            again = [m for m in self._messages if m.status == "not-sent" and m.data is not None]
+            if not again or self._attempts >= len(RESUME_BACKOFF):
+                return
+            pause = RESUME_BACKOFF[self._attempts]
+            self._attempts += 1
+            exc = self._failure
+            self._ui.warn(
+                _(b"%s: %s; reconnecting to send %d message(s) again\n")
+                % (self._bhost, tobytes(str(exc)), len(again))
             )
-            lines.extend(b"  %s\n" % s for s in done)
-        lines.append(_(b"message not sent: %s") % subject)
-        return b"".join(lines)
+            time.sleep(pause)
+            try:
+                self._session = self._reopen()
+            except error.SecurityError:
+                raise
+            except error.Abort as e:
+                self._ui.warn(_(b"%s: %s\n") % (self._bhost, e.message))
+                continue
+            self._failure = None
+            for m in again:
+                m.status = None
+            for m in again:
+                if self._failure is not None:
+                    m.status = "not-sent"
+                    continue
+                try:
+                    self._session.submit(m.number, m.sender, m.recipients, m.data)
+                except _core.SmtpError as e:
+                    self._failure = e
+            self._collect()
+
+    # -- reporting
+
+    def _verdict_now(self, m):
+        """The result for a caller that wants a verdict per message."""
+        if m.status == "accepted":
+            return {addr: (code, tobytes(text)) for addr, code, text in m.refused}
+        raise self.report()
+
+    def report(self):
+        """The abort for the messages not delivered, or None."""
+        failed = [m for m in self._messages if m.status != "accepted"]
+        if not failed:
+            return None
+        accepted = [m for m in self._messages if m.status == "accepted"]
+        first = failed[0]
+        exc = first.error or self._failure
+        lines = []
+        if len(failed) == 1 and exc is not None:
+            message = tobytes(str(exc))
+        else:
+            message = _(b"%d of %d messages were not delivered") % (len(failed), len(self._messages))
+        lines.append(b"\n")
+        if accepted:
+            lines.append(_(b"the server accepted %d other message(s):\n") % len(accepted))
+            lines.extend(b"  %s\n" % m.subject for m in accepted)
+        for m in failed:
+            if m.status == "refused":
+                if len(failed) == 1:
+                    lines.append(_(b"message not sent: %s\n") % m.subject)
+                else:
+                    lines.append(_(b"message not sent: %s: %s\n") % (m.subject, tobytes(str(m.error))))
+            elif m.status == "unknown":
+                lines.append(
+                    _(b"possibly delivered: %s (the connection was lost before the server's verdict; check before sending it again)\n")
+                    % m.subject
+                )
+            else:
+                lines.append(_(b"message not sent: %s\n") % m.subject)
+        again = self._command_line([m for m in failed if m.status != "unknown"])
+        if again:
+            lines.append(_(b"to send the messages not sent: %s\n") % again)
+        message += b"".join(lines).rstrip(b"\n")
+        hint = errors._hint(exc, self._bhost) if exc is not None else None
+        if exc is not None and exc.kind in errors._SECURITY:
+            return error.SecurityError(message, hint=hint)
+        return error.Abort(message, hint=hint)
+
+    def _command_line(self, messages):
+        series = _series
+        if series is None or series.sender is not self or not messages:
+            return None
+        if self._stopped is not None:
+            # The series stopped at its first message: the rest were never
+            # handed over. The same command sends them all.
+            return b" ".join(procutil.shellquote(w) for w in [b"hg", b"email"] + series.options(True))
+        nodes = [m.node for m in messages if m.node]
+        if not nodes:
+            return None
+        words = [b"hg", b"email"] + series.options()
+        first = self._messages[0]
+        if first.status == "accepted" and first.message_id:
+            # Thread what is sent again under the series already out.
+            words += [b"--in-reply-to", first.message_id]
+        for node in nodes:
+            words += [b"-r", node[:12]]
+        return b" ".join(procutil.shellquote(w) for w in words)
+
+
+class Series:
+    """One ``hg email`` run: its options, and the streaming sender that
+    patchbomb's ``mail.connect`` gets."""
+
+    def __init__(self, ui, revs, opts, table):
+        self.ui = ui
+        self.revs = revs
+        self.opts = opts
+        self.table = table
+        self.sender = None
+
+    def options(self, with_revisions=False):
+        """The command's options as given, without those naming revisions
+        unless ``with_revisions``."""
+        words = []
+        for entry in self.table:
+            name = entry[1]
+            key = name.replace(b"-", b"_")
+            if key in _REVISION_OPTIONS and not with_revisions:
+                continue
+            value = self.opts.get(key)
+            default = entry[2]
+            if value is None or value == default or value in ([], b"", False):
+                continue
+            flag = b"--" + name
+            if value is True:
+                words.append(flag)
+            elif isinstance(value, list):
+                for v in value:
+                    words += [flag, v]
+            else:
+                words += [flag, value if isinstance(value, bytes) else tobytes(str(value))]
+        if with_revisions:
+            words += [tobytes(r) for r in self.revs]
+        return words
+
+
+def run_series(orig, table, ui, repo, *revs, **opts):
+    """``hg email`` with its messages streamed and confirmed at the end."""
+    global _series
+    if not ui.configbool(b"smtp", b"streaming"):
+        return orig(ui, repo, *revs, **opts)
+    bopts = {tobytes(k): v for k, v in opts.items()}
+    series = Series(ui, revs, bopts, table)
+    _series = series
+    try:
+        ret = orig(ui, repo, *revs, **opts)
+        sender = series.sender
+        if sender is not None:
+            failure = sender.finish()
+            if failure is not None:
+                raise failure
+        return ret
+    finally:
+        _series = None

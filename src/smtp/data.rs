@@ -135,6 +135,83 @@ fn find_line_end(hay: &[u8]) -> Option<usize> {
         .map(|p| start + p)
 }
 
+/// The same encoding as [`dot_stuffed`] and [`crlf_normalised`], fed in
+/// slices of any size: the session encodes a large message a bounded slice
+/// at a time instead of holding a whole normalised copy. What a slice ends
+/// in carries over to the next: a CR whose LF may start the next slice, and
+/// whether the next byte starts a line (and so may need a stuffing dot).
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    stuff: bool,
+    line_start: bool,
+    /// The last slice ended in a CR already written as CRLF: an LF at the
+    /// start of the next slice belongs to it.
+    skip_lf: bool,
+}
+
+impl Encoder {
+    /// Dot-stuffing and the end-of-data line: the DATA body.
+    pub fn for_data() -> Encoder {
+        Encoder {
+            stuff: true,
+            line_start: true,
+            skip_lf: false,
+        }
+    }
+
+    /// CRLF normalisation only: the BDAT chunks.
+    pub fn for_bdat() -> Encoder {
+        Encoder {
+            stuff: false,
+            ..Encoder::for_data()
+        }
+    }
+
+    /// Append the encoding of the next slice of the message to `out`.
+    pub fn push(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+        if input.is_empty() {
+            return;
+        }
+        if std::mem::take(&mut self.skip_lf) && input[0] == b'\n' {
+            input = &input[1..];
+        }
+        out.reserve(encoded_capacity(input.len()));
+        while !input.is_empty() {
+            if self.line_start && self.stuff && input[0] == b'.' {
+                out.push(b'.');
+            }
+            let Some(end) = find_line_end(input) else {
+                out.extend_from_slice(input);
+                self.line_start = false;
+                return;
+            };
+            out.extend_from_slice(&input[..end]);
+            out.extend_from_slice(b"\r\n");
+            self.line_start = true;
+            input = match (input[end], input.get(end + 1)) {
+                (b'\r', Some(b'\n')) => &input[end + 2..],
+                (b'\r', None) => {
+                    self.skip_lf = true;
+                    &[]
+                }
+                _ => &input[end + 1..],
+            };
+        }
+    }
+
+    /// Append what ends the message: CRLF after a last line without one,
+    /// and for DATA the end-of-data line.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        if !self.line_start {
+            out.extend_from_slice(b"\r\n");
+            self.line_start = true;
+        }
+        if self.stuff {
+            out.extend_from_slice(END_OF_DATA);
+        }
+    }
+}
+
 /// The inverse of [`dot_stuffed`]: the message (with CRLF line endings) from
 /// a DATA body, or `None` when the body does not end with the end-of-data
 /// line or has bytes after it. Lines are split at CRLF only; a leading `.`
@@ -327,7 +404,49 @@ mod tests {
         proptest::collection::vec(piece, 0..48).prop_map(|p| p.concat())
     }
 
+    /// `msg` encoded by an [`Encoder`] fed the slices that `cuts` marks.
+    fn streamed(mut enc: Encoder, msg: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let mut points: Vec<usize> = cuts.iter().map(|c| c % (msg.len() + 1)).collect();
+        points.push(0);
+        points.push(msg.len());
+        points.sort_unstable();
+        let mut out = Vec::new();
+        for w in points.windows(2) {
+            enc.push(&msg[w[0]..w[1]], &mut out);
+        }
+        enc.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_cr_at_a_slice_end_and_a_dot_at_a_slice_start_carry_over() {
+        assert_eq!(
+            streamed(Encoder::for_data(), b"a\r\n.b", &[2]),
+            b"a\r\n..b\r\n.\r\n"
+        );
+        assert_eq!(
+            streamed(Encoder::for_data(), b"a\r.b", &[2]),
+            b"a\r\n..b\r\n.\r\n"
+        );
+        assert_eq!(
+            streamed(Encoder::for_data(), b"a\r\r\n", &[2, 3]),
+            b"a\r\n\r\n.\r\n"
+        );
+        assert_eq!(streamed(Encoder::for_data(), b"ab.", &[2]), b"ab.\r\n.\r\n");
+        assert_eq!(streamed(Encoder::for_bdat(), b"", &[]), b"");
+        assert_eq!(streamed(Encoder::for_bdat(), b"x\r", &[1]), b"x\r\n");
+    }
+
     proptest! {
+        #[test]
+        fn streamed_encoding_equals_one_shot_for_any_slicing(
+            m in message(),
+            cuts in proptest::collection::vec(any::<usize>(), 0..8),
+        ) {
+            prop_assert_eq!(streamed(Encoder::for_data(), &m, &cuts), dot_stuffed(&m));
+            prop_assert_eq!(streamed(Encoder::for_bdat(), &m, &cuts), crlf_normalised(&m));
+        }
+
         #[test]
         fn unstuffing_the_wire_gives_the_normalised_message(m in message()) {
             prop_assert_eq!(unstuff(&dot_stuffed(&m)), Some(crlf_normalised(&m)));

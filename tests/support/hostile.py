@@ -974,6 +974,16 @@ def build_repo(base, commits):
     return repo
 
 
+def node(repo, rev):
+    """The full hash of revision ``rev`` of ``repo``."""
+    env = hg_env(os.path.join(os.path.dirname(repo), "hgrc-build"), os.path.dirname(repo))
+    out = subprocess.run(
+        [HG, "-R", repo, "log", "-r", str(rev), "-T", "{node}"],
+        env=env, check=True, capture_output=True, timeout=60,
+    )
+    return out.stdout.decode()
+
+
 def ordinary_commits():
     """Four small patches (revs 0-3), then a large one (``big``, about 5 MB
     of diff: more than loopback's socket buffers hold)."""

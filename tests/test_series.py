@@ -1,0 +1,375 @@
+"""A streamed series end to end, through Postfix and Exim.
+
+The real ``hg email`` with the extension streams each message to the server
+as patchbomb hands it over and confirms them all before the command ends
+(``smtp.streaming``, the default). Exim runs with ``smtp_enforce_sync`` on,
+so a client that pipelines where RFC 2920 does not allow it is dropped: the
+series arriving whole through Exim's three ports (PIPELINING and CHUNKING,
+PIPELINING only, neither) is the proof the pipelining is lawful.
+
+What is checked, on both servers unless said otherwise:
+
+- a 200-message series arrives byte for byte (compared with what
+  ``hg email --mbox`` writes for the same arguments), each message once;
+- one message refused in the middle (Postfix: over ``message_size_limit``,
+  refused at MAIL FROM from its SIZE; Exim: a content filter after the
+  data) is reported against its patch, the others are delivered, the exit
+  status is non-zero and the ``hg email`` line printed sends just it;
+- the connection dropped part way (a proxy that cuts the first connection
+  after a number of bytes): the run reconnects and ends with every message
+  delivered exactly once, or reported as possibly delivered (and then
+  delivered at most once);
+- Exim answering 421 part way (``smtp_accept_max_per_connection``): the run
+  reconnects and sends only what was not accepted; when it runs out of
+  reconnections, the printed ``hg email`` line, run as printed, sends exactly
+  the rest.
+"""
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from support import hg
+from support.cutproxy import CutProxy
+from support.exim import Exim, strip_exim_headers
+from support.postfix import Postfix, PostfixError, free_port  # noqa: F401
+
+PASSWORD = "series-Pw-51c0"
+USER = "alice@example.test"
+TO = "a@example.test"
+EXIM_KINDS = ("chunking", "pipelining", "lockstep")
+
+
+def _dir(prefix):
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    return d
+
+
+@pytest.fixture(scope="module")
+def exim():
+    d = _dir("securesmtp-exim-")
+    try:
+        with Exim(d, PASSWORD) as ex:
+            yield ex
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postfix():
+    """Postfix with a 200 KB message size limit."""
+    d = _dir("securesmtp-postfix-")
+    pf = Postfix(d, password=PASSWORD, message_size_limit=200 * 1024)
+    try:
+        pf.start()
+        yield pf
+    finally:
+        pf.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Server:
+    """One of the two servers, seen the same way by the tests."""
+
+    def __init__(self, name, impl):
+        self.name = name
+        self.impl = impl
+
+    def port(self, kind="chunking"):
+        if self.name == "exim":
+            return self.impl.port(kind)
+        assert kind == "chunking"
+        return self.impl.starttls_port
+
+    @property
+    def ca_file(self):
+        return self.impl.ca_file
+
+    def delivered(self, n, timeout=20):
+        """The next ``n`` messages as the client sent them (LF endings)."""
+        if self.name == "exim":
+            return [strip_exim_headers(m) for m in self.impl.delivered(n, timeout=timeout)]
+        return [_strip_postfix(m) for m in self.impl.delivered(n, timeout=timeout)]
+
+    def pending(self):
+        return self.impl.pending()
+
+    def clear(self):
+        self.impl.clear()
+
+
+@pytest.fixture(params=["postfix", "exim"])
+def server(request):
+    srv = Server(request.param, request.getfixturevalue(request.param))
+    srv.clear()
+    yield srv
+    srv.clear()
+
+
+def _strip_postfix(data):
+    lines = data.split(b"\n")
+    i = 0
+    heads = (b"return-path:", b"x-original-to:", b"delivered-to:", b"received:")
+    while i < len(lines) and (lines[i].lower().startswith(heads) or lines[i][:1] in (b" ", b"\t")):
+        i += 1
+    return b"\n".join(lines[i:])
+
+
+def _message_id(message):
+    m = re.search(rb"^message-id:\s*(\S+)", message.split(b"\n\n", 1)[0], re.I | re.M)
+    assert m, message[:300]
+    return m.group(1).decode()
+
+
+def _subject(message):
+    m = re.search(rb"^subject:\s*(.*)$", message.split(b"\n\n", 1)[0], re.I | re.M)
+    return m.group(1).decode() if m else ""
+
+
+def _expected(message):
+    body = message.replace(b"\r\n", b"\n")
+    return body if body.endswith(b"\n") else body + b"\n"
+
+
+def make_series_repo(path, n, special=None):
+    """A repository with ``n`` small commits (descriptions ``r0``, ``r1``,
+    ...; ``hg debugbuilddag``, one process), or, with ``special``
+    ({index: (description, file bytes)}), ``n`` commits made one by one."""
+    hgrc = os.path.join(path, "hgrc")
+    with open(hgrc, "w") as f:
+        f.write(hg.hgrc_text({"ui": {"username": "Test <test@example.test>"}}))
+    repo = os.path.join(path, "repo")
+    env = dict(os.environ, HGRCPATH=hgrc, HGPLAIN="1")
+
+    def plain(*args):
+        subprocess.run([hg.HG] + list(args), env=env, check=True, capture_output=True, timeout=120)
+
+    plain("init", repo)
+    if special is None:
+        plain("-R", repo, "debugbuilddag", "-n", "+%d" % n)
+        return repo
+    for i in range(n):
+        desc, content = special.get(i, ("change number %d" % i, b"line %d\n" % i))
+        with open(os.path.join(repo, "f%03d.txt" % i), "wb") as f:
+            f.write(content)
+        plain("-R", repo, "commit", "-A", "-q", "-m", desc, "-d", "0 0")
+    return repo
+
+
+def email_args(revs):
+    return ["email", "--from", hg.SENDER, "--to", TO, "--date", hg.DATE, "-r", revs]
+
+
+def hgrc(server, port, extra=None):
+    cfg = hg.smtp_hgrc(port, tls="starttls", cacerts=server.ca_file, username=USER, password=PASSWORD)
+    cfg.setdefault("patchbomb", {}).update({"intro": "never", "confirm": "false"})
+    for section, items in (extra or {}).items():
+        cfg.setdefault(section, {}).update(items)
+    return cfg
+
+
+def reference(repo, revs):
+    msgs = hg.mbox_messages(repo, email_args(revs) + ["--config", "patchbomb.intro=never"])
+    return {_message_id(m): m for m in msgs}
+
+
+def run(repo, server, port, revs, extra=None, args=None):
+    code, out, err = hg.run_hg(repo, args or email_args(revs), hgrc(server, port, extra), timeout=300)
+    assert "Traceback" not in out + err, err
+    return code, out, err
+
+
+def check_delivered(got, ref, allow_missing=()):
+    """Every message delivered byte for byte and at most once; all but
+    ``allow_missing`` (Message-Ids) delivered."""
+    seen = {}
+    for m in got:
+        mid = _message_id(m)
+        assert mid in ref, "unexpected message %s" % mid
+        assert mid not in seen, "message %s (%s) delivered twice" % (mid, _subject(m))
+        seen[mid] = m
+        assert m == _expected(ref[mid]), "message %s differs from hg email --mbox" % _subject(m)
+    missing = set(ref) - set(seen)
+    assert missing <= set(allow_missing), sorted(_subject(ref[mid]) for mid in missing - set(allow_missing))
+    return seen
+
+
+@pytest.fixture(scope="module")
+def repo200(tmp_path_factory):
+    return make_series_repo(str(tmp_path_factory.mktemp("series200")), 200)
+
+
+@pytest.fixture(scope="module")
+def refs(repo200):
+    """revs -> {Message-Id: hg email --mbox bytes}, made once per revs."""
+    cache = {}
+
+    def get(revs):
+        if revs not in cache:
+            cache[revs] = reference(repo200, revs)
+        return cache[revs]
+
+    return get
+
+
+def test_200_message_series_arrives_byte_for_byte_once(server, repo200, refs):
+    code, out, err = run(repo200, server, server.port(), "0:199")
+    assert code == 0, err
+    assert "abort" not in err, err
+    check_delivered(server.delivered(200, timeout=60), refs("0:199"))
+    assert not server.pending()
+
+
+@pytest.mark.parametrize("kind", ["pipelining", "lockstep"])
+def test_series_through_exims_other_ports_with_enforced_sync(exim, repo200, refs, kind):
+    """PIPELINING only (end of one body with the next envelope and DATA)
+    and lock-step, with Exim dropping any client that sends ahead."""
+    srv = Server("exim", exim)
+    srv.clear()
+    code, out, err = run(repo200, srv, srv.port(kind), "0:39")
+    assert code == 0, err
+    want = refs("0:39")
+    check_delivered(srv.delivered(40, timeout=30), want)
+    assert "synchronization error" not in exim.mainlog()
+
+
+def _index(message):
+    """The revision a message of the 200-commit repository carries."""
+    m = re.search(r"\] r(\d+)$", _subject(message))
+    return int(m.group(1)) if m else -1
+
+
+@pytest.fixture(scope="module")
+def refused_repo(tmp_path_factory):
+    """Five patches; patch 3 (index 2) is over Postfix's 200 KB limit and
+    has REFUSE-ME in its subject for Exim's content filter."""
+    big = b"".join(b"big line %06d of a patch over the size limit\n" % i for i in range(6000))
+    return make_series_repo(
+        str(tmp_path_factory.mktemp("refused")), 5, special={2: ("REFUSE-ME: too big", big)}
+    )
+
+
+def test_message_refused_in_the_middle_is_reported_against_its_patch(server, refused_repo):
+    ref = reference(refused_repo, "0:4")
+    refused = [mid for mid, m in ref.items() if b"REFUSE-ME" in m.split(b"\n\n", 1)[0]]
+    code, out, err = run(refused_repo, server, server.port(), "0:4")
+    assert code != 0, err
+    assert "abort:" in err
+    assert "message not sent: [PATCH 3 of 5] REFUSE-ME: too big" in err, err
+    if server.name == "postfix":
+        assert "MAIL FROM" in err and "552" in err, err
+    else:
+        assert "refused by content filter" in err and "550" in err, err
+    assert "the server accepted 4 other message(s)" in err, err
+    check_delivered(server.delivered(4), ref, allow_missing=refused)
+    # The printed line names just the refused patch.
+    line = re.search(r"^to send the messages not sent: (hg email .*)$", err, re.M)
+    assert line, err
+    node = _node(refused_repo, 2)
+    assert re.findall(r" -r (\S+)", line.group(1)) == [node[:12]], line.group(1)
+
+
+def _node(repo, rev):
+    out = subprocess.run(
+        [hg.HG, "-R", repo, "log", "-r", str(rev), "-T", "{node}"],
+        env=dict(os.environ, HGRCPATH="", HGPLAIN="1"), check=True, capture_output=True, timeout=60,
+    )
+    return out.stdout.decode()
+
+
+@pytest.mark.parametrize("cut_at", [0.3, 0.7])
+def test_connection_dropped_part_way_resumes_and_loses_nothing(server, repo200, refs, cut_at):
+    """The first connection is cut after a share of the series' bytes; the
+    run reconnects and sends what had no verdict. Each message arrives
+    once; one whose verdict was lost may be reported instead."""
+    revs = "0:59"
+    want = refs("0:59")
+    size = sum(len(m) for m in want.values())
+    with CutProxy(server.port(), cut_after=int(size * cut_at) + 4000) as proxy:
+        code, out, err = run(repo200, server, proxy.port, revs)
+        assert proxy.cut, "the proxy never cut the connection"
+        assert proxy.connections >= 2, err
+    possibly = re.findall(r"^possibly delivered: (.*) \(the connection", err, re.M)
+    allow = [mid for mid, m in want.items() if _subject(m) in possibly]
+    got = server.delivered(60 - len(allow), timeout=30)
+    # Those reported as possibly delivered may or may not be there.
+    got += server.delivered(len(server.pending()), timeout=5) if server.pending() else []
+    check_delivered(got, want, allow_missing=allow)
+    assert "reconnecting" in err, err
+    if possibly:
+        assert code != 0
+        assert "to send the messages not sent" not in err or "-r" in err
+    else:
+        assert code == 0, err
+
+
+def test_421_part_way_resumes_on_a_new_connection(tmp_path_factory, repo200, refs):
+    """Exim closes each connection after 15 messages with 421; 40 messages
+    need three connections: the run reconnects twice and delivers each
+    message once."""
+    d = _dir("securesmtp-exim421-")
+    try:
+        with Exim(d, PASSWORD, per_connection=15) as ex:
+            srv = Server("exim", ex)
+            code, out, err = run(repo200, srv, srv.port(), "0:39")
+            assert code == 0, err
+            assert err.count("reconnecting") == 2, err
+            assert "421" in err, err
+            want = refs("0:39")
+            check_delivered(srv.delivered(40, timeout=30), want)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_when_reconnections_run_out_the_printed_line_sends_exactly_the_rest(repo200, refs):
+    """Exim takes 3 messages per connection; 4 connections carry 12 of 20.
+    The run fails, lists the 8 not sent, and prints the hg email line; run
+    as printed, that line sends exactly those 8."""
+    d = _dir("securesmtp-exim421-")
+    try:
+        with Exim(d, PASSWORD, per_connection=3) as ex:
+            srv = Server("exim", ex)
+            code, out, err = run(repo200, srv, srv.port(), "0:19")
+            assert code != 0, err
+            assert err.count("message not sent:") == 8, err
+            first = srv.delivered(12, timeout=30)
+            want = refs("0:19")
+            line = re.search(r"^to send the messages not sent: (hg email .*)$", err, re.M).group(1)
+            args = shlex.split(line)[1:]
+            assert args.count("-r") == 8, line
+            code, out, err = run(repo200, srv, srv.port(), None, args=args)
+            # 8 messages, 3 per connection, 4 connections: 8 fit.
+            assert code == 0, err
+            second = srv.delivered(8, timeout=30)
+            # The resent ones are new messages (renumbered, in reply to the
+            # first): compare what matters, the patches.
+            sent_first = {_message_id(m) for m in first}
+            rest = sorted(_index(v) for k, v in want.items() if k not in sent_first)
+            assert sorted(_index(m) for m in second) == rest
+            assert all(b"In-Reply-To:" in m for m in second)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_refused_recipient_on_the_first_message_stops_the_series(server, repo200):
+    """The first message is confirmed before the rest stream: a recipient
+    the server refuses stops the series before anything else goes out, and
+    the printed line is the same command."""
+    args = ["email", "--from", hg.SENDER, "--to", "x@not-ours.test", "--date", hg.DATE, "-r", "0:19"]
+    code, out, err = run(repo200, server, server.port(), None, args=args)
+    assert code != 0, err
+    assert out.count("sending [PATCH") == 1, out
+    assert "x@not-ours.test" in err and "message not sent: [PATCH 01 of 20] r0" in err, err
+    line = re.search(r"^to send the messages not sent: (hg email .*)$", err, re.M)
+    assert line, err
+    words = shlex.split(line.group(1))[2:]
+    assert dict(zip(words[::2], words[1::2])) == {
+        "--date": hg.DATE, "--from": hg.SENDER, "--to": "x@not-ours.test", "--rev": "0:19"
+    }, line.group(1)
+    assert not server.pending()
