@@ -381,14 +381,6 @@ def test_debugsmtp_with_tls_none_points_at_the_starttls_the_server_offers(repo2,
     s.assert_nothing_sent()
 
 
-# -- found here, fixed in transport.py's _Sender (series streaming) ------------
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="transport._Sender passes hg's header-form recipients "
-    "('Bob <bob@x>') to RCPT TO unparsed; smtplib.quoteaddr takes the address",
-)
 def test_recipients_with_display_names_are_delivered_as_stock_hg_delivers_them(
     repo2, user_certs, server
 ):

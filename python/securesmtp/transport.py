@@ -7,6 +7,7 @@ series and is closed with QUIT when the command ends.
 
 import email.header
 import email.parser
+import email.utils
 import smtplib
 import time
 
@@ -360,6 +361,15 @@ class _Message:
         self.refused = []
 
 
+def _address(value):
+    """The envelope address in ``value``, as smtplib's ``quoteaddr`` takes
+    it: patchbomb passes recipients as written on the command line, display
+    names (``Bob <bob@example.org>``) included."""
+    text = tostr(value)
+    _name, address = email.utils.parseaddr(text)
+    return address or text.strip()
+
+
 class _Sender:
     """The ``send(sender, recipients, msg)`` callable ``mail.connect`` returns.
 
@@ -393,10 +403,10 @@ class _Sender:
     def __call__(self, sender, recipients, msg):
         if isinstance(recipients, (str, bytes)):
             recipients = [recipients]
-        recipients = [tostr(r) for r in recipients]
+        recipients = [_address(r) for r in recipients]
         if isinstance(msg, str):
             msg = msg.encode("utf-8")
-        m = _Message(len(self._messages), tostr(sender), recipients, msg)
+        m = _Message(len(self._messages), _address(sender), recipients, msg)
         self._messages.append(m)
         if self._stopped is not None:
             m.status = "not-sent"
