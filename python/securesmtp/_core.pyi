@@ -1,6 +1,14 @@
 from typing import Any, Callable, Optional, final
 
-from typing_extensions import disjoint_base
+__all__ = [
+    "SmtpError",
+    "Session",
+    "connect",
+    "fingerprint",
+    "ascii_host",
+    "describe_chain",
+    "default_roots",
+]
 
 class SmtpError(Exception):
     kind: str
@@ -15,7 +23,6 @@ class SmtpError(Exception):
     detail: Optional[str]
 
 @final
-@disjoint_base
 class Session:
     def authenticate(
         self, username: str, secret: str, mechanisms: Optional[list[str]] = ...
