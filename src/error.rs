@@ -1,7 +1,8 @@
 //! One error type for the whole session: what failed, at which stage, and the
-//! server's reply when there was one. The Python binding maps each variant to
-//! a `kind` the shim turns into `error.SecurityError` or `error.Abort` with a
-//! hint naming the setting to change.
+//! server's reply when there was one. [`Kind`], [`Stage`] and [`Setting`] are
+//! the typed values the Python binding hands to the shim, which turns them
+//! into `error.SecurityError` or `error.Abort` with a hint naming the setting
+//! to change; the shim never reads the message text to decide.
 
 use std::fmt;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use crate::smtp::{CommandError, Reply, ReplyError, SaslError};
 use crate::tls::{TlsSetupError, VerifyFailure};
 
 /// Where in the session something went wrong, in the words a user knows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stage {
     /// Resolving and connecting.
     Connect,
@@ -64,20 +65,106 @@ impl fmt::Display for Stage {
     }
 }
 
+/// What kind of failure an [`Error`] is: what the shim dispatches on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A setting is unusable.
+    Config,
+    /// The host did not resolve or no address accepted a connection.
+    Connect,
+    /// Resolving or connecting did not finish within the timeout.
+    ConnectTimeout,
+    /// The server did not answer (or read) within the timeout.
+    Timeout,
+    /// The connection broke (closed, reset, an OS error).
+    Io,
+    /// The server's bytes are not SMTP, or out of step.
+    Protocol,
+    /// AUTH was refused.
+    Auth,
+    /// A refusal or an unexpected reply at some other stage.
+    Reply,
+    /// STARTTLS required and not offered.
+    StartTls,
+    /// Bytes injected around STARTTLS.
+    Injection,
+    /// The certificate failed verification.
+    Verify,
+    /// The TLS handshake failed for another reason.
+    Tls,
+    /// No TLS version in common.
+    TlsVersion,
+    /// No AUTH mechanism in common.
+    AuthMechanism,
+    /// The server failed to prove itself in a SASL exchange (SCRAM's server
+    /// signature wrong or missing).
+    AuthServer,
+    /// A SASL exchange went wrong in another way.
+    AuthProtocol,
+    /// AUTH would go over cleartext to a remote host.
+    CleartextAuth,
+    /// Every recipient was refused.
+    Recipients,
+    /// An address or name that cannot go on the wire.
+    Input,
+    /// The user interrupted.
+    Interrupted,
+}
+
+/// The setting a [`Error::Config`] is about; the shim names it as the user
+/// writes it in hgrc (with the host, where the setting is per host).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Setting {
+    /// `smtp.host`
+    Host,
+    /// `smtp.port`
+    Port,
+    /// `smtp.tls`
+    Tls,
+    /// `smtp.timeout`
+    Timeout,
+    /// `hostsecurity.minimumprotocol` or `hostsecurity.HOST:minimumprotocol`
+    MinimumProtocol,
+    /// `hostsecurity.HOST:fingerprints`
+    Fingerprints,
+    /// `hostfingerprints.HOST`
+    HostFingerprints,
+    /// `hostsecurity.HOST:pubkeys`
+    Pubkeys,
+    /// `hostsecurity.ciphers` or `hostsecurity.HOST:ciphers`
+    Ciphers,
+    /// `web.cacerts` or `hostsecurity.HOST:verifycertsfile`
+    CaCerts,
+    /// `hostsecurity.HOST:clientcert` and `:clientkey`
+    ClientCert,
+    /// `smtp.auth`
+    Auth,
+}
+
 /// Everything that can end a session or a transaction.
 #[derive(Debug)]
 pub enum Error {
     /// A setting is unusable (CA file missing, unknown cipher, bad pin).
     Config {
-        /// Which setting, as the binding knows it (e.g. "fingerprints").
-        setting: &'static str,
+        /// Which setting.
+        setting: Setting,
         /// What is wrong with it.
         message: String,
     },
     /// The host name did not resolve.
-    Resolve { server: String, reason: String },
+    Resolve {
+        server: String,
+        reason: String,
+        /// The resolver did not answer within the timeout.
+        timed_out: bool,
+    },
     /// No address of the host accepted a connection.
-    Connect { server: String, reason: String },
+    Connect {
+        server: String,
+        reason: String,
+        /// Every attempt ran into the timeout.
+        timed_out: bool,
+    },
     /// The server stayed silent (or did not read) for the idle timeout.
     Timeout { stage: Stage, after: Duration },
     /// The server closed the connection.
@@ -148,33 +235,39 @@ pub enum Error {
 
 impl Error {
     /// The category the Python shim dispatches on.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> Kind {
         match self {
-            Error::Config { .. } => "config",
-            Error::Resolve { .. } | Error::Connect { .. } => "connect",
-            Error::Timeout { .. } => "timeout",
-            Error::Closed { .. } | Error::Io { .. } => "io",
-            Error::Protocol { .. } => "protocol",
+            Error::Config { .. } => Kind::Config,
+            Error::Resolve {
+                timed_out: true, ..
+            }
+            | Error::Connect {
+                timed_out: true, ..
+            } => Kind::ConnectTimeout,
+            Error::Resolve { .. } | Error::Connect { .. } => Kind::Connect,
+            Error::Timeout { .. } => Kind::Timeout,
+            Error::Closed { .. } | Error::Io { .. } => Kind::Io,
+            Error::Protocol { .. } => Kind::Protocol,
             Error::Reply {
                 stage: Stage::Auth, ..
-            } => "auth",
-            Error::Reply { .. } => "reply",
-            Error::StartTlsNotOffered { .. } => "starttls",
-            Error::StartTlsInjection { .. } => "injection",
-            Error::Verify { .. } => "verify",
-            Error::Tls { .. } => "tls",
-            Error::TlsVersion { .. } => "tlsversion",
-            Error::AuthUnavailable { .. } => "authmech",
-            Error::AuthRefused { .. } => "auth",
+            } => Kind::Auth,
+            Error::Reply { .. } => Kind::Reply,
+            Error::StartTlsNotOffered { .. } => Kind::StartTls,
+            Error::StartTlsInjection { .. } => Kind::Injection,
+            Error::Verify { .. } => Kind::Verify,
+            Error::Tls { .. } => Kind::Tls,
+            Error::TlsVersion { .. } => Kind::TlsVersion,
+            Error::AuthUnavailable { .. } => Kind::AuthMechanism,
+            Error::AuthRefused { .. } => Kind::Auth,
             Error::AuthExchange {
                 failure: SaslError::ServerSignature | SaslError::MissingServerSignature,
                 ..
-            } => "authserver",
-            Error::AuthExchange { .. } => "authprotocol",
-            Error::CleartextAuth { .. } => "cleartextauth",
-            Error::RecipientsRefused { .. } => "recipients",
-            Error::BadInput(_) => "input",
-            Error::Interrupted => "interrupted",
+            } => Kind::AuthServer,
+            Error::AuthExchange { .. } => Kind::AuthProtocol,
+            Error::CleartextAuth { .. } => Kind::CleartextAuth,
+            Error::RecipientsRefused { .. } => Kind::Recipients,
+            Error::BadInput(_) => Kind::Input,
+            Error::Interrupted => Kind::Interrupted,
         }
     }
 
@@ -226,9 +319,11 @@ impl Error {
         let setting = match e {
             TlsSetupError::CaFileMissing { .. }
             | TlsSetupError::CaFileUnreadable { .. }
-            | TlsSetupError::CaFileHasNoCertificates { .. } => "cacerts",
-            TlsSetupError::UnknownCipher { .. } | TlsSetupError::NoCiphersForVersion => "ciphers",
-            TlsSetupError::BadServerName { .. } => "host",
+            | TlsSetupError::CaFileHasNoCertificates { .. } => Setting::CaCerts,
+            TlsSetupError::UnknownCipher { .. } | TlsSetupError::NoCiphersForVersion => {
+                Setting::Ciphers
+            }
+            TlsSetupError::BadServerName { .. } => Setting::Host,
         };
         Error::Config {
             setting,
@@ -241,8 +336,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config { message, .. } => f.write_str(message),
-            Error::Resolve { server, reason } => write!(f, "cannot resolve {server}: {reason}"),
-            Error::Connect { server, reason } => write!(f, "cannot connect to {server}: {reason}"),
+            Error::Resolve { server, reason, .. } => write!(f, "cannot resolve {server}: {reason}"),
+            Error::Connect { server, reason, .. } => {
+                write!(f, "cannot connect to {server}: {reason}")
+            }
             Error::Timeout { stage, after } => write!(
                 f,
                 "timed out at {stage}: the server neither answered nor took data for {} seconds",
@@ -356,3 +453,63 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(code: u16, text: &str) -> Reply {
+        Reply::new(code, vec![text.as_bytes().to_vec()])
+    }
+
+    #[test]
+    fn a_connection_that_timed_out_is_its_own_kind() {
+        let timed_out = |timed_out| Error::Connect {
+            server: "mail.test:25".into(),
+            reason: "connection timed out".into(),
+            timed_out,
+        };
+        assert_eq!(timed_out(true).kind(), Kind::ConnectTimeout);
+        assert_eq!(timed_out(false).kind(), Kind::Connect);
+        let resolve = Error::Resolve {
+            server: "mail.test:25".into(),
+            reason: "name resolution timed out after 1 seconds".into(),
+            timed_out: true,
+        };
+        assert_eq!(resolve.kind(), Kind::ConnectTimeout);
+        assert_eq!(resolve.stage(), Some(Stage::Connect));
+    }
+
+    #[test]
+    fn a_refusal_at_auth_is_an_auth_failure_and_elsewhere_a_reply() {
+        let at = |stage| Error::reply_at(stage, reply(535, "no"));
+        assert_eq!(at(Stage::Auth).kind(), Kind::Auth);
+        assert_eq!(at(Stage::Mail).kind(), Kind::Reply);
+        assert_eq!(at(Stage::Mail).reply().map(Reply::code), Some(535));
+    }
+
+    #[test]
+    fn positive_replies_out_of_turn_are_not_called_refusals() {
+        let shown = |code, text| Error::reply_at(Stage::Hello, reply(code, text)).to_string();
+        assert_eq!(
+            shown(220, "mail.test ESMTP"),
+            "unexpected reply to EHLO: 220 mail.test ESMTP"
+        );
+        assert_eq!(
+            shown(221, "bye"),
+            "the server ended the session at EHLO: 221 bye"
+        );
+        assert_eq!(shown(550, "no"), "the server refused EHLO: 550 no");
+        assert!(shown(421, "going away").starts_with("the server is closing the connection"));
+    }
+
+    #[test]
+    fn a_config_error_carries_its_setting() {
+        let e = Error::Config {
+            setting: Setting::Timeout,
+            message: "smtp.timeout must be ...".into(),
+        };
+        assert_eq!(e.kind(), Kind::Config);
+        assert_eq!(e.stage(), None);
+    }
+}

@@ -4,9 +4,13 @@
 //! Four floors, every dependency pointing down:
 //!
 //! - `python` (feature `python`): the PyO3 binding, the only pyo3 user;
+//! - [`settings`]: hgrc values validated into a session config;
 //! - [`session`]: the SMTP state machine (greeting, EHLO, STARTTLS, AUTH,
-//!   transactions with PIPELINING and CHUNKING, QUIT);
-//! - [`transport`]: sockets, TLS records, timeouts, interrupts: the only I/O;
+//!   transactions with PIPELINING and CHUNKING, QUIT), writing only through
+//!   `channel`, which demands proof of a verified handshake for anything
+//!   past the cleartext phase;
+//! - [`transport`]: sockets, TLS records, timeouts, interrupts: the only I/O,
+//!   behind the `Transport` trait;
 //! - [`smtp`] (the wire, pure), [`tls`] (trust, pins, verifier, report) and
 //!   [`error`].
 //!
@@ -20,6 +24,7 @@ pub mod error;
 #[cfg(feature = "python")]
 mod python;
 pub mod session;
+pub mod settings;
 pub mod smtp;
 pub mod tls;
 pub mod transport;

@@ -7,24 +7,254 @@
 //! as is (Mercurial prints its usual "interrupted!").
 //!
 //! Core errors become one exception class, `SmtpError`, whose attributes
-//! (`kind`, `stage`, `code`, `server_text`, `fingerprint`, ...) let the shim
-//! choose between `error.SecurityError` and `error.Abort` and write the hint.
+//! (`kind`, `stage`, `setting`, `code`, `server_text`, `fingerprint`, ...)
+//! let the shim choose between `error.SecurityError` and `error.Abort` and
+//! write the hint. `kind`, `stage` and `setting` are the enums [`Kind`],
+//! [`Stage`] and [`Setting`] below, mirrors of the core's, so the shim
+//! compares typed values, never message text or labels.
+//!
+//! No Rust panic reaches Python as a `PanicException` (a `BaseException`
+//! that Mercurial would print as a traceback): every entry point runs in
+//! [`guarded`], which turns a panic into `SmtpError` of kind `INTERNAL`.
+//! The panic's message is not shown (it could quote a secret, as a string
+//! slicing panic does), only where it happened.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyRuntimeError};
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::error::Error;
-use crate::session::{Config, Delivery, Observer, Security, Session};
+use crate::error::{self, Error};
+use crate::session::{Delivery, Observer, Session};
+use crate::settings::{Settings, Timeout};
 use crate::smtp::{Credentials, Mechanism};
-use crate::tls::{self, HashAlg, MinVersion, Pin, TlsPolicy, Trust, Verdict};
+use crate::tls::{self, HashAlg, Trust, Verdict};
 use crate::transport::Interrupt;
 
 create_exception!(_core, SmtpError, PyException, "An SMTP session failed.");
+
+/// What kind of failure an `SmtpError` is (see `error::Kind`), plus
+/// `INTERNAL`: a bug in this extension.
+#[pyclass(
+    eq,
+    frozen,
+    hash,
+    module = "securesmtp._core",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Config,
+    Connect,
+    ConnectTimeout,
+    Timeout,
+    Io,
+    Protocol,
+    Auth,
+    Reply,
+    StartTls,
+    Injection,
+    Verify,
+    Tls,
+    TlsVersion,
+    AuthMechanism,
+    AuthServer,
+    AuthProtocol,
+    CleartextAuth,
+    Recipients,
+    Input,
+    Interrupted,
+    Internal,
+}
+
+impl From<error::Kind> for Kind {
+    fn from(k: error::Kind) -> Kind {
+        use error::Kind as K;
+        match k {
+            K::Config => Kind::Config,
+            K::Connect => Kind::Connect,
+            K::ConnectTimeout => Kind::ConnectTimeout,
+            K::Timeout => Kind::Timeout,
+            K::Io => Kind::Io,
+            K::Protocol => Kind::Protocol,
+            K::Auth => Kind::Auth,
+            K::Reply => Kind::Reply,
+            K::StartTls => Kind::StartTls,
+            K::Injection => Kind::Injection,
+            K::Verify => Kind::Verify,
+            K::Tls => Kind::Tls,
+            K::TlsVersion => Kind::TlsVersion,
+            K::AuthMechanism => Kind::AuthMechanism,
+            K::AuthServer => Kind::AuthServer,
+            K::AuthProtocol => Kind::AuthProtocol,
+            K::CleartextAuth => Kind::CleartextAuth,
+            K::Recipients => Kind::Recipients,
+            K::Input => Kind::Input,
+            K::Interrupted => Kind::Interrupted,
+        }
+    }
+}
+
+/// Where in the session an `SmtpError` happened (see `error::Stage`).
+#[pyclass(
+    eq,
+    frozen,
+    hash,
+    module = "securesmtp._core",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Stage {
+    Connect,
+    Greeting,
+    Hello,
+    StartTls,
+    Handshake,
+    Auth,
+    Mail,
+    Rcpt,
+    Data,
+    Body,
+    Reset,
+    Quit,
+}
+
+impl From<error::Stage> for Stage {
+    fn from(s: error::Stage) -> Stage {
+        use error::Stage as S;
+        match s {
+            S::Connect => Stage::Connect,
+            S::Greeting => Stage::Greeting,
+            S::Hello => Stage::Hello,
+            S::StartTls => Stage::StartTls,
+            S::Handshake => Stage::Handshake,
+            S::Auth => Stage::Auth,
+            S::Mail => Stage::Mail,
+            S::Rcpt => Stage::Rcpt,
+            S::Data => Stage::Data,
+            S::Body => Stage::Body,
+            S::Reset => Stage::Reset,
+            S::Quit => Stage::Quit,
+        }
+    }
+}
+
+/// The setting a `CONFIG` error is about (see `error::Setting`).
+#[pyclass(
+    eq,
+    frozen,
+    hash,
+    module = "securesmtp._core",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Setting {
+    Host,
+    Port,
+    Tls,
+    Timeout,
+    MinimumProtocol,
+    Fingerprints,
+    HostFingerprints,
+    Pubkeys,
+    Ciphers,
+    CaCerts,
+    ClientCert,
+    Auth,
+}
+
+impl From<error::Setting> for Setting {
+    fn from(s: error::Setting) -> Setting {
+        use error::Setting as S;
+        match s {
+            S::Host => Setting::Host,
+            S::Port => Setting::Port,
+            S::Tls => Setting::Tls,
+            S::Timeout => Setting::Timeout,
+            S::MinimumProtocol => Setting::MinimumProtocol,
+            S::Fingerprints => Setting::Fingerprints,
+            S::HostFingerprints => Setting::HostFingerprints,
+            S::Pubkeys => Setting::Pubkeys,
+            S::Ciphers => Setting::Ciphers,
+            S::CaCerts => Setting::CaCerts,
+            S::ClientCert => Setting::ClientCert,
+            S::Auth => Setting::Auth,
+        }
+    }
+}
+
+thread_local! {
+    /// How many [`guarded`] calls this thread is inside.
+    static GUARDED: Cell<u32> = const { Cell::new(0) };
+    /// Where the last guarded panic on this thread happened.
+    static PANIC_AT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Keep the default "thread panicked at ..." report (with its message) off
+/// stderr for panics that [`guarded`] turns into an `SmtpError`; any other
+/// panic is reported as before.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if GUARDED.with(Cell::get) > 0 {
+                let at = info
+                    .location()
+                    .map(|l| format!("{}:{}", l.file(), l.line()));
+                PANIC_AT.with(|p| *p.borrow_mut() = at);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Run one entry point of the module; a panic becomes `SmtpError(INTERNAL)`.
+fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    GUARDED.with(|g| g.set(g.get() + 1));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(g.get() - 1));
+    result.unwrap_or_else(|_| {
+        let at = PANIC_AT
+            .with(|p| p.borrow_mut().take())
+            .unwrap_or_else(|| "an unknown place".to_owned());
+        Err(internal_error(&format!(
+            "internal error in securesmtp (at {at})"
+        )))
+    })
+}
+
+fn internal_error(message: &str) -> PyErr {
+    let err = SmtpError::new_err(message.to_owned());
+    Python::attach(|py| {
+        let value = err.value(py);
+        let _ = set_defaults(value).and_then(|_| value.setattr("kind", Kind::Internal));
+    });
+    err
+}
+
+/// Every attribute an `SmtpError` has, at its empty value.
+fn set_defaults(value: &Bound<'_, pyo3::exceptions::PyBaseException>) -> PyResult<()> {
+    for name in [
+        "stage",
+        "code",
+        "server_text",
+        "fingerprint",
+        "spki",
+        "pinned",
+        "setting",
+        "mechanism",
+        "detail",
+    ] {
+        value.setattr(name, None::<()>)?;
+    }
+    value.setattr("refused", Vec::<(String, u16, String)>::new())
+}
 
 /// Python-side progress hooks, called with the GIL re-acquired.
 struct PyObserver {
@@ -62,7 +292,7 @@ impl Observer for PyObserver {
     }
 }
 
-/// An open SMTP session (see `securesmtp.session.Session` in Rust).
+/// An open SMTP session (see `session::Session`).
 #[pyclass(name = "Session", module = "securesmtp._core")]
 struct PySession {
     inner: Mutex<Option<Session>>,
@@ -70,6 +300,14 @@ struct PySession {
 }
 
 impl PySession {
+    /// The session, unless an earlier call panicked while holding it (then
+    /// it is in no state to continue: say so as the internal error it is).
+    fn lock(&self) -> PyResult<MutexGuard<'_, Option<Session>>> {
+        self.inner
+            .lock()
+            .map_err(|_| internal_error("internal error in securesmtp (the session was poisoned)"))
+    }
+
     /// Run `f` on the session with the GIL released, then turn its error
     /// (or a pending KeyboardInterrupt) into a Python exception.
     fn with<T: Send>(
@@ -77,15 +315,14 @@ impl PySession {
         py: Python<'_>,
         f: impl FnOnce(&mut Session) -> Result<T, Error> + Send,
     ) -> PyResult<T> {
-        let mut guard = self
-            .inner
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("session lock poisoned"))?;
-        let session = guard
-            .as_mut()
-            .ok_or_else(|| SmtpError::new_err("the SMTP session is closed"))?;
-        let result = py.detach(|| f(session));
-        result.map_err(|e| to_pyerr(py, e, &self.pending))
+        guarded(|| {
+            let mut guard = self.lock()?;
+            let session = guard
+                .as_mut()
+                .ok_or_else(|| SmtpError::new_err("the SMTP session is closed"))?;
+            let result = py.detach(|| f(session));
+            result.map_err(|e| to_pyerr(py, e, &self.pending))
+        })
     }
 }
 
@@ -130,69 +367,77 @@ impl PySession {
         message: &[u8],
     ) -> PyResult<Bound<'py, PyDict>> {
         let delivery = self.with(py, |s| s.send(&sender, &recipients, message))?;
-        delivery_dict(py, &delivery)
+        guarded(|| delivery_dict(py, &delivery))
     }
 
     /// Send QUIT and close. Never raises for a server that is already gone.
     fn quit(&self, py: Python<'_>) -> PyResult<()> {
-        let session = self.inner.lock().ok().and_then(|mut g| g.take());
-        if let Some(mut session) = session {
-            py.detach(move || {
-                let _ = session.quit();
-            });
-        }
-        Ok(())
+        guarded(|| {
+            let session = self.inner.lock().ok().and_then(|mut g| g.take());
+            if let Some(mut session) = session {
+                py.detach(move || {
+                    let _ = session.quit();
+                });
+            }
+            Ok(())
+        })
     }
 
-    /// The verification verdict: {"trust": ..., "pin": ..., "legacy_sha1": ..., "sha256": ..., "spki": ..., "chain": [bytes]} or None.
+    /// The verification verdict: {"trust": ..., "pin": ..., "legacy_sha1": ..., "sha256": ..., "spki": ..., "chain": [bytes], "failure": ...} or None.
     fn verdict<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let guard = self
-            .inner
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("session lock poisoned"))?;
-        match guard.as_ref().and_then(|s| s.verdict()) {
-            Some(v) => Ok(Some(verdict_dict(py, v)?)),
-            None => Ok(None),
-        }
+        guarded(|| {
+            let guard = self.lock()?;
+            match guard.as_ref().and_then(|s| s.verdict()) {
+                Some(v) => Ok(Some(verdict_dict(py, v)?)),
+                None => Ok(None),
+            }
+        })
     }
 
     /// What the session learned: peer, greeting, capabilities, TLS parameters.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let guard = self
-            .inner
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("session lock poisoned"))?;
-        let s = guard
-            .as_ref()
-            .ok_or_else(|| SmtpError::new_err("the SMTP session is closed"))?;
-        let d = PyDict::new(py);
-        d.set_item("peer", s.peer().to_string())?;
-        d.set_item("greeting", s.greeting().map(|r| r.to_string()))?;
-        d.set_item("capabilities", s.capabilities().keywords().to_vec())?;
-        d.set_item(
-            "auth_mechanisms",
-            s.capabilities().auth_mechanisms().to_vec(),
-        )?;
-        d.set_item(
-            "cleartext_capabilities",
-            s.cleartext_capabilities().map(|c| c.keywords().to_vec()),
-        )?;
-        if let Some(info) = s.tls_info() {
-            d.set_item("tls_version", info.version)?;
-            d.set_item("cipher_suite", info.cipher_suite)?;
-            d.set_item("key_exchange", info.key_exchange)?;
-        }
-        Ok(d)
+        guarded(|| {
+            let guard = self.lock()?;
+            let s = guard
+                .as_ref()
+                .ok_or_else(|| SmtpError::new_err("the SMTP session is closed"))?;
+            let d = PyDict::new(py);
+            d.set_item("peer", s.peer().to_string())?;
+            d.set_item("greeting", s.greeting().map(|r| r.to_string()))?;
+            d.set_item("capabilities", s.capabilities().keywords().to_vec())?;
+            d.set_item(
+                "auth_mechanisms",
+                s.capabilities().auth_mechanisms().to_vec(),
+            )?;
+            d.set_item(
+                "cleartext_capabilities",
+                s.cleartext_capabilities().map(|c| c.keywords().to_vec()),
+            )?;
+            if let Some(info) = s.tls_info() {
+                d.set_item("tls_version", info.version)?;
+                d.set_item("cipher_suite", info.cipher_suite)?;
+                d.set_item("key_exchange", info.key_exchange)?;
+            }
+            Ok(d)
+        })
     }
 }
 
+/// `smtp.timeout` as the shim passes it: the hgrc text, or seconds.
+#[derive(FromPyObject)]
+enum TimeoutArg {
+    Text(String),
+    Seconds(f64),
+}
+
 /// Open a session: connect, greet, secure, EHLO. See the shim for the meaning
-/// of each argument; all of them come from hgrc.
+/// of each argument; all of them come from hgrc, and all are validated by
+/// `settings::Settings::validate`.
 #[pyfunction]
 #[pyo3(signature = (
     *, host, port, security, hello_name, timeout, ca_file=None, load_default_roots=true,
     fingerprints=None, legacy_fingerprints=None, pubkeys=None, insecure=false,
-    min_version="tls1.2", ciphers=None, pipelining=true, allow_cleartext_auth=false,
+    min_version="tls1.2".to_owned(), ciphers=None, pipelining=true, allow_cleartext_auth=false,
     inspect_only=false, transcript=None, client_cert=None, client_key=None
 ))]
 #[allow(clippy::too_many_arguments)] // mirrors the hgrc settings one to one
@@ -200,16 +445,16 @@ fn connect(
     py: Python<'_>,
     host: String,
     port: u16,
-    security: &str,
+    security: String,
     hello_name: String,
-    timeout: f64,
+    timeout: TimeoutArg,
     ca_file: Option<String>,
     load_default_roots: bool,
-    fingerprints: Option<&str>,
-    legacy_fingerprints: Option<&str>,
-    pubkeys: Option<&str>,
+    fingerprints: Option<String>,
+    legacy_fingerprints: Option<String>,
+    pubkeys: Option<String>,
     insecure: bool,
-    min_version: &str,
+    min_version: String,
     ciphers: Option<String>,
     pipelining: bool,
     allow_cleartext_auth: bool,
@@ -218,148 +463,100 @@ fn connect(
     client_cert: Option<String>,
     client_key: Option<String>,
 ) -> PyResult<PySession> {
-    let pending = Arc::new(Mutex::new(None));
-    let config = (|| {
-        let security = match security {
-            "none" => Security::None,
-            "starttls" => Security::StartTls,
-            "smtps" => Security::Implicit,
-            other => {
-                return Err(Error::Config {
-                    setting: "tls",
-                    message: format!("invalid smtp.tls value '{other}'"),
-                })
-            }
-        };
-        let min_version = match min_version {
-            "tls1.2" => MinVersion::Tls12,
-            "tls1.3" => MinVersion::Tls13,
-            other => {
-                return Err(Error::Config {
-                    setting: "minimumprotocol",
-                    message: format!("unsupported minimum protocol '{other}'"),
-                })
-            }
-        };
-        let mut pins = Vec::new();
-        for (setting, value, parse) in [
-            (
-                "fingerprints",
-                fingerprints,
-                Pin::parse_fingerprint as fn(&str) -> _,
-            ),
-            ("hostfingerprints", legacy_fingerprints, Pin::parse_legacy),
-            ("pubkeys", pubkeys, Pin::parse_pubkey),
-        ] {
-            if let Some(value) = value {
-                pins.extend(Pin::parse_list(value, parse).map_err(|e| Error::Config {
-                    setting,
-                    message: e.to_string(),
-                })?);
-            }
-        }
-        if !timeout.is_finite() || timeout <= 0.0 {
-            return Err(Error::Config {
-                setting: "timeout",
-                message: format!("invalid timeout {timeout}"),
-            });
-        }
-        let timeout = Duration::from_secs_f64(timeout);
-        let client_cert = client_cert
-            .map(|cert| {
-                tls::ClientCert::load(cert.as_ref(), client_key.as_deref().map(AsRef::as_ref))
-                    .map_err(|e| Error::Config {
-                        setting: "clientcert",
-                        message: e.to_string(),
-                    })
-            })
-            .transpose()?;
-        Ok(Config {
-            tls: TlsPolicy {
-                server_name: host.clone(),
-                ca_file: ca_file.map(Into::into),
-                load_default_roots,
-                pins,
-                insecure,
-                min_version,
-                ciphers,
-                inspect_only,
-            },
+    guarded(|| {
+        let pending = Arc::new(Mutex::new(None));
+        let settings = Settings {
             host,
             port,
             security,
             hello_name,
-            connect_timeout: timeout,
-            timeout,
+            timeout: match timeout {
+                TimeoutArg::Text(text) => Timeout::Text(text),
+                TimeoutArg::Seconds(seconds) => Timeout::Seconds(seconds),
+            },
+            ca_file,
+            load_default_roots,
+            fingerprints,
+            legacy_fingerprints,
+            pubkeys,
+            insecure,
+            min_version,
+            ciphers,
             pipelining,
             allow_cleartext_auth,
+            inspect_only,
             client_cert,
+            client_key,
+        };
+        let config = settings.validate().map_err(|e| to_pyerr(py, e, &pending))?;
+        let observer = Box::new(PyObserver {
+            transcript,
+            pending: pending.clone(),
+        });
+        let session = py
+            .detach(|| Session::connect(config, observer))
+            .map_err(|e| to_pyerr(py, e, &pending))?;
+        Ok(PySession {
+            inner: Mutex::new(Some(session)),
+            pending,
         })
-    })()
-    .map_err(|e| to_pyerr(py, e, &pending))?;
-    let observer = Box::new(PyObserver {
-        transcript,
-        pending: pending.clone(),
-    });
-    let session = py
-        .detach(|| Session::connect(config, observer))
-        .map_err(|e| to_pyerr(py, e, &pending))?;
-    Ok(PySession {
-        inner: Mutex::new(Some(session)),
-        pending,
     })
-}
-
-/// Mercurial-style fingerprint ("sha256:aa:bb:...") of a DER certificate.
-#[pyfunction]
-fn fingerprint(der: &[u8], algorithm: &str) -> PyResult<String> {
-    let alg = match algorithm {
-        "sha1" => HashAlg::Sha1,
-        "sha256" => HashAlg::Sha256,
-        "sha512" => HashAlg::Sha512,
-        other => return Err(PyRuntimeError::new_err(format!("unknown hash {other}"))),
-    };
-    Ok(tls::fingerprint(der, alg))
 }
 
 /// A host name in the ASCII form DNS and certificates use (UTS-46 / IDNA
 /// 2008), or None if it cannot be a host name.
 #[pyfunction]
-fn ascii_host(host: &str) -> Option<String> {
-    tls::ascii_host(host)
+fn ascii_host(host: &str) -> PyResult<Option<String>> {
+    guarded(|| Ok(tls::ascii_host(host)))
+}
+
+/// `smtp.timeout` in seconds, checked as `connect` checks it, for the
+/// shim's own waits (a password command) before any connection.
+#[pyfunction]
+fn timeout_seconds(py: Python<'_>, timeout: TimeoutArg) -> PyResult<f64> {
+    guarded(|| {
+        let checked = match timeout {
+            TimeoutArg::Text(text) => crate::settings::timeout_text(&text),
+            TimeoutArg::Seconds(seconds) => crate::settings::timeout_seconds(seconds),
+        };
+        checked
+            .map(|d| d.as_secs_f64())
+            .map_err(|e| to_pyerr(py, e, &Arc::new(Mutex::new(None))))
+    })
 }
 
 /// Summaries of a certificate chain (DER, leaf first) for `hg debugsmtp`.
 #[pyfunction]
 fn describe_chain<'py>(py: Python<'py>, chain: Vec<Vec<u8>>) -> PyResult<Bound<'py, PyList>> {
-    let out = PyList::empty(py);
-    for c in tls::describe_chain(&chain) {
-        let d = PyDict::new(py);
-        d.set_item("subject", c.subject)?;
-        d.set_item("issuer", c.issuer)?;
-        d.set_item("sans", c.sans)?;
-        d.set_item("not_before", c.not_before)?;
-        d.set_item("not_after", c.not_after)?;
-        d.set_item("days_left", c.days_left)?;
-        d.set_item("signature_algorithm", c.signature_algorithm)?;
-        d.set_item("key", c.key)?;
-        d.set_item("sha256", c.sha256)?;
-        d.set_item("sha1", c.sha1)?;
-        d.set_item("sha512", c.sha512)?;
-        d.set_item("spki_sha256", c.spki_sha256)?;
-        d.set_item("self_signed", c.self_signed)?;
-        out.append(d)?;
-    }
-    Ok(out)
+    guarded(|| {
+        let out = PyList::empty(py);
+        for c in tls::describe_chain(&chain) {
+            let d = PyDict::new(py);
+            d.set_item("subject", c.subject)?;
+            d.set_item("issuer", c.issuer)?;
+            d.set_item("sans", c.sans)?;
+            d.set_item("not_before", c.not_before)?;
+            d.set_item("not_after", c.not_after)?;
+            d.set_item("days_left", c.days_left)?;
+            d.set_item("signature_algorithm", c.signature_algorithm)?;
+            d.set_item("key", c.key)?;
+            d.set_item("sha256", c.sha256)?;
+            d.set_item("sha1", c.sha1)?;
+            d.set_item("sha512", c.sha512)?;
+            d.set_item("spki_sha256", c.spki_sha256)?;
+            d.set_item("self_signed", c.self_signed)?;
+            out.append(d)?;
+        }
+        Ok(out)
+    })
 }
 
-/// Where the default trust anchors come from: ("system" | "bundled", count).
+/// Test hook, not API: panics inside the binding with `secret` in the panic
+/// message, so a test can show that the panic surfaces as a clean
+/// `SmtpError` of kind `INTERNAL` that does not quote it.
 #[pyfunction]
-fn default_roots() -> (&'static str, usize) {
-    match tls::default_roots_source() {
-        (tls::DefaultRootsSource::System, n) => ("system", n),
-        (tls::DefaultRootsSource::Bundled, n) => ("bundled", n),
-    }
+fn _test_hook_panic(secret: &str) -> PyResult<()> {
+    guarded(|| panic!("test hook panic carrying {secret}"))
 }
 
 /// SASL names into mechanisms; an unknown name is a config error on `smtp.auth`.
@@ -373,7 +570,7 @@ fn mechanism_list(
         .iter()
         .map(|name| {
             Mechanism::from_name(name).ok_or_else(|| Error::Config {
-                setting: "auth",
+                setting: error::Setting::Auth,
                 message: format!("unknown SASL mechanism '{name}' in smtp.auth"),
             })
         })
@@ -433,62 +630,52 @@ fn to_pyerr(py: Python<'_>, e: Error, pending: &Arc<Mutex<Option<PyErr>>>) -> Py
     // Attribute setting on a fresh exception instance cannot fail short of
     // memory exhaustion; the message alone is still useful if it does.
     let _ = (|| -> PyResult<()> {
-        value.setattr("kind", e.kind())?;
-        value.setattr("stage", e.stage().map(|s| s.name()))?;
+        set_defaults(value)?;
+        value.setattr("kind", Kind::from(e.kind()))?;
+        value.setattr("stage", e.stage().map(Stage::from))?;
         value.setattr("code", e.reply().map(|r| r.code()))?;
         value.setattr("server_text", e.reply().map(|r| r.text()))?;
-        let (fingerprint, spki) = match &e {
-            Error::Verify { chain, .. } if !chain.is_empty() => (
-                Some(tls::fingerprint(&chain[0], HashAlg::Sha256)),
-                tls::spki_pin(&chain[0]).ok(),
-            ),
-            _ => (None, None),
-        };
-        value.setattr("fingerprint", fingerprint)?;
-        // Which kinds of pin were configured and did not match, so the hint
-        // can show the line to update.
-        let pinned = match &e {
-            Error::Verify {
-                failure:
-                    tls::VerifyFailure::PinMismatch {
-                        certificates,
-                        public_keys,
-                        ..
-                    },
+        if let Error::Verify { chain, failure, .. } = &e {
+            if let Some(leaf) = chain.first() {
+                value.setattr("fingerprint", tls::fingerprint(leaf, HashAlg::Sha256))?;
+                value.setattr("spki", tls::spki_pin(leaf).ok())?;
+            }
+            // Which kinds of pin were configured and did not match, so the
+            // hint can show the line to update.
+            if let tls::VerifyFailure::PinMismatch {
+                certificates,
+                public_keys,
                 ..
-            } => match (certificates, public_keys) {
-                (true, true) => Some("both"),
-                (false, true) => Some("pubkeys"),
-                _ => Some("fingerprints"),
-            },
-            _ => None,
-        };
-        value.setattr("pinned", pinned)?;
-        let (mechanism, detail) = match &e {
+            } = failure
+            {
+                let pinned = match (certificates, public_keys) {
+                    (true, true) => "both",
+                    (false, true) => "pubkeys",
+                    _ => "fingerprints",
+                };
+                value.setattr("pinned", pinned)?;
+            }
+        }
+        if let Error::Config { setting, .. } = &e {
+            value.setattr("setting", Setting::from(*setting))?;
+        }
+        match &e {
             Error::AuthRefused {
                 mechanism, detail, ..
-            } => (Some(*mechanism), detail.clone()),
-            Error::AuthExchange { mechanism, .. } => (Some(*mechanism), None),
-            _ => (None, None),
-        };
-        value.setattr("mechanism", mechanism)?;
-        value.setattr("detail", detail)?;
-        value.setattr("spki", spki)?;
-        value.setattr(
-            "setting",
-            match &e {
-                Error::Config { setting, .. } => Some(*setting),
-                _ => None,
-            },
-        )?;
-        let refused: Vec<(String, u16, String)> = match &e {
-            Error::RecipientsRefused { refused } => refused
+            } => {
+                value.setattr("mechanism", *mechanism)?;
+                value.setattr("detail", detail.clone())?;
+            }
+            Error::AuthExchange { mechanism, .. } => value.setattr("mechanism", *mechanism)?,
+            _ => {}
+        }
+        if let Error::RecipientsRefused { refused } = &e {
+            let refused: Vec<(String, u16, String)> = refused
                 .iter()
                 .map(|(a, r)| (a.clone(), r.code(), r.text()))
-                .collect(),
-            _ => Vec::new(),
-        };
-        value.setattr("refused", refused)?;
+                .collect();
+            value.setattr("refused", refused)?;
+        }
         Ok(())
     })();
     err
@@ -496,12 +683,16 @@ fn to_pyerr(py: Python<'_>, e: Error, pending: &Arc<Mutex<Option<PyErr>>>) -> Py
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    install_panic_hook();
     m.add("SmtpError", m.py().get_type::<SmtpError>())?;
+    m.add_class::<Kind>()?;
+    m.add_class::<Stage>()?;
+    m.add_class::<Setting>()?;
     m.add_class::<PySession>()?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
-    m.add_function(wrap_pyfunction!(fingerprint, m)?)?;
     m.add_function(wrap_pyfunction!(ascii_host, m)?)?;
+    m.add_function(wrap_pyfunction!(timeout_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(describe_chain, m)?)?;
-    m.add_function(wrap_pyfunction!(default_roots, m)?)?;
+    m.add_function(wrap_pyfunction!(_test_hook_panic, m)?)?;
     Ok(())
 }

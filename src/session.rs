@@ -7,8 +7,9 @@
 //! each [`Session::send`] is one mail transaction on the same connection, and
 //! [`Session::quit`] ends it.
 //!
-//! The security contract lives here: nothing after the TLS handshake is sent
-//! unless the certificate verifier said yes (the handshake fails otherwise);
+//! The security contract lives here and in `channel`: nothing after the TLS
+//! handshake is sent unless the certificate verifier said yes (the channel
+//! hands out the proof every such write needs only then);
 //! STARTTLS that is not offered, refused, or followed by injected bytes ends
 //! the session; capabilities learned in cleartext are forgotten; AUTH never
 //! goes over cleartext to a remote host unless the caller allowed it.
@@ -144,10 +145,14 @@ impl Session {
             ConnectFailure::Interrupted => Error::Interrupted,
             ConnectFailure::Resolve(e) => Error::Resolve {
                 server: server.clone(),
+                timed_out: e.kind() == std::io::ErrorKind::TimedOut,
                 reason: e.to_string(),
             },
             ConnectFailure::Refused(tries) => Error::Connect {
                 server: server.clone(),
+                timed_out: tries
+                    .iter()
+                    .all(|(_, e)| e.kind() == std::io::ErrorKind::TimedOut),
                 reason: tries
                     .iter()
                     .map(|(addr, e)| format!("{addr}: {e}"))
@@ -1024,7 +1029,7 @@ fn client_cert_refusal(e: &rustls::Error, have_cert: bool) -> Option<String> {
 }
 
 /// "host:port", with brackets around an IPv6 literal.
-pub fn server_label(host: &str, port: u16) -> String {
+fn server_label(host: &str, port: u16) -> String {
     match host.parse::<IpAddr>() {
         Ok(IpAddr::V6(_)) => format!("[{host}]:{port}"),
         _ => format!("{host}:{port}"),

@@ -30,6 +30,9 @@ enum Answer {
     Code(u16),
     /// The good reply with another reply injected right behind it.
     Inject,
+    /// The good reply, and another reply only after the client has read it
+    /// (a separate TCP segment).
+    InjectLater,
     /// Bytes that are not SMTP.
     Garbage,
     /// Hang up.
@@ -89,6 +92,8 @@ struct Memory {
     /// Inside BDAT: this many chunk bytes still to skip.
     chunk_left: usize,
     outbox: VecDeque<u8>,
+    /// Bytes to send once the outbox has been read.
+    later: Vec<u8>,
     /// Replies owed but not sent: the client will time out waiting.
     silent: bool,
     closed: bool,
@@ -112,6 +117,7 @@ impl Memory {
             in_data: false,
             chunk_left: 0,
             outbox: VecDeque::new(),
+            later: Vec::new(),
             silent: false,
             closed: false,
         };
@@ -156,6 +162,10 @@ impl Memory {
             Answer::Good => self.good_reply(verb),
             Answer::Code(code) => format!("{code} no\r\n"),
             Answer::Inject => self.good_reply(verb) + "250 injected\r\n",
+            Answer::InjectLater => {
+                self.later.extend(b"250 injected\r\n");
+                self.good_reply(verb)
+            }
             Answer::Garbage => "\u{1b}hello?\r\n".into(),
             Answer::Close => {
                 self.closed = true;
@@ -230,12 +240,11 @@ impl Transport for Memory {
         slot: &VerdictSlot,
         _interrupt: &mut dyn Interrupt,
     ) -> Result<(), IoFailure> {
-        // Cleartext that reached us before the ClientHello is not TLS.
+        // Cleartext where the first TLS record belongs: the real transport
+        // recognises SMTP text and says so.
         if !self.outbox.is_empty() {
             self.wire = Wire::Unverified;
-            return Err(IoFailure::Tls(rustls::Error::InvalidMessage(
-                rustls::InvalidMessage::InvalidContentType,
-            )));
+            return Err(IoFailure::Cleartext(self.outbox.len()));
         }
         let outcome = self.handshakes.pop_front().unwrap_or(Handshake::Pass);
         self.wire = Wire::Unverified;
@@ -303,6 +312,9 @@ impl Transport for Memory {
         let n = buf.len().min(self.outbox.len());
         for (slot, byte) in buf.iter_mut().zip(self.outbox.drain(..n)) {
             *slot = byte;
+        }
+        if self.outbox.is_empty() {
+            self.outbox.extend(self.later.drain(..));
         }
         Ok(n)
     }
@@ -385,6 +397,7 @@ fn answer() -> impl Strategy<Value = Answer> {
         1 => prop::sample::select(vec![220u16, 221, 235, 250, 334, 354, 421, 454, 500, 502, 535, 550, 554])
             .prop_map(Answer::Code),
         1 => Just(Answer::Inject),
+        1 => Just(Answer::InjectLater),
         1 => Just(Answer::Garbage),
         1 => Just(Answer::Close),
         1 => Just(Answer::Silence),
@@ -537,4 +550,104 @@ fn bytes_injected_behind_the_starttls_220_end_the_session_before_the_handshake()
         vec![Handshake::Pass],
     ));
     assert!(writes.iter().all(|(w, _)| *w == Wire::Plain), "{writes:?}");
+}
+
+/// The session's own error for a scenario, with every write.
+fn connect_error(s: &Scenario) -> (Option<crate::error::Error>, Vec<(Wire, Vec<u8>)>) {
+    let log = Log::default();
+    let transport = Box::new(Memory::new(s, log.clone()));
+    let error = Session::over(config(s), transport, Box::new(Quiet)).err();
+    let writes = log.lock().unwrap().clone();
+    (error, writes)
+}
+
+#[test]
+fn a_reply_injected_in_a_later_segment_after_the_starttls_220_is_injection() {
+    let (error, writes) = connect_error(&scenario_with(
+        Security::StartTls,
+        vec![Answer::Good, Answer::Good, Answer::InjectLater],
+        vec![Handshake::Pass],
+    ));
+    assert!(
+        matches!(error, Some(crate::error::Error::StartTlsInjection { .. })),
+        "{error:?}"
+    );
+    // Out of step: no QUIT either.
+    assert_eq!(verbs(&writes), ["EHLO", "STARTTLS"]);
+}
+
+#[test]
+fn starttls_not_offered_ends_with_quit_and_nothing_else() {
+    let mut s = scenario_with(Security::StartTls, vec![], vec![]);
+    s.caps = vec!["AUTH PLAIN"];
+    let (error, writes) = connect_error(&s);
+    assert!(
+        matches!(error, Some(crate::error::Error::StartTlsNotOffered { .. })),
+        "{error:?}"
+    );
+    assert_eq!(verbs(&writes), ["EHLO", "QUIT"]);
+}
+
+#[test]
+fn a_refused_greeting_gets_quit_and_a_closing_one_does_not() {
+    let (error, writes) = connect_error(&scenario_with(
+        Security::StartTls,
+        vec![Answer::Code(554)],
+        vec![],
+    ));
+    assert!(error.is_some());
+    assert_eq!(verbs(&writes), ["QUIT"]);
+    let (_, writes) = connect_error(&scenario_with(
+        Security::StartTls,
+        vec![Answer::Code(421)],
+        vec![],
+    ));
+    assert!(writes.is_empty(), "{writes:?}");
+}
+
+#[test]
+fn only_250_is_a_successful_ehlo() {
+    for code in [220, 221, 235, 354] {
+        let (error, writes) = connect_error(&scenario_with(
+            Security::StartTls,
+            vec![Answer::Good, Answer::Code(code)],
+            vec![],
+        ));
+        match error {
+            Some(crate::error::Error::Reply { stage, reply }) => {
+                assert_eq!(stage, crate::error::Stage::Hello);
+                assert_eq!(reply.code(), code);
+            }
+            other => panic!("{code}: {other:?}"),
+        }
+        assert!(
+            !verbs(&writes).contains(&"STARTTLS".to_owned()),
+            "{writes:?}"
+        );
+    }
+}
+
+#[test]
+fn size_counts_crlf_line_endings_and_not_dot_stuffing() {
+    let mut s = scenario_with(Security::None, vec![], vec![]);
+    s.caps = vec!["SIZE 100000"];
+    s.pipelining = false;
+    let log = Log::default();
+    let transport = Box::new(Memory::new(&s, log.clone()));
+    let mut session = Session::over(config(&s), transport, Box::new(Quiet)).unwrap();
+    // Three lines with LF endings, one of which is dot-stuffed on the wire.
+    session
+        .send(
+            "a@example.test",
+            &["b@example.test".to_owned()],
+            b"x\n.y\nz",
+        )
+        .unwrap();
+    let writes = log.lock().unwrap().clone();
+    let mail = writes
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .find(|l| l.starts_with("MAIL"))
+        .unwrap();
+    assert!(mail.contains(" SIZE=10\r\n"), "{mail:?}");
 }

@@ -165,13 +165,33 @@ impl Connection {
         idle: Duration,
         interrupt: &mut dyn Interrupt,
     ) -> Result<Connection, ConnectFailure> {
+        Connection::open_with(
+            resolve_and_connect,
+            host,
+            port,
+            connect_timeout,
+            idle,
+            interrupt,
+        )
+    }
+
+    /// [`Connection::open`] with the resolver and connector given, so that
+    /// tests can make it hang.
+    fn open_with(
+        connect: Connector,
+        host: &str,
+        port: u16,
+        connect_timeout: Duration,
+        idle: Duration,
+        interrupt: &mut dyn Interrupt,
+    ) -> Result<Connection, ConnectFailure> {
         let (tx, rx) = mpsc::channel();
         let target = (host.to_owned(), port);
         let resolving = Arc::new(AtomicBool::new(true));
         let flag = resolving.clone();
         let started = Instant::now();
         thread::spawn(move || {
-            let result = resolve_and_connect(&target.0, target.1, connect_timeout, &flag);
+            let result = connect(&target.0, target.1, connect_timeout, &flag);
             // The receiver may be gone after an interrupt; nothing to do then.
             let _ = tx.send(result);
         });
@@ -320,6 +340,11 @@ impl Transport for Connection {
         interrupt: &mut dyn Interrupt,
     ) -> Result<usize, IoFailure> {
         loop {
+            // Checked before every read, not only after a wait: a peer that
+            // sends a byte in every slice would otherwise never be late.
+            if Instant::now() >= deadline {
+                return Err(IoFailure::Timeout);
+            }
             ack_promptly(&self.sock);
             match self.tls.as_deref_mut() {
                 None => match self.sock.read(buf) {
@@ -355,11 +380,6 @@ impl Transport for Connection {
                             return Err(IoFailure::Closed)
                         }
                         Err(e) => return Err(IoFailure::Os(e)),
-                    }
-                    // A record that carried no application data (a dribbled
-                    // fragment, a key update) does not buy more time.
-                    if Instant::now() >= deadline {
-                        return Err(IoFailure::Timeout);
                     }
                 }
             }
@@ -416,6 +436,11 @@ impl Read for RecordingReader<'_> {
         Ok(n)
     }
 }
+
+/// Resolves a host and connects to it; the flag is cleared once resolution
+/// is done (only resolution has no deadline of its own).
+type Connector =
+    fn(&str, u16, Duration, &AtomicBool) -> Result<(TcpStream, SocketAddr), ConnectFailure>;
 
 fn resolve_and_connect(
     host: &str,
@@ -566,4 +591,176 @@ fn is_closed(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::ConnectionAborted
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    struct Never;
+
+    impl Interrupt for Never {
+        fn interrupted(&mut self) -> bool {
+            false
+        }
+    }
+
+    /// A listener on loopback and a client connection to it.
+    fn pair(idle: Duration) -> (Connection, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let conn =
+            Connection::open("127.0.0.1", port, Duration::from_secs(5), idle, &mut Never).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        (conn, server)
+    }
+
+    #[test]
+    fn a_resolver_that_never_answers_is_given_up_on_at_the_timeout() {
+        fn hang(
+            _: &str,
+            _: u16,
+            _: Duration,
+            _: &AtomicBool,
+        ) -> Result<(TcpStream, SocketAddr), ConnectFailure> {
+            thread::sleep(Duration::from_secs(3));
+            Err(ConnectFailure::Refused(Vec::new()))
+        }
+        let started = Instant::now();
+        let result = Connection::open_with(
+            hang,
+            "mail.example.test",
+            25,
+            Duration::from_millis(300),
+            Duration::from_secs(5),
+            &mut Never,
+        );
+        let elapsed = started.elapsed();
+        match result {
+            Err(ConnectFailure::Resolve(e)) => {
+                assert_eq!(e.kind(), io::ErrorKind::TimedOut, "{e}")
+            }
+            Err(e) => panic!("expected a resolve timeout, got {e:?}"),
+            Ok(_) => panic!("connected"),
+        }
+        assert!(elapsed < Duration::from_millis(800), "{elapsed:?}");
+    }
+
+    #[test]
+    fn an_interrupt_ends_a_hanging_resolver_within_a_slice() {
+        fn hang(
+            _: &str,
+            _: u16,
+            _: Duration,
+            _: &AtomicBool,
+        ) -> Result<(TcpStream, SocketAddr), ConnectFailure> {
+            thread::sleep(Duration::from_secs(3));
+            Err(ConnectFailure::Refused(Vec::new()))
+        }
+        struct Now;
+        impl Interrupt for Now {
+            fn interrupted(&mut self) -> bool {
+                true
+            }
+        }
+        let started = Instant::now();
+        let result = Connection::open_with(
+            hang,
+            "mail.example.test",
+            25,
+            Duration::from_secs(30),
+            Duration::from_secs(30),
+            &mut Now,
+        );
+        assert!(matches!(result, Err(ConnectFailure::Interrupted)));
+        assert!(started.elapsed() < 2 * SLICE + Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_dribbling_peer_cannot_stretch_a_read_past_its_deadline() {
+        let (mut conn, mut server) = pair(Duration::from_secs(5));
+        let dribbler = thread::spawn(move || {
+            for _ in 0..20 {
+                if server.write_all(b"2").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let mut buf = [0u8; 64];
+        let mut got = 0;
+        let failure = loop {
+            match conn.read_some(&mut buf, deadline, &mut Never) {
+                Ok(n) => got += n,
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(failure, IoFailure::Timeout), "{failure}");
+        assert!(got > 0 && got < 20, "{got} bytes");
+        assert!(Instant::now() < deadline + 2 * SLICE);
+        conn.close();
+        dribbler.join().unwrap();
+    }
+
+    #[test]
+    fn a_close_by_the_peer_is_reported_as_closed() {
+        let (mut conn, server) = pair(Duration::from_secs(5));
+        drop(server);
+        let mut buf = [0u8; 8];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        assert!(matches!(
+            conn.read_some(&mut buf, deadline, &mut Never),
+            Err(IoFailure::Closed)
+        ));
+    }
+
+    #[test]
+    fn an_interrupt_ends_a_write_that_keeps_making_progress() {
+        // The peer reads a little all the time: every write makes progress,
+        // and only the periodic question to the hook can end it.
+        let (mut conn, mut server) = pair(Duration::from_secs(5));
+        let reader = thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(3) {
+                match server.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        struct After(Instant);
+        impl Interrupt for After {
+            fn interrupted(&mut self) -> bool {
+                Instant::now() >= self.0
+            }
+        }
+        let started = Instant::now();
+        let data = vec![b'x'; 64 * 1024 * 1024];
+        let result = conn.write_all(&data, &mut After(started + Duration::from_millis(300)));
+        assert!(matches!(result, Err(IoFailure::Interrupted)), "{result:?}");
+        assert!(started.elapsed() < Duration::from_millis(300) + 3 * SLICE);
+        conn.close();
+        reader.join().unwrap();
+    }
+
+    #[test]
+    fn smtp_text_is_told_from_the_start_of_a_tls_record() {
+        for (head, smtp) in [
+            (&b"250-"[..], true),
+            (b"220 ", true),
+            (b"\x16\x03\x03\x00", false),
+            (b"25", false),
+            (b"2500", false),
+        ] {
+            let seen = Recorded {
+                head: head.to_vec(),
+                total: head.len(),
+            };
+            assert_eq!(seen.looks_like_smtp(), smtp, "{head:?}");
+        }
+    }
 }

@@ -44,7 +44,6 @@ import types
 from dataclasses import dataclass, field
 
 import pytest
-
 from support import certmatrix, hg, servers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -112,7 +111,7 @@ class Run:
         lines = self.err.splitlines()
         for n, line in enumerate(lines):
             if line.startswith("abort:"):
-                return next((l for l in lines[n + 1:] if l.startswith("(")), "")
+                return next((x for x in lines[n + 1:] if x.startswith("(")), "")
         return ""
 
     def show(self):

@@ -246,12 +246,12 @@ def test_sigint_during_a_large_upload_to_a_slow_reader_ends_hg_email_within_a_se
     huge_repo, certs, tmp_path, mode, tls
 ):
     caps = UPLOAD_MODES[mode]
-    with HostileServer([send(GREETING), serve(caps=caps, body=hostile.SLOW)], tls_context=certs.good(), deadline=60) as server:
+    with HostileServer([send(GREETING), serve(caps=caps, body=hostile.SLOW)], tls_context=certs.good(), deadline=120) as server:
         started = time.monotonic()
         proc = hostile.start_hg_email(huge_repo, _config(server.port, tls, certs, 30), str(tmp_path), "0")
         try:
             # Well into the upload, and far from its end.
-            _wait_for(lambda s: s.slow_bytes > 512 * 1024, server, timeout=40)
+            _wait_for(lambda s: s.slow_bytes > 512 * 1024, server, timeout=90)
             run, since = _interrupt(proc, started)
         finally:
             if proc.poll() is None:

@@ -58,8 +58,9 @@ Connection settings (``[smtp]``)
     The name sent with EHLO. Default: this machine's fully qualified name.
 
 ``timeout``
-    Seconds to wait for the server to connect or to answer before giving up.
-    Default 60.
+    Seconds to wait for the server to connect or to answer before giving up;
+    each whole reply must arrive within it, however the server paces it.
+    From 0.1 to 86400. Default 60.
 
 ``pipelining``
     Send each message's envelope (and, where the server offers CHUNKING, the

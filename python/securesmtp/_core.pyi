@@ -1,37 +1,132 @@
-from typing import Any, Callable, Optional, final
+"""The Rust core (src/python.rs). Every network wait releases the GIL."""
 
-__all__ = [
-    "SmtpError",
-    "Session",
-    "connect",
-    "fingerprint",
-    "ascii_host",
-    "describe_chain",
-    "default_roots",
-]
+from typing import Callable, Optional, TypedDict, Union
+
+class Kind:
+    """What kind of failure an ``SmtpError`` is."""
+
+    CONFIG: Kind
+    CONNECT: Kind
+    CONNECT_TIMEOUT: Kind
+    TIMEOUT: Kind
+    IO: Kind
+    PROTOCOL: Kind
+    AUTH: Kind
+    REPLY: Kind
+    START_TLS: Kind
+    INJECTION: Kind
+    VERIFY: Kind
+    TLS: Kind
+    TLS_VERSION: Kind
+    AUTH_MECHANISM: Kind
+    AUTH_SERVER: Kind
+    AUTH_PROTOCOL: Kind
+    CLEARTEXT_AUTH: Kind
+    RECIPIENTS: Kind
+    INPUT: Kind
+    INTERRUPTED: Kind
+    INTERNAL: Kind
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class Stage:
+    """Where in the session an ``SmtpError`` happened."""
+
+    CONNECT: Stage
+    GREETING: Stage
+    HELLO: Stage
+    START_TLS: Stage
+    HANDSHAKE: Stage
+    AUTH: Stage
+    MAIL: Stage
+    RCPT: Stage
+    DATA: Stage
+    BODY: Stage
+    RESET: Stage
+    QUIT: Stage
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class Setting:
+    """The setting a ``Kind.CONFIG`` error is about."""
+
+    HOST: Setting
+    PORT: Setting
+    TLS: Setting
+    TIMEOUT: Setting
+    MINIMUM_PROTOCOL: Setting
+    FINGERPRINTS: Setting
+    HOST_FINGERPRINTS: Setting
+    PUBKEYS: Setting
+    CIPHERS: Setting
+    CA_CERTS: Setting
+    CLIENT_CERT: Setting
+    AUTH: Setting
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
 
 class SmtpError(Exception):
-    kind: str
-    stage: Optional[str]
+    kind: Kind
+    stage: Optional[Stage]
+    setting: Optional[Setting]
     code: Optional[int]
     server_text: Optional[str]
     fingerprint: Optional[str]
     spki: Optional[str]
-    setting: Optional[str]
+    pinned: Optional[str]  # "fingerprints", "pubkeys" or "both"
     refused: list[tuple[str, int, str]]
     mechanism: Optional[str]
     detail: Optional[str]
 
-@final
+class Delivery(TypedDict):
+    accepted: list[str]
+    refused: list[tuple[str, int, str]]
+    code: int
+    text: str
+
+class Verdict(TypedDict):
+    sha256: str
+    spki: Optional[str]
+    chain: list[bytes]
+    trust: str  # "ca", "self", "commonname", "pin", "insecure" or "failed"
+    pin: Optional[str]
+    legacy_sha1: bool
+    failure: Optional[str]
+
+class Info(TypedDict, total=False):
+    peer: str
+    greeting: Optional[str]
+    capabilities: list[str]
+    auth_mechanisms: list[str]
+    cleartext_capabilities: Optional[list[str]]
+    tls_version: str
+    cipher_suite: str
+    key_exchange: str
+
+class CertSummary(TypedDict):
+    subject: str
+    issuer: str
+    sans: list[str]
+    not_before: str
+    not_after: str
+    days_left: int
+    signature_algorithm: str
+    key: str
+    sha256: str
+    sha1: str
+    sha512: str
+    spki_sha256: str
+    self_signed: bool
+
 class Session:
     def authenticate(
         self, username: str, secret: str, mechanisms: Optional[list[str]] = ...
     ) -> str: ...
     def auth_mechanism(self, mechanisms: Optional[list[str]] = ...) -> Optional[str]: ...
-    def send(self, sender: str, recipients: list[str], message: bytes) -> dict: ...
+    def send(self, sender: str, recipients: list[str], message: bytes) -> Delivery: ...
     def quit(self) -> None: ...
-    def verdict(self) -> Optional[dict]: ...
-    def info(self) -> dict: ...
+    def verdict(self) -> Optional[Verdict]: ...
+    def info(self) -> Info: ...
 
 def connect(
     *,
@@ -39,7 +134,7 @@ def connect(
     port: int,
     security: str,
     hello_name: str,
-    timeout: float,
+    timeout: Union[str, float],
     ca_file: Optional[str] = ...,
     load_default_roots: bool = ...,
     fingerprints: Optional[str] = ...,
@@ -55,7 +150,8 @@ def connect(
     client_cert: Optional[str] = ...,
     client_key: Optional[str] = ...,
 ) -> Session: ...
-def fingerprint(der: bytes, algorithm: str) -> str: ...
 def ascii_host(host: str) -> Optional[str]: ...
-def describe_chain(chain: list[bytes]) -> list[dict[str, Any]]: ...
-def default_roots() -> tuple[str, int]: ...
+def timeout_seconds(timeout: Union[str, float]) -> float: ...
+def describe_chain(chain: list[bytes]) -> list[CertSummary]: ...
+def _test_hook_panic(secret: str) -> None:
+    """Test hook, not API: panics inside the binding."""

@@ -40,6 +40,13 @@ def mechanisms(ui):
             )
         if low.upper() not in names:
             names.append(low.upper())
+    if not names:
+        # Only separators: the user meant to choose and chose nothing.
+        raise error.ConfigError(
+            _(b"smtp.auth lists no mechanism: '%s'") % value,
+            hint=_(b"use one or more of: %s, or remove the setting")
+            % b", ".join(m.encode() for m in MECHANISMS),
+        )
     return names
 
 
@@ -73,6 +80,9 @@ def from_command(ui, timeout):
         )
     if not argv:
         raise error.ConfigError(_(b"smtp.password-command is empty"))
+    # No shell, but "~/bin/token" or "gpg -d ~/pw.gpg" (as msmtp's
+    # passwordeval, which has one, takes them) should mean the same here.
+    argv = [os.path.expanduser(a) if a == "~" or a.startswith("~/") else a for a in argv]
     name = tobytes(os.path.basename(argv[0]))
     ui.note(_(b"(getting the smtp secret from smtp.password-command: %s)\n") % name)
     ui.flush()
@@ -119,6 +129,14 @@ def from_command(ui, timeout):
     if not out:
         raise error.Abort(
             _(b"smtp.password-command printed nothing: %s") % name,
+            hint=_COMMAND_HINT,
+        )
+    if b"\n" in out or b"\r" in out:
+        # A password store entry often holds more than the password (pass:
+        # the password, then "login: ..." lines); sending all of it would
+        # only earn a 535 that blames the password.
+        raise error.Abort(
+            _(b"smtp.password-command printed more than one line: %s") % name,
             hint=_COMMAND_HINT,
         )
     try:

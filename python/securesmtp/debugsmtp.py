@@ -151,6 +151,10 @@ def _warnings(item, chain, info, verdict):
         out.append(_(b"the server offers AUTH before TLS (passwords could be sent in cleartext)"))
     if item["tls"] == b"none" and any(c.upper().startswith("AUTH") for c in info["capabilities"]):
         out.append(_(b"the connection is not encrypted and the server offers AUTH"))
+    if item["tls"] == b"none" and any(c.upper() == "STARTTLS" for c in info["capabilities"]):
+        # Such servers usually offer AUTH only after STARTTLS: hg email
+        # would then fail with "the server offers no authentication".
+        out.append(_(b"the server offers STARTTLS, which smtp.tls = none does not use (set smtp.tls = starttls)"))
     return out
 
 
@@ -211,6 +215,11 @@ def write_plain(ui, item):
 def _write_auth(ui, item):
     w = ui.write
     offered = item["auth_mechanisms"]
+    if item["tls"] != b"none" and not item["verified"]:
+        # Nothing but QUIT follows a failed verification, so the server was
+        # never asked what it offers after TLS: "none" would be a guess.
+        w(_(b"AUTH mechanisms offered: not asked (the certificate did not verify)\n"))
+        return
     w(_(b"AUTH mechanisms offered: %s\n") % (b", ".join(offered) or _(b"none")))
     allowed = item["auth_allowed"]
     setting = (

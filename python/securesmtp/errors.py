@@ -8,18 +8,19 @@ else is ``error.Abort``. Each carries a hint naming the setting to change.
 from mercurial import error
 from mercurial.i18n import _
 
+from ._core import Kind, Setting, Stage
 from .text import tobytes
 
 # Failures of the channel's security: the server was refused before any
 # credential or message went out.
 _SECURITY = {
-    "verify",
-    "tlsversion",
-    "tls",
-    "starttls",
-    "injection",
-    "cleartextauth",
-    "authserver",
+    Kind.VERIFY,
+    Kind.TLS_VERSION,
+    Kind.TLS,
+    Kind.START_TLS,
+    Kind.INJECTION,
+    Kind.CLEARTEXT_AUTH,
+    Kind.AUTH_SERVER,
 }
 
 # Refusals that mean "this account does not take a password here any more".
@@ -66,106 +67,122 @@ def repin_hint(host, pinned, fingerprint, spki):
     ) % (tobytes(fingerprint or "unknown"), b"".join(lines))
 
 
+def _config_setting(setting, host):
+    """The hgrc name of ``setting`` (a ``_core.Setting``) for ``host``."""
+    names = {
+        Setting.HOST: b"smtp.host",
+        Setting.PORT: b"smtp.port",
+        Setting.TLS: b"smtp.tls",
+        Setting.TIMEOUT: b"smtp.timeout",
+        Setting.MINIMUM_PROTOCOL: b"hostsecurity.minimumprotocol or hostsecurity.%s:minimumprotocol" % host,
+        Setting.FINGERPRINTS: b"hostsecurity.%s:fingerprints" % host,
+        Setting.HOST_FINGERPRINTS: b"hostfingerprints.%s" % host,
+        Setting.PUBKEYS: b"hostsecurity.%s:pubkeys" % host,
+        Setting.CIPHERS: b"hostsecurity.ciphers",
+        Setting.CA_CERTS: b"web.cacerts or hostsecurity.%s:verifycertsfile" % host,
+        Setting.CLIENT_CERT: b"hostsecurity.%s:clientcert and :clientkey" % host,
+        Setting.AUTH: b"smtp.auth",
+    }
+    return names.get(setting, b"your hgrc")
+
+
 def _hint(exc, host):
     kind = exc.kind
-    if kind == "verify":
+    if kind == Kind.VERIFY:
         if getattr(exc, "pinned", None):
             return repin_hint(host, exc.pinned, exc.fingerprint, exc.spki)
         if exc.fingerprint:
             return pin_hint(host, exc.fingerprint)
         return _(b"set web.cacerts or hostsecurity.%s:fingerprints") % host
-    if kind == "tlsversion":
+    if kind == Kind.TLS_VERSION:
         return _(
             b"the minimum is set by hostsecurity.minimumprotocol or "
             b"hostsecurity.%s:minimumprotocol; TLS 1.0 and 1.1 are never used"
         ) % host
-    if kind == "starttls":
+    if kind == Kind.START_TLS:
         return _(
             b"if this port expects TLS from the start, set smtp.tls=smtps; "
             b"to send without encryption (not recommended), set smtp.tls=none"
         )
-    if kind == "injection":
+    if kind == Kind.INJECTION:
         return _(b"someone between you and the server may be tampering with the connection")
-    if kind == "tls" and "client certificate" in str(exc):
+    if kind == Kind.TLS and "client certificate" in str(exc):
         return _(
             b"set hostsecurity.%s:clientcert (and :clientkey) to a PEM "
             b"certificate the server accepts"
         ) % host
-    if kind == "tls":
+    if kind == Kind.TLS:
         return _(b"check smtp.port and smtp.tls (smtps for implicit TLS, starttls otherwise)")
-    if kind == "cleartextauth":
+    if kind == Kind.CLEARTEXT_AUTH:
         return _(
             b"set smtp.tls=starttls or smtps, or set "
             b"smtp.allow-cleartext-auth=yes to send the password anyway"
         )
-    if kind == "auth":
+    if kind == Kind.AUTH:
         return _auth_hint(exc)
-    if kind == "authmech":
+    if kind == Kind.AUTH_MECHANISM:
         return _(
             b"set smtp.auth to mechanisms the server offers; this client "
             b"knows xoauth2, oauthbearer, scram-sha-256, plain, login and cram-md5"
         )
-    if kind == "authserver":
+    if kind == Kind.AUTH_SERVER:
         return _(
             b"nothing was sent; the server could not prove it knows your "
             b"password, so it may not be the server you set up the account "
             b"on: check smtp.host, or ask its administrator"
         )
-    if kind == "authprotocol":
+    if kind == Kind.AUTH_PROTOCOL:
         return _(
             b"the server's SASL exchange went wrong; smtp.auth can name "
             b"another mechanism"
         )
-    if kind == "connect":
-        if "timed out" in str(exc):
-            return _(b"check smtp.host and smtp.port; smtp.timeout sets how long to wait")
+    if kind == Kind.CONNECT_TIMEOUT:
+        return _(b"check smtp.host and smtp.port; smtp.timeout sets how long to wait")
+    if kind == Kind.CONNECT:
         return _(b"check smtp.host and smtp.port")
-    if kind == "timeout":
+    if kind == Kind.TIMEOUT:
         return _(b"the server stopped answering; raise smtp.timeout if it is only slow")
-    if kind == "config":
-        setting = {
-            "fingerprints": b"hostsecurity.%s:fingerprints" % host,
-            "hostfingerprints": b"hostfingerprints.%s" % host,
-            "pubkeys": b"hostsecurity.%s:pubkeys" % host,
-            "ciphers": b"hostsecurity.ciphers",
-            "cacerts": b"web.cacerts or hostsecurity.%s:verifycertsfile" % host,
-            "timeout": b"smtp.timeout",
-            "auth": b"smtp.auth",
-            "clientcert": b"hostsecurity.%s:clientcert and :clientkey" % host,
-            "host": b"smtp.host",
-        }.get(exc.setting)
-        return _(b"check %s") % (setting or b"your hgrc")
-    if kind in ("recipients", "input"):
+    if kind == Kind.CONFIG:
+        return _(b"check %s") % _config_setting(exc.setting, host)
+    if kind in (Kind.RECIPIENTS, Kind.INPUT):
         return _(b"check the recipient addresses (--to, --cc, --bcc) and email.from")
-    if kind == "reply":
+    if kind == Kind.REPLY:
         return _reply_hint(exc)
-    if kind in ("io", "protocol"):
+    if kind in (Kind.IO, Kind.PROTOCOL):
         return _(
             b"the connection to the server broke off or did not speak SMTP; "
             b"check smtp.port and smtp.tls, then try again"
         )
+    if kind == Kind.INTERNAL:
+        return _(b"this is a bug in securesmtp; please report it")
     return _(b"see hg help securesmtp")
 
 
 # What to do about a refusal, by the stage it came at.
 _STAGE_HINTS = {
-    "greeting": _(b"the server is not accepting connections; check smtp.host and smtp.port or try later"),
-    "EHLO": _(b"the server refused our greeting; smtp.local_hostname sets the name we send"),
-    "STARTTLS": _(
+    Stage.GREETING: _(b"the server is not accepting connections; check smtp.host and smtp.port or try later"),
+    Stage.HELLO: _(b"the server refused our greeting; smtp.local_hostname sets the name we send"),
+    Stage.START_TLS: _(
         b"the server could not start TLS; sending without it is not safe, "
         b"so try again later or ask the server's administrator"
     ),
-    "MAIL FROM": _(b"check the sender address (email.from or --from)"),
-    "RCPT TO (recipients)": _(b"check the recipient addresses (--to, --cc, --bcc)"),
-    "DATA": _(b"the server would not take the message; its reply above says why"),
-    "end of data": _(b"the server refused the message after receiving it; its reply above says why"),
+    Stage.MAIL: _(b"check the sender address (email.from or --from)"),
+    Stage.RCPT: _(b"check the recipient addresses (--to, --cc, --bcc)"),
+    Stage.DATA: _(b"the server would not take the message; its reply above says why"),
+    Stage.BODY: _(b"the server refused the message after receiving it; its reply above says why"),
 }
 
 
 def _reply_hint(exc):
     code = exc.code or 0
-    if code == 421:
+    if code in (421, 221):
         return _(b"the server is closing the connection; try again later")
+    if code < 400:
+        # A positive reply where another was due: not a refusal.
+        return _(
+            b"the server answered out of turn; check that smtp.host and "
+            b"smtp.port name an SMTP server"
+        )
     hint = _STAGE_HINTS.get(exc.stage, _(b"the server's reply above says why"))
     if 400 <= code < 500:
         hint += _(b"; this is a temporary failure, trying again later may work")
@@ -209,7 +226,7 @@ def convert(exc, host, prefix=b"", suffix=b"", hint=None):
     if hint is None:
         hint = _hint(exc, host)
     # An unusable CA file is an abort in stock Mercurial, not a config error.
-    if exc.kind == "config" and getattr(exc, "setting", None) != "cacerts":
+    if exc.kind == Kind.CONFIG and exc.setting != Setting.CA_CERTS:
         return error.ConfigError(message, hint=hint)
     if exc.kind in _SECURITY:
         return error.SecurityError(message, hint=hint)

@@ -12,7 +12,7 @@ from mercurial import error, util
 from mercurial.i18n import _
 from mercurial.utils import stringutil, urlutil
 
-from . import _core
+from . import _core, errors
 
 _PROTOCOLS = (b"tls1.0", b"tls1.1", b"tls1.2", b"tls1.3")
 
@@ -73,25 +73,34 @@ def port(ui, mode):
 def hello_name(ui):
     name = ui.config(b"smtp", b"local_hostname")
     if name:
-        return name.decode("utf-8")
+        text = name.decode("utf-8", "replace")
+        if not text.isascii():
+            # EHLO takes A-labels (RFC 5321 4.1.2), as DNS does.
+            text = _core.ascii_host(text) or text
+        # Checked here so the error names this setting; the core refuses
+        # the same names at EHLO, where it could only blame the addresses.
+        if not text.isascii() or any(c.isspace() or not c.isprintable() or c in "<>" for c in text):
+            raise error.ConfigError(
+                _(b"smtp.local_hostname is not a valid host name: '%s'")
+                % stringutil.escapestr(name),
+                hint=_(b"set smtp.local_hostname to this machine's name, or remove it"),
+            )
+        return text
     # What smtplib sends: the FQDN, or the address literal when there is none.
     fqdn = socket.getfqdn()
     return fqdn if "." in fqdn else "[127.0.0.1]"
 
 
 def timeout(ui):
+    """``smtp.timeout`` in seconds, checked by the core (which names the
+    setting when it is unusable)."""
     value = ui.config(b"smtp", b"timeout")
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
     try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        seconds = -1.0
-    if not seconds > 0:
-        raise error.ConfigError(
-            _(b"smtp.timeout must be a positive number of seconds, not '%s'")
-            % stringutil.forcebytestr(value),
-            hint=_(b"for example: timeout = 60"),
-        )
-    return seconds
+        return _core.timeout_seconds(value)
+    except _core.SmtpError as exc:
+        raise errors.convert(exc, b"")
 
 
 def _path(ui, value, setting):
@@ -100,6 +109,14 @@ def _path(ui, value, setting):
         raise error.Abort(
             _(b"path specified by %s does not exist: %s") % (setting, path),
             hint=_(b"set %s to a PEM file of trusted certificates") % setting,
+        )
+    if os.path.isdir(path):
+        # OpenSSL's CApath is a directory of hashed links; Mercurial, like
+        # this extension, reads one file.
+        raise error.Abort(
+            _(b"%s names a directory, not a file: %s") % (setting, path),
+            hint=_(b"put the CA certificates in one PEM file (cat DIR/*.pem > FILE) and set %s to it")
+            % setting,
         )
     return path
 

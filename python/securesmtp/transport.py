@@ -9,7 +9,7 @@ import email.header
 import email.parser
 import smtplib
 
-from mercurial import error, mail
+from mercurial import encoding, error, mail
 from mercurial.i18n import _
 
 from . import _core, credentials, errors, settings
@@ -95,11 +95,36 @@ class _LoginAdapter:
 
     def login(self, user, password):
         try:
-            self._session.authenticate(tostr(user), tostr(password), self._mechanisms)
+            self._session.authenticate(
+                _secret(user, b"smtp.username"), _secret(password, b"smtp.password"), self._mechanisms
+            )
         except _core.SmtpError as exc:
-            if exc.kind == "auth" and exc.code:
+            if exc.kind == _core.Kind.AUTH and exc.code:
                 raise smtplib.SMTPAuthenticationError(exc.code, tobytes(exc.server_text or ""))
             raise
+
+
+def _secret(value, setting):
+    """A username or password as text, decoded the way Mercurial decodes it
+    (``encoding.strfromlocal``: its local encoding, HGENCODING). Mercurial's
+    own decoding error quotes the bytes around the fault; this one quotes
+    nothing, since the value may be a password."""
+    if isinstance(value, bytes):
+        try:
+            return encoding.strfromlocal(value)
+        except (error.Abort, UnicodeError):
+            pass
+    else:
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeError:  # lone surrogates from a hook
+            pass
+    raise error.Abort(
+        _(b"%s is not valid text in the local encoding (%s)")
+        % (setting, encoding.encoding),
+        hint=_(b"set HGENCODING to the encoding your hgrc is written in"),
+    )
 
 
 def _hooked(hook):
@@ -142,7 +167,7 @@ class _Login:
             return None
         password = ui.config(b"smtp", b"password")
         if password:
-            return cls(username, names, tostr(password), "config")
+            return cls(username, names, _secret(password, b"smtp.password"), "config")
         secret = credentials.from_command(ui, timeout)
         if secret is not None:
             return cls(username, names, secret, "command")
@@ -176,7 +201,7 @@ def _login(ui, session, bhost, port, login):
         )
     except _core.SmtpError as exc:
         prefix = b""
-        if exc.stage == "AUTH":
+        if exc.stage == _core.Stage.AUTH:
             prefix = _(b"authentication as %s failed: ") % (username or b"")
         raise errors.convert(exc, bhost, prefix)
 
@@ -198,10 +223,10 @@ def _authenticate(ui, session, port, login):
             secret, source = _prompt(ui, username, store), "prompt"
         ui.note(_(b"(authenticating to mail server as %s)\n") % username)
         try:
-            used = session.authenticate(tostr(username), secret, login.mechanisms)
+            used = session.authenticate(_secret(username, b"smtp.username"), secret, login.mechanisms)
         except _core.SmtpError as exc:
             retry = (
-                exc.kind == "auth"
+                exc.kind == _core.Kind.AUTH
                 and exc.code == 535
                 and not errors.needs_oauth(exc)
                 and source in ("keyring", "prompt")
@@ -209,7 +234,7 @@ def _authenticate(ui, session, port, login):
                 and attempt < _ATTEMPTS
             )
             if not retry:
-                if exc.kind == "auth" and source == "keyring" and not errors.needs_oauth(exc):
+                if exc.kind == _core.Kind.AUTH and source == "keyring" and not errors.needs_oauth(exc):
                     raise errors.convert(
                         exc,
                         b"",
@@ -255,7 +280,7 @@ def _prompt(ui, username, store):
     password = ui.getpass()
     if password is None:
         raise error.Abort(_(b"no password given for %s") % username)
-    return tostr(password)
+    return _secret(password, b"smtp.password")
 
 
 def _subject(msg):

@@ -702,7 +702,8 @@ def _(m):
     return Case(chain=[m.leaf(ss, names=("mail.localhost",))], cafile=[ss], host="mail.localhost")
 
 
-@case("cafile-selfsigned-ca-true-itself", "self-signed CA:TRUE localhost certificate (openssl req -x509) in web.cacerts")
+@case("cafile-selfsigned-ca-true-itself",
+      "self-signed CA:TRUE localhost certificate (openssl req -x509) in web.cacerts")
 def _(m):
     ss = m.cert("localhost", ca=True, san=["localhost"])
     return Case(chain=[ss], cafile=[ss])
@@ -720,7 +721,8 @@ def _(m):
     return Case(chain=[ss], cafile=[ss])
 
 
-@case("cafile-selfsigned-clientauth-itself", "self-signed CA:FALSE localhost certificate with EKU clientAuth in web.cacerts")
+@case("cafile-selfsigned-clientauth-itself",
+      "self-signed CA:FALSE localhost certificate with EKU clientAuth in web.cacerts")
 def _(m):
     ss = m.leaf(None, eku=[CLIENT_AUTH])
     return Case(chain=[ss], cafile=[ss])

@@ -754,9 +754,9 @@ class Run:
         )
 
 
-def write_hgrc(path, config):
-    """``config``: {"section": {"name": "value"}}."""
-    with open(path, "w") as f:
+def write_hgrc(path, config, encoding="utf-8"):
+    """``config``: {"section": {"name": "value"}}, written in ``encoding``."""
+    with open(path, "w", encoding=encoding) as f:
         for section, items in config.items():
             f.write("[%s]\n" % section)
             for k, v in items.items():
@@ -801,16 +801,17 @@ def base_config(port=None, tls="none", cacerts=None, timeout=3, user=None, passw
     return config
 
 
-def hg(repo, args, config, *, timeout=30, workdir=None, check_secrets=True):
-    """Run ``hg -R repo ARGS`` with an hgrc made from ``config``."""
+def hg(repo, args, config, *, timeout=30, workdir=None, check_secrets=True, hgrc_encoding="utf-8", env=None):
+    """Run ``hg -R repo ARGS`` with an hgrc made from ``config`` (written in
+    ``hgrc_encoding``); ``env`` adds to or overrides the environment."""
     workdir = workdir or tempfile.mkdtemp(prefix="hg-")
     hgrc = os.path.join(workdir, "hgrc")
-    write_hgrc(hgrc, config)
+    write_hgrc(hgrc, config, hgrc_encoding)
     cmd = [HG, "-R", repo] + list(args)
     start = time.monotonic()
     proc = subprocess.run(
         cmd,
-        env=hg_env(hgrc, workdir),
+        env=dict(hg_env(hgrc, workdir), **(env or {})),
         stdin=subprocess.DEVNULL,
         capture_output=True,
         timeout=timeout,
