@@ -481,7 +481,11 @@ mod tests {
             }
             .to_string()
         };
-        assert!(shown(60_000).ends_with("for 60 seconds"), "{}", shown(60_000));
+        assert!(
+            shown(60_000).ends_with("for 60 seconds"),
+            "{}",
+            shown(60_000)
+        );
         assert!(shown(1_000).ends_with("for 1 second"), "{}", shown(1_000));
         assert!(shown(500).ends_with("for 0.5 seconds"), "{}", shown(500));
     }

@@ -255,19 +255,23 @@ def extsetup(ui):
     extensions.afterloaded(b"patchbomb", _wrap_email)
 
 
+# The option table of `hg email`, as patchbomb declares it.
+_email_options: list = []
+
+
 def _wrap_email(loaded):
     if not loaded:
         return
     patchbomb = extensions.find(b"patchbomb")
     entry = extensions.wrapcommand(patchbomb.cmdtable, b"email", _email)
-    _email.table = entry[1]
+    _email_options[:] = entry[1]
 
 
 def _email(orig, ui, repo, *revs, **opts):
     """``hg email`` with its series streamed and confirmed at the end."""
     from . import transport
 
-    return transport.run_series(orig, _email.table, ui, repo, *revs, **opts)
+    return transport.run_series(orig, _email_options, ui, repo, *revs, **opts)
 
 
 # Wrapping mail._smtp the usual way would load mercurial.mail (and with it

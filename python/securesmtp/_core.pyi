@@ -1,7 +1,21 @@
 """The Rust core (src/python.rs). Every network wait releases the GIL."""
 
-from typing import Callable, Optional, TypedDict, Union
+from typing import Callable, Optional, TypedDict, Union, final
 
+__all__ = [
+    "SmtpError",
+    "Kind",
+    "Stage",
+    "Setting",
+    "Session",
+    "connect",
+    "ascii_host",
+    "timeout_seconds",
+    "describe_chain",
+    "_test_hook_panic",
+]
+
+@final
 class Kind:
     """What kind of failure an ``SmtpError`` is."""
 
@@ -29,6 +43,7 @@ class Kind:
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 
+@final
 class Stage:
     """Where in the session an ``SmtpError`` happened."""
 
@@ -47,6 +62,7 @@ class Stage:
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 
+@final
 class Setting:
     """The setting a ``Kind.CONFIG`` error is about."""
 
@@ -118,6 +134,7 @@ class CertSummary(TypedDict):
     spki_sha256: str
     self_signed: bool
 
+@final
 class Session:
     def authenticate(
         self, username: str, secret: str, mechanisms: Optional[list[str]] = ...

@@ -96,7 +96,7 @@ def report(ui, target, opts):
         "cipher_suite": tobytes(info.get("cipher_suite")),
         "key_exchange": tobytes(info.get("key_exchange")),
         "chain": [_bvalue(c) for c in chain],
-        "verified": bool(verdict) and verdict["trust"] != "failed",
+        "verified": verdict is not None and verdict["trust"] != "failed",
         "trust": tobytes(verdict["trust"]) if verdict else b"",
         "failure": tobytes(verdict["failure"]) if verdict else b"",
         "pins": [],

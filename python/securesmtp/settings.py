@@ -165,7 +165,7 @@ def _warn_ignored_verifycert(ui):
     )
 
 
-_warned_verifycert = []
+_warned_verifycert: list = []
 
 
 def _joined(values):

@@ -12,8 +12,8 @@ import smtplib
 import time
 
 from mercurial import encoding, error, mail
-from mercurial.utils import procutil
 from mercurial.i18n import _
+from mercurial.utils import procutil
 
 from . import _core, credentials, errors, settings
 from .text import tobytes, tostr
@@ -25,7 +25,7 @@ def smtp(orig, ui):
     series = _series
     streaming = series is not None and series.sender is None
     sender = _Sender(ui, session, bhost, lambda: _open(ui, quiet=True)[0], streaming)
-    if streaming:
+    if series is not None and streaming:
         series.sender = sender
     return sender
 
@@ -417,7 +417,7 @@ class _Sender:
             return self._verdict_now(m)
         if m.number == 0:
             self._confirm()
-            if m.status == "refused" and m.error.stage in (_core.Stage.MAIL, _core.Stage.RCPT):
+            if m.status == "refused" and m.error is not None and m.error.stage in (_core.Stage.MAIL, _core.Stage.RCPT):
                 # The rest share the sender and the recipients.
                 self._stopped = m
                 raise self.report()
@@ -534,7 +534,10 @@ class _Sender:
                     lines.append(_(b"message not sent: %s: %s\n") % (m.subject, tobytes(str(m.error))))
             elif m.status == "unknown":
                 lines.append(
-                    _(b"possibly delivered: %s (the connection was lost before the server's verdict; check before sending it again)\n")
+                    _(
+                        b"possibly delivered: %s (the connection was lost before "
+                        b"the server's verdict; check before sending it again)\n"
+                    )
                     % m.subject
                 )
             else:
