@@ -11,8 +11,10 @@ them (so the probe can see a heavy import at all).
 """
 
 import json
+import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -79,8 +81,15 @@ def loaded_modules(tmp_path, cwd, args, extensions=("securesmtp",)):
 @pytest.fixture(scope="module")
 def small_repo(tmp_path_factory):
     repo = hg.make_repo(tmp_path_factory.mktemp("imports"), n_patches=1)
-    # The first status after a commit rewrites the dirstate (more modules);
-    # do it now so every probed run sees the same repository state.
+    # A file written in the same second as the dirstate is "ambiguous" and
+    # makes every status read its revlogs (more modules) until a status runs
+    # a second later; files dated in the past, then one status that rewrites
+    # the dirstate, give every probed run the same settled state.
+    past = time.time() - 60
+    for root, dirs, files in os.walk(repo):
+        dirs[:] = [d for d in dirs if d != ".hg"]
+        for name in files:
+            os.utime(os.path.join(root, name), (past, past))
     code, out, err = hg.run_hg(repo, ["status"])
     assert code == 0, err
     return repo
