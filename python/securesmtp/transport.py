@@ -433,6 +433,13 @@ class _Sender:
     # -- driving the session
 
     def _submit(self, batch):
+        self._write(batch)
+        if self._failure is not None:
+            self._confirm()
+
+    def _write(self, batch):
+        """Hand each message to the session; once one fails, the rest of
+        the batch is not sent."""
         for m in batch:
             if self._failure is not None:
                 m.status = "not-sent"
@@ -441,9 +448,6 @@ class _Sender:
                 self._session.submit(m.number, m.sender, m.recipients, m.data)
             except _core.SmtpError as exc:
                 self._failure = exc
-        if self._failure is not None:
-            self._collect()
-            self._resume()
 
     def _confirm(self):
         self._collect()
@@ -491,14 +495,7 @@ class _Sender:
             self._failure = None
             for m in again:
                 m.status = None
-            for m in again:
-                if self._failure is not None:
-                    m.status = "not-sent"
-                    continue
-                try:
-                    self._session.submit(m.number, m.sender, m.recipients, m.data)
-                except _core.SmtpError as e:
-                    self._failure = e
+            self._write(again)
             self._collect()
 
     # -- reporting
