@@ -30,6 +30,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 
 import pytest
@@ -373,3 +374,156 @@ def test_refused_recipient_on_the_first_message_stops_the_series(server, repo200
         "--date": hg.DATE, "--from": hg.SENDER, "--to": "x@not-ours.test", "--rev": "0:19"
     }, line.group(1)
     assert not server.pending()
+
+
+def _cfg_without_password(server, port, extra=None):
+    cfg = hgrc(server, port, extra)
+    del cfg["smtp"]["password"]
+    return cfg
+
+
+def _delivered_or_possibly(server, want, err):
+    """What the server delivered, checked: each message at most once, every
+    one delivered but those reported as possibly delivered. Returns the
+    subjects reported as possibly delivered."""
+    possibly = re.findall(r"^possibly delivered: (.*) \(the connection", err, re.M)
+    allow = [mid for mid, m in want.items() if _subject(m) in possibly]
+    got = server.delivered(len(want) - len(allow), timeout=30)
+    got += server.delivered(len(server.pending()), timeout=5) if server.pending() else []
+    check_delivered(got, want, allow_missing=allow)
+    return possibly
+
+
+@pytest.fixture(scope="module")
+def big_repo(tmp_path_factory):
+    """8 patches of about 1.2 MB each: a series larger than the socket
+    buffers between client and server can hold."""
+    special = {
+        i: ("big change %d" % i, b"".join(b"line %06d of big patch %02d, padded to a longer line\n" % (j, i) for j in range(22000)))
+        for i in range(8)
+    }
+    return make_series_repo(str(tmp_path_factory.mktemp("big")), 8, special=special)
+
+
+def test_typed_password_is_asked_once_across_a_reconnection(postfix, repo200, refs):
+    """Answered once at the prompt, the password serves the reconnection
+    too: stdin holds one answer, and a second prompt would abort."""
+    srv = Server("postfix", postfix)
+    srv.clear()
+    want = refs("0:59")
+    cfg = _cfg_without_password(srv, 0)
+    cfg["ui"] = {"interactive": "true", "nontty": "true"}
+    size = sum(len(m) for m in want.values())
+    with CutProxy(srv.port(), cut_after=int(size * 0.5) + 4000) as proxy:
+        cfg["smtp"]["port"] = str(proxy.port)
+        code, out, err = hg.run_hg(repo200, email_args("0:59"), cfg, timeout=300, input="\n" + PASSWORD + "\n")  # Cc: (none), then the password
+        assert proxy.cut and proxy.connections == 2, err
+    assert "reconnecting" in err, err
+    assert (out + err).count("password:") == 1, out + err
+    possibly = _delivered_or_possibly(srv, want, err)
+    assert code == (255 if possibly else 0), err
+
+
+def test_password_command_runs_once_across_a_reconnection(postfix, repo200, refs, tmp_path):
+    srv = Server("postfix", postfix)
+    srv.clear()
+    want = refs("0:59")
+    runs = tmp_path / "runs"
+    script = tmp_path / "pw.py"
+    script.write_text(
+        "import sys\n"
+        "with open(%r, 'a') as f:\n"
+        "    f.write('run\\n')\n"
+        "print(%r)\n" % (str(runs), PASSWORD)
+    )
+    cfg = _cfg_without_password(srv, 0)
+    cfg["smtp"]["password-command"] = "%s %s" % (shlex.quote(sys.executable), shlex.quote(str(script)))
+    size = sum(len(m) for m in want.values())
+    with CutProxy(srv.port(), cut_after=int(size * 0.5) + 4000) as proxy:
+        cfg["smtp"]["port"] = str(proxy.port)
+        code, out, err = hg.run_hg(repo200, email_args("0:59") + ["-v"], cfg, timeout=300)
+        assert proxy.cut and proxy.connections == 2, err
+    assert "reconnecting" in err, err
+    assert runs.read_text() == "run\n", err
+    assert out.count("(getting the smtp secret from smtp.password-command") == 1, out
+    # Authenticated on both connections, with the one secret.
+    assert out.count("(authenticating to mail server as %s)" % USER) == 2, out
+    possibly = _delivered_or_possibly(srv, want, err)
+    assert code == (255 if possibly else 0), err
+
+
+@pytest.fixture(scope="module")
+def big_repo(tmp_path_factory):
+    """8 patches of about 1.2 MB each: a series larger than the socket
+    buffers between client and proxy can hold, so a client writing into a
+    silent connection blocks before it has written them all."""
+    line = b"line %06d of big patch %02d, padded to a longer line\n"
+    special = {i: ("big change %d" % i, b"".join(line % (j, i) for j in range(22000))) for i in range(8)}
+    return make_series_repo(str(tmp_path_factory.mktemp("big")), 8, special=special)
+
+
+@pytest.mark.parametrize("kind", ["chunking", "pipelining"])
+def test_connection_gone_silent_resumes_like_a_drop(exim, repo200, refs, big_repo, kind):
+    """The first connection goes silent part way (no reset, no close: what
+    a NAT or Wi-Fi change does) and smtp.timeout is 3 seconds. The run
+    reconnects; a message whose verdict was outstanding is reported as
+    possibly delivered and not sent again; those never written are sent on
+    the new connection. Through Exim's CHUNKING port with messages larger
+    than the socket buffers, and its PIPELINING-only port (each message's
+    body waits for its 354)."""
+    srv = Server("exim", exim)
+    srv.clear()
+    if kind == "chunking":
+        repo, revs, want, share = big_repo, "0:7", reference(big_repo, "0:7"), 0.2
+    else:
+        repo, revs, want, share = repo200, "0:59", refs("0:59"), 0.4
+    size = sum(len(m) for m in want.values())
+    with CutProxy(srv.port(kind), cut_after=int(size * share) + 4000, stall=20) as proxy:
+        code, out, err = run(repo, srv, proxy.port, revs, extra={"smtp": {"timeout": "3"}})
+        assert proxy.cut, "the proxy never went silent"
+        assert proxy.connections == 2, err
+    assert re.search(r"^localhost: timed out .* for 3 seconds; reconnecting to send \d+ message\(s\) again$", err, re.M), err
+    possibly = _delivered_or_possibly(srv, want, err)
+    # The message in flight when the silence began has no verdict; the
+    # rest had one or were sent again.
+    assert possibly, err
+    assert code == 255, err
+    assert "abort: %d of %d messages were not delivered" % (len(possibly), len(want)) in err, err
+    assert "the server accepted %d other message(s)" % (len(want) - len(possibly)) in err, err
+    assert "message not sent" not in err and "to send the messages not sent" not in err, err
+
+
+def test_changed_certificate_on_reconnection_ends_with_the_report(postfix, repo200, refs, pki, smtp_server):
+    """After the cut, the proxy leads to another server whose certificate
+    comes from another CA. The run does not retry further, sends nothing
+    there, and ends with the per-message report, the verification failure
+    and its hint."""
+    srv = Server("postfix", postfix)
+    srv.clear()
+    other = smtp_server(pki.rsa, "starttls", user=USER, password=PASSWORD)
+    want = refs("0:59")
+    size = sum(len(m) for m in want.values())
+    with CutProxy(srv.port(), cut_after=int(size * 0.5) + 4000, then_port=other.port) as proxy:
+        code, out, err = run(repo200, srv, proxy.port, "0:59")
+        assert proxy.cut and proxy.connections == 2, err
+    assert code == 255, err
+    assert err.count("; reconnecting to send") == 1, err
+    other.assert_nothing_sent(verbs=("AUTH", "MAIL", "RCPT", "DATA", "BDAT"))
+    accepted = int(re.search(r"^the server accepted (\d+) other message", err, re.M).group(1))
+    not_sent = re.findall(r"^message not sent: (.*)$", err, re.M)
+    possibly = re.findall(r"^possibly delivered: (.*) \(the connection", err, re.M)
+    assert accepted + len(not_sent) + len(possibly) == 60, err
+    assert not_sent, err
+    assert re.search(r"^abort: %d of 60 messages were not delivered$" % (60 - accepted), err, re.M), err
+    assert re.search(r"^reconnecting to localhost failed: certificate of localhost:\d+ could not be verified: "
+                     r"certificate is signed by an unknown authority", err, re.M), err
+    line = re.search(r"^to send the messages not sent: (hg email .*)$", err, re.M)
+    assert line and line.group(1).count(" -r ") == len(not_sent), err
+    # The hint of the verification failure closes the report.
+    assert re.search(r"^\(the server's certificate has fingerprint sha256:", err, re.M), err
+    assert err.rstrip().endswith("(or web.cacerts) to the certificate of the CA that issued it)"), err
+    got = srv.delivered(accepted, timeout=30)
+    got += srv.delivered(len(srv.pending()), timeout=5) if srv.pending() else []
+    allow = [mid for mid, m in want.items() if _subject(m) not in {_subject(g) for g in got}]
+    check_delivered(got, want, allow_missing=allow)
+    assert {_subject(want[mid]) for mid in allow} >= set(not_sent)
