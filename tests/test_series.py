@@ -527,3 +527,43 @@ def test_changed_certificate_on_reconnection_ends_with_the_report(postfix, repo2
     allow = [mid for mid, m in want.items() if _subject(m) not in {_subject(g) for g in got}]
     check_delivered(got, want, allow_missing=allow)
     assert {_subject(want[mid]) for mid in allow} >= set(not_sent)
+
+
+def test_printed_line_continues_the_series_without_a_second_introduction(repo200, tmp_path):
+    """A series with an introduction (--intro, --desc, --subject) and
+    patchbomb.intro=auto runs out of reconnections. The printed line sends
+    the rest threaded under the introduction already out, renumbered, with
+    no second introduction and nothing asked: run interactively with only
+    the Cc prompt answered, it must not prompt for an intro subject."""
+    desc = tmp_path / "intro.txt"
+    desc.write_text("What this series does.\n")
+    d = _dir("securesmtp-exim421-")
+    try:
+        with Exim(d, PASSWORD, per_connection=3) as ex:
+            srv = Server("exim", ex)
+            args = email_args("0:19") + ["--intro", "--desc", str(desc), "--subject", "the series"]
+            extra = {"patchbomb": {"intro": "auto"}}
+            code, out, err = run(repo200, srv, srv.port(), None, extra=extra, args=args)
+            assert code != 0, err
+            # The introduction and 11 patches went out; 9 patches did not.
+            first = srv.delivered(12, timeout=30)
+            intro = [m for m in first if _subject(m) == "[PATCH 00 of 20] the series"]
+            assert len(intro) == 1, [_subject(m) for m in first]
+            assert err.count("message not sent:") == 9, err
+            line = re.search(r"^to send the messages not sent: (hg email .*)$", err, re.M).group(1)
+            words = shlex.split(line)
+            assert "--intro" not in words and "--desc" not in words and "--subject" not in words, line
+            assert words[words.index("--in-reply-to") + 1] == _message_id(intro[0]), line
+            cfg = hgrc(srv, srv.port(), extra)
+            cfg["ui"] = {"interactive": "true", "nontty": "true"}
+            code, out, err = hg.run_hg(repo200, words[1:], cfg, timeout=300, input="\n")  # Cc: (none)
+            assert code == 0, out + err
+            assert "Subject:" not in out, out
+            second = srv.delivered(9, timeout=30)
+            subjects = sorted(_subject(m) for m in second)
+            assert all(re.match(r"\[PATCH [1-9] of 9\] r\d+$", s) for s in subjects), subjects
+            parent = _message_id(intro[0]).encode()
+            assert all(re.search(rb"^In-Reply-To: " + re.escape(parent) + rb"$", m, re.M) for m in second)
+            assert not srv.pending()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
