@@ -67,7 +67,14 @@ def _open(ui, quiet=False, remembered=None):
     # Registered at once: a failure below must still end the session politely.
     ui.atexit(session.quit)
     _warn_about_trust(ui, bhost, session.verdict())
-    used = _login(ui, session, bhost, args["port"], login)
+    try:
+        used = _login(ui, session, bhost, args["port"], login)
+    except error.Abort:
+        if remembered is not None:
+            # Refused now (an access token that expired): the next attempt
+            # gets a fresh secret from where the first came from.
+            remembered.login = None
+        raise
     if remembered is not None and used is not None:
         remembered.login = used
     return session, bhost
