@@ -38,6 +38,8 @@ import pytest
 from support import hg
 from support.cutproxy import CutProxy
 from support.exim import Exim, strip_exim_headers
+from support.hostile import GREETING, PIPELINED, HostileServer, base_config, send, serve
+from support.hostile import hg_email as hostile_email
 from support.postfix import Postfix, PostfixError, free_port  # noqa: F401
 
 PASSWORD = "series-Pw-51c0"
@@ -567,3 +569,26 @@ def test_printed_line_continues_the_series_without_a_second_introduction(repo200
             assert not srv.pending()
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_garbage_part_way_is_not_resumed(repo200):
+    """A server that answers the third message's end of data with bytes
+    that are not SMTP is broken or hostile: the run reports it and does not
+    reconnect to send the rest there again."""
+    script = [send(GREETING), serve(caps=PIPELINED, replies={".": [None, None, b"garbage, not a reply\r\n"]})]
+    with HostileServer(script) as srv:
+        cfg = base_config(port=srv.port)
+        run_ = hostile_email(repo200, cfg, "0:5")
+        srv.wait(timeout=5)
+        connections = srv.verbs().count("EHLO")
+    assert run_.returncode == 255, str(run_)
+    assert "reconnecting" not in run_.stderr, str(run_)
+    assert connections == 1, str(run_)
+    assert re.search(r"^abort: 4 of 6 messages were not delivered: .*end of data.*garbage, not a reply", run_.stderr, re.M), str(run_)
+    assert "the server accepted 2 other message(s)" in run_.stderr, str(run_)
+    # Nothing reported as not sent reached the server.
+    not_sent = re.findall(r"^message not sent: (.*)$", run_.stderr, re.M)
+    got = [_subject(m.replace(b"\r\n", b"\n")) for m in srv.received]
+    assert not_sent and not set(not_sent) & set(got), (not_sent, got)
+    # The reply the server garbled may still have been a delivery.
+    assert re.search(r"^possibly delivered: \[PATCH 3 of 6\]", run_.stderr, re.M), str(run_)

@@ -565,6 +565,10 @@ class _Sender:
             message = tobytes(str(exc))
         else:
             message = _(b"%d of %d messages were not delivered") % (len(failed), len(self._messages))
+            if self._failure is not None and self._security is None:
+                # What ended the last connection (no warning said it when
+                # it was not worth reconnecting).
+                message += b": " + tobytes(str(self._failure))
         lines.append(b"\n")
         if accepted:
             lines.append(_(b"the server accepted %d other message(s):\n") % len(accepted))
