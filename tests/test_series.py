@@ -22,7 +22,14 @@ What is checked, on both servers unless said otherwise:
 - Exim answering 421 part way (``smtp_accept_max_per_connection``): the run
   reconnects and sends only what was not accepted; when it runs out of
   reconnections, the printed ``hg email`` line, run as printed, sends exactly
-  the rest.
+  the rest, threaded under the series' introduction without a second one;
+- the password typed once (or printed once by smtp.password-command) serves
+  the reconnection; one refused there is fetched again;
+- the connection gone silent part way (the proxy stops forwarding, no
+  reset) resumes like a drop after smtp.timeout;
+- another CA's certificate on the reconnection: nothing sent there, the run
+  ends with the per-message report and the verification failure;
+- garbage from the server part way is reported, not resumed.
 """
 
 import os
@@ -32,10 +39,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 
 import pytest
 
-from support import hg
+from support import hg, servers
 from support.cutproxy import CutProxy
 from support.exim import Exim, strip_exim_headers
 from support.hostile import GREETING, PIPELINED, HostileServer, base_config, send, serve
@@ -592,3 +601,48 @@ def test_garbage_part_way_is_not_resumed(repo200):
     assert not_sent and not set(not_sent) & set(got), (not_sent, got)
     # The reply the server garbled may still have been a delivery.
     assert re.search(r"^possibly delivered: \[PATCH 3 of 6\]", run_.stderr, re.M), str(run_)
+
+
+def test_remembered_secret_refused_on_reconnection_is_fetched_again(repo200, pki, smtp_server, tmp_path):
+    """The account's secret changes while the connection is down (an access
+    token that expired): the remembered one is refused on the reconnection,
+    and the next attempt runs smtp.password-command again for a fresh one."""
+    old, new = "first-Token-1", "second-Token-2"
+    server = smtp_server(pki.rsa, "starttls", user=servers.USER, password=old)
+    runs = tmp_path / "runs"
+    script = tmp_path / "token.py"
+    script.write_text(
+        "import os\n"
+        "n = os.path.getsize(%r) // 4 if os.path.exists(%r) else 0\n"
+        "with open(%r, 'a') as f:\n"
+        "    f.write('run\\n')\n"
+        "print(%r if n == 0 else %r)\n" % (str(runs), str(runs), str(runs), old, new)
+    )
+    want = reference(repo200, "0:29")
+    size = sum(len(m) for m in want.values())
+    with CutProxy(server.port, cut_after=int(size * 0.5) + 4000) as proxy:
+        cfg = hg.smtp_hgrc(proxy.port, cacerts=pki.ca.cert, username=servers.USER)
+        cfg["smtp"]["password-command"] = "%s %s" % (shlex.quote(sys.executable), shlex.quote(str(script)))
+
+        def rotate():
+            deadline = time.monotonic() + 60
+            while not proxy.cut and time.monotonic() < deadline:
+                time.sleep(0.01)
+            server.password = new
+
+        rotator = threading.Thread(target=rotate, daemon=True)
+        rotator.start()
+        code, out, err = hg.run_hg(
+            repo200, email_args("0:29"), cfg, timeout=300,
+            secrets=servers.secret_forms(password=old) + servers.secret_forms(password=new),
+        )
+        rotator.join(5)
+        assert proxy.cut, err
+    assert runs.read_text() == "run\nrun\n", err
+    assert re.search(r"^localhost: authentication as %s failed: .*535" % servers.USER, err, re.M), err
+    assert err.count("; reconnecting to send") == 2, err
+    possibly = re.findall(r"^possibly delivered: (.*) \(the connection", err, re.M)
+    got = [_subject(m.content.replace(b"\r\n", b"\n")) for m in server.wait_for_messages(30 - len(possibly), timeout=30)]
+    assert len(got) == len(set(got)), got
+    assert set(got) | set(possibly) == {_subject(m) for m in want.values()}, err
+    assert code == (255 if possibly else 0), err

@@ -70,7 +70,7 @@ def _open(ui, quiet=False, remembered=None):
     try:
         used = _login(ui, session, bhost, args["port"], login)
     except error.Abort:
-        if remembered is not None:
+        if remembered is not None and login is not None and login.refused:
             # Refused now (an access token that expired): the next attempt
             # gets a fresh secret from where the first came from.
             remembered.login = None
@@ -191,6 +191,8 @@ class _Login:
         self.mechanisms = mechanisms
         self.secret = secret
         self.source = source
+        # The server refused the secret (not a network failure during AUTH).
+        self.refused = False
 
     @classmethod
     def prepare(cls, ui, timeout):
@@ -278,6 +280,8 @@ def _authenticate(ui, session, port, login):
                 and attempt < _ATTEMPTS
             )
             if not retry:
+                if exc.kind == _core.Kind.AUTH:
+                    login.refused = True
                 if exc.kind == _core.Kind.AUTH and source == "keyring" and not errors.needs_oauth(exc):
                     raise errors.convert(
                         exc,
