@@ -199,11 +199,14 @@ def run(args, cwd, hgrc, timeout=RUN_TIMEOUT, watch=None):
     )
     if watch is not None:
         watch.start(proc.pid)
+    # A blocking wait: Popen.wait(timeout) polls with sleeps of up to 50 ms,
+    # which would round every time up by as much.
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
         proc.wait()
+    finally:
+        killer.cancel()
     elapsed = time.perf_counter() - t0
     if watch is not None:
         watch.join()
