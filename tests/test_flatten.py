@@ -156,6 +156,16 @@ def test_installed_only_while_hg_email_runs():
     assert mail.Generator is email.generator.BytesGenerator
 
 
+def test_a_generator_put_there_by_someone_else_stays(monkeypatch):
+    class Theirs(email.generator.BytesGenerator):
+        pass
+
+    monkeypatch.setattr(mail, "Generator", Theirs)
+    with flatten.installed():
+        assert mail.Generator is Theirs
+    assert mail.Generator is Theirs
+
+
 # -- through the real command -------------------------------------------------
 
 EXTENSION = {"extensions": {"securesmtp": ""}}

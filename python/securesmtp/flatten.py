@@ -81,10 +81,14 @@ class Generator(_BytesGenerator):
 
 @contextlib.contextmanager
 def installed():
-    """Use :class:`Generator` as ``mail.Generator`` for the duration."""
+    """Use :class:`Generator` as ``mail.Generator`` for the duration,
+    unless something else has already replaced the standard one."""
     from mercurial import mail
 
     previous = mail.Generator
+    if previous is not email.generator.BytesGenerator:
+        yield
+        return
     mail.Generator = Generator
     try:
         yield
