@@ -332,23 +332,22 @@ def _prompt(ui, username, store):
     return _secret(password, b"smtp.password")
 
 
-def _head(msg):
-    """The header block of a message, without copying its body."""
+def _headers(msg):
+    """The header block of a message, parsed, without copying its body."""
     end = min((i for i in (msg.find(b"\n\n"), msg.find(b"\r\n\r\n")) if i >= 0), default=len(msg))
-    return msg[:end].replace(b"\r\n", b"\n")
+    head = msg[:end].replace(b"\r\n", b"\n")
+    return email.parser.BytesHeaderParser().parsebytes(head + b"\n\n")
 
 
-def _header(msg, name):
+def _header(headers, name):
     """A header's raw value as bytes, or None."""
-    value = email.parser.BytesHeaderParser().parsebytes(_head(msg) + b"\n\n").get(tostr(name))
+    value = headers.get(name)
     return None if value is None else tobytes(" ".join(str(value).split()))
 
 
-def _subject(msg):
+def _subject(headers):
     """The Subject header of a message, decoded, for failure reports."""
-    head = _head(msg)
-    parsed = email.parser.BytesHeaderParser().parsebytes(head + b"\n\n")
-    value = parsed.get("Subject")
+    value = headers.get("Subject")
     if value is None:
         return b"(no subject)"
     try:
@@ -394,9 +393,10 @@ class _Message:
         self.sender = sender
         self.recipients = recipients
         self.data = data
-        self.subject = _subject(data)
-        self.node = _header(data, b"X-Mercurial-Node")
-        self.message_id = _header(data, b"Message-Id")
+        headers = _headers(data)
+        self.subject = _subject(headers)
+        self.node = _header(headers, "X-Mercurial-Node")
+        self.message_id = _header(headers, "Message-Id")
         # None while in flight; then "accepted", "refused", "not-sent" or
         # "unknown" (sent, verdict lost).
         self.status = None
