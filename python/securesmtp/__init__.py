@@ -37,8 +37,11 @@ Connection settings (``[smtp]``)
     A command that prints the password, or the OAuth2 access token, on its
     standard output (for example ``pass show mail/example``, ``pizauth
     show work``, ``oama access alice@example.com``). It is split like a
-    shell would split it but run without a shell; one trailing newline is
-    removed. Used when ``password`` is not set. A command that fails,
+    shell would split it but run without a shell; a word that starts with
+    ``~/`` (or is ``~``) names your home directory. It must print the
+    secret on one line: one trailing newline is removed, more lines are an
+    error (for a password store entry that has more lines, ``sh -c "pass
+    show mail/example | head -n 1"``). Used when ``password`` is not set. A command that fails,
     prints nothing or runs longer than ``timeout`` aborts before anything
     is sent; what it prints is never shown, ``--debug`` included.
 
