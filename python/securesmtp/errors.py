@@ -88,6 +88,14 @@ def _config_setting(setting, host):
 
 def _hint(exc, host):
     kind = exc.kind
+    if kind != Kind.CONFIG and exc.setting == Setting.TLS:
+        # A cleartext session to a server that offers STARTTLS, which then
+        # had no AUTH for us or wanted STARTTLS (or a login) first.
+        return _(
+            b"the server offers STARTTLS, which smtp.tls = none does not "
+            b"use, and wants it before a login or a message: set "
+            b"smtp.tls = starttls"
+        )
     if kind == Kind.VERIFY:
         if getattr(exc, "pinned", None):
             return repin_hint(host, exc.pinned, exc.fingerprint, exc.spki)
@@ -106,7 +114,7 @@ def _hint(exc, host):
         )
     if kind == Kind.INJECTION:
         return _(b"someone between you and the server may be tampering with the connection")
-    if kind == Kind.TLS and "client certificate" in str(exc):
+    if kind == Kind.TLS and exc.setting == Setting.CLIENT_CERT:
         return _(
             b"set hostsecurity.%s:clientcert (and :clientkey) to a PEM "
             b"certificate the server accepts"
@@ -190,6 +198,13 @@ def _reply_hint(exc):
         return _(
             b"the server answered out of turn; check that smtp.host and "
             b"smtp.port name an SMTP server"
+        )
+    if code == 552 and exc.stage in (Stage.MAIL, Stage.DATA, Stage.BODY):
+        # RFC 1870: the message is bigger than the server's SIZE limit.
+        return _(
+            b"the message is larger than the server accepts (its SIZE "
+            b"limit); leave out large patches or ask the server's "
+            b"administrator"
         )
     hint = _STAGE_HINTS.get(exc.stage, _(b"the server's reply above says why"))
     if 400 <= code < 500:
