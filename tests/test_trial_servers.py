@@ -108,3 +108,16 @@ def test_ipv6_literal_pinned_with_the_line_debugsmtp_prints(repo, pki, host):
         assert pasted.startswith("[hostsecurity]\n::1:fingerprints = sha256:"), pasted
         assert_ok(hg.run_hg(repo, _email(), hg.hgrc_text(rc) + pasted))
         assert len(s.wait_for_messages(1)) == 1
+
+
+@pytest.mark.parametrize("value", ["nosuchservice", "subm1ssion"])
+def test_unknown_service_name_in_smtp_port_is_a_config_error_naming_it(repo, pki, smtp_server, value):
+    s = smtp_server(pki.rsa, "starttls", user=servers.USER, password=servers.PASSWORD)
+    rc = hg.smtp_hgrc(s.port, cacerts=pki.ca.chain, username=servers.USER, password=servers.PASSWORD)
+    rc["smtp"]["port"] = value
+    code, out, err = hg.run_hg(repo, _email(), rc)
+    assert code == 255, (out, err)
+    assert err.startswith("config error: smtp.port names no known service: '%s'" % value), err
+    assert "submission is 587" in _hint(err), err
+    s.wait_idle()
+    assert s.connections == 0
