@@ -199,11 +199,14 @@ def run(args, cwd, hgrc, timeout=RUN_TIMEOUT, watch=None):
     )
     if watch is not None:
         watch.start(proc.pid)
+    # A blocking wait: Popen.wait(timeout) polls with sleeps of up to 50 ms,
+    # which would round every time up by as much.
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
     try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
         proc.wait()
+    finally:
+        killer.cancel()
     elapsed = time.perf_counter() - t0
     if watch is not None:
         watch.join()
@@ -373,6 +376,7 @@ def main(argv=None):
     p.add_argument("--slow-reps", type=int, default=None,
                    help="runs per configuration at delays over 50 ms (default: --reps)")
     p.add_argument("--big-mb", type=int, default=50, help="size of the large patch in MB (0: skip)")
+    p.add_argument("--memory-only", action="store_true", help="measure only the peak memory of a large patch")
     p.add_argument("--output", default=os.path.join(HERE, "results.md"))
     opts = p.parse_args(argv)
     sizes = [int(x) for x in opts.sizes.split(",")]
@@ -435,6 +439,9 @@ def measure(b, sizes, delays, opts):
            os.getloadavg()[0])
     )
     out.append("")
+
+    if opts.memory_only:
+        return out + measure_memory(b, opts.big_mb or 50)
 
     # -- 1. series through the proxy -------------------------------------
     # Round trips per message: the proxy counts turns (client spoke, then

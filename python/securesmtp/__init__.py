@@ -268,10 +268,12 @@ def _wrap_email(loaded):
 
 
 def _email(orig, ui, repo, *revs, **opts):
-    """``hg email`` with its series streamed and confirmed at the end."""
-    from . import transport
+    """``hg email`` with its series streamed and confirmed at the end, and
+    its messages flattened without whole-body copies."""
+    from . import flatten, transport
 
-    return transport.run_series(orig, _email_options, ui, repo, *revs, **opts)
+    with flatten.installed():
+        return transport.run_series(orig, _email_options, ui, repo, *revs, **opts)
 
 
 # Wrapping mail._smtp the usual way would load mercurial.mail (and with it

@@ -19,7 +19,7 @@
 
 use super::*;
 use crate::pipeline::{Expect, Outcome};
-use crate::smtp::data::Encoder;
+use crate::smtp::data::{Encoder, Slices};
 
 /// Message bytes encoded per write of a DATA body.
 const DATA_SLICE: usize = 256 * 1024;
@@ -194,23 +194,10 @@ impl Session {
         message: &[u8],
         expect: &mut dyn FnMut(&mut Pipeline),
     ) -> Result<usize, Error> {
-        let mut encoder = Encoder::for_bdat();
+        let mut slices = Slices::new(Encoder::for_bdat(), message, BDAT_CHUNK);
         let mut chunk = Vec::new();
-        let mut slices = message.chunks(BDAT_CHUNK).peekable();
         let mut count = 0;
-        loop {
-            chunk.clear();
-            if let Some(slice) = slices.next() {
-                encoder.push(slice, &mut chunk);
-            }
-            let last = slices.peek().is_none();
-            if last {
-                encoder.finish(&mut chunk);
-            }
-            // A slice that was only the LF of a CRLF split across slices.
-            if chunk.is_empty() && !last {
-                continue;
-            }
+        while let Some(last) = slices.next_into(&mut chunk) {
             let bdat = Command::Bdat {
                 size: chunk.len(),
                 last,
@@ -231,9 +218,6 @@ impl Session {
                 self.write(&chunk, Stage::Data)?;
                 self.pump()?;
             }
-            if last {
-                break;
-            }
         }
         if !out.is_empty() {
             self.write(out, Stage::Data)?;
@@ -250,24 +234,15 @@ impl Session {
                 .transcript(&format!("C: <message body, {} bytes>", message.len()));
             self.observer.transcript("C: .");
         }
-        let mut encoder = Encoder::for_data();
+        let mut slices = Slices::new(Encoder::for_data(), message, DATA_SLICE);
         let mut buf = Vec::new();
-        let mut slices = message.chunks(DATA_SLICE).peekable();
-        loop {
-            buf.clear();
-            if let Some(slice) = slices.next() {
-                encoder.push(slice, &mut buf);
-            }
-            let last = slices.peek().is_none();
-            if last {
-                encoder.finish(&mut buf);
-            }
+        while let Some(last) = slices.next_into(&mut buf) {
             self.write(&buf, Stage::Body)?;
-            if last {
-                return Ok(());
+            if !last {
+                self.pump()?;
             }
-            self.pump()?;
         }
+        Ok(())
     }
 
     /// Read and settle the reply due next, waiting for it.

@@ -212,6 +212,50 @@ impl Encoder {
     }
 }
 
+/// A message encoded by an [`Encoder`] one bounded slice at a time, for the
+/// DATA body and the BDAT chunks alike.
+pub struct Slices<'a> {
+    encoder: Encoder,
+    rest: std::iter::Peekable<std::slice::Chunks<'a, u8>>,
+    done: bool,
+}
+
+impl<'a> Slices<'a> {
+    /// `message` in slices of `size` bytes before encoding.
+    pub fn new(encoder: Encoder, message: &'a [u8], size: usize) -> Slices<'a> {
+        Slices {
+            encoder,
+            rest: message.chunks(size).peekable(),
+            done: false,
+        }
+    }
+
+    /// Replace `out` with the next encoded slice and say whether it is the
+    /// last (which carries the message's ending); `None` once that is out.
+    /// A slice that encodes to nothing (only the LF of a CRLF split across
+    /// slices) is skipped, so only the last may be empty (an empty BDAT
+    /// message).
+    pub fn next_into(&mut self, out: &mut Vec<u8>) -> Option<bool> {
+        if self.done {
+            return None;
+        }
+        loop {
+            out.clear();
+            if let Some(slice) = self.rest.next() {
+                self.encoder.push(slice, out);
+            }
+            let last = self.rest.peek().is_none();
+            if last {
+                self.encoder.finish(out);
+                self.done = true;
+            }
+            if last || !out.is_empty() {
+                return Some(last);
+            }
+        }
+    }
+}
+
 /// The inverse of [`dot_stuffed`]: the message (with CRLF line endings) from
 /// a DATA body, or `None` when the body does not end with the end-of-data
 /// line or has bytes after it. Lines are split at CRLF only; a leading `.`
@@ -445,6 +489,25 @@ mod tests {
         ) {
             prop_assert_eq!(streamed(Encoder::for_data(), &m, &cuts), dot_stuffed(&m));
             prop_assert_eq!(streamed(Encoder::for_bdat(), &m, &cuts), crlf_normalised(&m));
+        }
+
+        #[test]
+        fn slices_join_to_the_one_shot_encoding(m in message(), size in 1usize..9) {
+            for (encoder, whole) in [
+                (Encoder::for_data(), dot_stuffed(&m)),
+                (Encoder::for_bdat(), crlf_normalised(&m)),
+            ] {
+                let mut slices = Slices::new(encoder, &m, size);
+                let (mut joined, mut out, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
+                while let Some(last) = slices.next_into(&mut out) {
+                    prop_assert!(last || !out.is_empty());
+                    joined.extend_from_slice(&out);
+                    lasts.push(last);
+                }
+                prop_assert_eq!(joined, whole);
+                prop_assert_eq!(lasts.iter().filter(|&&l| l).count(), 1);
+                prop_assert_eq!(lasts.last(), Some(&true));
+            }
         }
 
         #[test]
