@@ -11,7 +11,14 @@ files do not cover:
   others are delivered;
 - the pin line ``hg debugsmtp`` prints for an IPv6 literal (``::1``),
   pasted as is, with ``smtp.host`` written with and without brackets.
+- a server that wants a login before MAIL (``530 5.7.0``) from a user who
+  set no ``smtp.username``: the hint names it, not the sender address;
+- ``smtp.port`` naming no known service: a config error naming the setting;
+- ``hg email --bundle`` against a local clone: the binary attachment that
+  arrives unbundles there.
 """
+
+import os
 
 import pytest
 
@@ -121,3 +128,41 @@ def test_unknown_service_name_in_smtp_port_is_a_config_error_naming_it(repo, pki
     assert "submission is 587" in _hint(err), err
     s.wait_idle()
     assert s.connections == 0
+
+
+def test_mail_refused_for_want_of_a_login_hints_at_smtp_username(repo, pki, smtp_server):
+    # Over verified TLS, no smtp.username: aiosmtpd with auth_required
+    # answers MAIL FROM with RFC 4954's 530 5.7.0.
+    s = smtp_server(pki.rsa, "starttls", user=servers.USER, password=servers.PASSWORD)
+    rc = hg.smtp_hgrc(s.port, cacerts=pki.ca.chain)
+    code, out, err = hg.run_hg(repo, _email("1:2"), rc)
+    assert code == 255, (out, err)
+    assert "530 5.7.0 Authentication required" in err, err
+    hint = _hint(err)
+    assert "set smtp.username" in hint, err
+    assert "sender address" not in hint and "smtp.tls" not in hint, err
+    s.wait_idle()
+    assert s.messages == []
+
+
+def test_bundle_reaches_the_server_and_applies_to_the_clone_it_was_made_for(repo, pki, smtp_server, tmp_path):
+    # hg email --bundle DEST: a binary attachment (base64) made against a
+    # local clone; what arrives must unbundle there.
+    import email
+
+    clone = str(tmp_path / "clone")
+    code, out, err = hg.run_hg(str(tmp_path), ["clone", "-q", "-r", "1", repo, clone])
+    assert code == 0, err
+    s = smtp_server(pki.rsa, "starttls", user=servers.USER, password=servers.PASSWORD)
+    rc = hg.smtp_hgrc(s.port, cacerts=pki.ca.chain, username=servers.USER, password=servers.PASSWORD)
+    args = ["email", "--bundle", clone, "--from", hg.SENDER, "--to", hg.TO, "--date", hg.DATE,
+            "-s", "a bündle", "--desc", os.devnull]
+    assert_ok(hg.run_hg(repo, args, rc))
+    (msg,) = s.wait_for_messages(1)
+    parts = [p for p in email.message_from_bytes(msg.content).walk() if p.get_filename()]
+    assert [p.get_filename() for p in parts] == ["bundle.hg"], msg.content[:500]
+    bundle = tmp_path / "got.hg"
+    bundle.write_bytes(parts[0].get_payload(decode=True))
+    code, out, err = hg.run_hg(clone, ["unbundle", str(bundle)])
+    assert code == 0, (out, err)
+    assert "added 2 changesets" in out, out

@@ -199,6 +199,13 @@ def _reply_hint(exc):
             b"the server answered out of turn; check that smtp.host and "
             b"smtp.port name an SMTP server"
         )
+    if code == 530 and exc.stage != Stage.AUTH:
+        # RFC 4954 6: "530 5.7.0 Authentication required".
+        return _(
+            b"the server takes mail only after a login: set smtp.username "
+            b"(the password comes from smtp.password, smtp.password-command, "
+            b"the keyring or a prompt)"
+        )
     if code == 552 and exc.stage in (Stage.MAIL, Stage.DATA, Stage.BODY):
         # RFC 1870: the message is bigger than the server's SIZE limit.
         return _(
