@@ -16,6 +16,7 @@ files do not cover:
 - ``smtp.port`` naming no known service: a config error naming the setting;
 - ``hg email --bundle`` against a local clone: the binary attachment that
   arrives unbundles there.
+- ``smtp.tls`` written in capitals or as a boolean, as hgrc files have it.
 """
 
 import os
@@ -166,3 +167,16 @@ def test_bundle_reaches_the_server_and_applies_to_the_clone_it_was_made_for(repo
     code, out, err = hg.run_hg(clone, ["unbundle", str(bundle)])
     assert code == 0, (out, err)
     assert "added 2 changesets" in out, out
+
+
+@pytest.mark.parametrize(
+    "value, mode", [("STARTTLS", "starttls"), ("StartTls", "starttls"), ("Yes", "starttls"), ("SMTPS", "smtps")]
+)
+def test_smtp_tls_in_any_case_or_as_a_boolean_keeps_its_meaning(repo, pki, smtp_server, value, mode):
+    s = smtp_server(pki.rsa, mode, user=servers.USER, password=servers.PASSWORD)
+    rc = hg.smtp_hgrc(s.port, tls=value, cacerts=pki.ca.chain, username=servers.USER, password=servers.PASSWORD)
+    assert_ok(hg.run_hg(repo, _email(), rc))
+    assert len(s.wait_for_messages(1)) == 1
+    verbs = s.verbs
+    if mode == "starttls":
+        assert verbs.index("STARTTLS") < verbs.index("AUTH"), verbs
