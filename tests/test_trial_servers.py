@@ -10,12 +10,12 @@ files do not cover:
   patch is refused with a hint about its size (not about the sender), the
   others are delivered;
 - the pin line ``hg debugsmtp`` prints for an IPv6 literal (``::1``),
-  pasted as is, with ``smtp.host`` written with and without brackets.
+  pasted as is, with ``smtp.host`` written with and without brackets;
 - a server that wants a login before MAIL (``530 5.7.0``) from a user who
   set no ``smtp.username``: the hint names it, not the sender address;
 - ``smtp.port`` naming no known service: a config error naming the setting;
 - ``hg email --bundle`` against a local clone: the binary attachment that
-  arrives unbundles there.
+  arrives unbundles there;
 - ``smtp.tls`` written in capitals or as a boolean, as hgrc files have it.
 """
 
