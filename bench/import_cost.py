@@ -40,6 +40,10 @@ def hgrc(path, extension):
 
 def env_with(rc):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HG")}
+    # Python as users run it: writing bytecode (pip compiled Mercurial's at
+    # install time; an editable checkout of the extension would otherwise be
+    # compiled from source on every run).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(HGRCPATH=rc, HGUSER="Bench <bench@example.test>", LC_ALL="C.UTF-8")
     return env
 
