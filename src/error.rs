@@ -139,6 +139,8 @@ pub enum Setting {
     ClientCert,
     /// `smtp.auth`
     Auth,
+    /// `smtp.username`
+    Username,
 }
 
 /// Everything that can end a session or a transaction.
@@ -304,6 +306,8 @@ impl Error {
         match self {
             Error::Config { setting, .. } => Some(*setting),
             Error::ClientCertRefused { .. } => Some(Setting::ClientCert),
+            // A login was asked of a server that offers none here.
+            Error::AuthUnavailable { offered, .. } if offered.is_empty() => Some(Setting::Username),
             _ => None,
         }
     }

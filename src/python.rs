@@ -166,6 +166,7 @@ enum Setting {
     CaCerts,
     ClientCert,
     Auth,
+    Username,
 }
 
 impl From<error::Setting> for Setting {
@@ -184,6 +185,7 @@ impl From<error::Setting> for Setting {
             S::CaCerts => Setting::CaCerts,
             S::ClientCert => Setting::ClientCert,
             S::Auth => Setting::Auth,
+            S::Username => Setting::Username,
         }
     }
 }

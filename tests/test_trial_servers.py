@@ -63,15 +63,17 @@ def test_mail_refused_until_starttls_with_tls_none_hints_at_starttls(repo, pki, 
     assert s.messages == []
 
 
-def test_server_without_starttls_or_auth_gets_no_starttls_hint(repo, smtp_server):
-    # The hint rests on what the server offers: without STARTTLS on offer,
-    # suggesting it would send the user to a dead end.
+def test_server_offering_no_login_hints_at_smtp_username_not_starttls(repo, smtp_server):
+    # The hint rests on what the server offers: a relay that takes no login
+    # and offers no STARTTLS is helped by neither smtp.tls nor smtp.auth.
     s = smtp_server(None, "plain")
     rc = hg.smtp_hgrc(s.port, tls="none", username=servers.USER, password=servers.PASSWORD)
     code, out, err = hg.run_hg(repo, _email(), rc)
     assert code == 255, (out, err)
     assert "the server offers no authentication" in err, err
-    assert "starttls" not in err.lower(), err
+    hint = _hint(err)
+    assert "remove smtp.username" in hint, err
+    assert "starttls" not in err.lower() and "set smtp.auth" not in hint, err
     s.assert_nothing_sent()
 
 

@@ -79,6 +79,7 @@ class Setting:
     CA_CERTS: Setting
     CLIENT_CERT: Setting
     AUTH: Setting
+    USERNAME: Setting
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 

@@ -82,6 +82,7 @@ def _config_setting(setting, host):
         Setting.CA_CERTS: b"web.cacerts or hostsecurity.%s:verifycertsfile" % host,
         Setting.CLIENT_CERT: b"hostsecurity.%s:clientcert and :clientkey" % host,
         Setting.AUTH: b"smtp.auth",
+        Setting.USERNAME: b"smtp.username",
     }
     return names.get(setting, b"your hgrc")
 
@@ -128,6 +129,12 @@ def _hint(exc, host):
         )
     if kind == Kind.AUTH:
         return _auth_hint(exc)
+    if kind == Kind.AUTH_MECHANISM and exc.setting == Setting.USERNAME:
+        return _(
+            b"the server offers no login on this connection: if it needs "
+            b"none, remove smtp.username; otherwise check smtp.port (logins "
+            b"are usually taken on submission, 587, or 465 with smtp.tls = smtps)"
+        )
     if kind == Kind.AUTH_MECHANISM:
         return _(
             b"set smtp.auth to mechanisms the server offers; this client "
