@@ -22,7 +22,14 @@ What is checked, on both servers unless said otherwise:
 - Exim answering 421 part way (``smtp_accept_max_per_connection``): the run
   reconnects and sends only what was not accepted; when it runs out of
   reconnections, the printed ``hg email`` line, run as printed, sends exactly
-  the rest.
+  the rest, threaded under the series' introduction without a second one;
+- the password typed once (or printed once by smtp.password-command) serves
+  the reconnection; one refused there is fetched again;
+- the connection gone silent part way (the proxy stops forwarding, no
+  reset) resumes like a drop after smtp.timeout;
+- another CA's certificate on the reconnection: nothing sent there, the run
+  ends with the per-message report and the verification failure;
+- garbage from the server part way is reported, not resumed.
 """
 
 import os
@@ -30,13 +37,18 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
+import threading
+import time
 
 import pytest
 
-from support import hg
+from support import hg, servers
 from support.cutproxy import CutProxy
 from support.exim import Exim, strip_exim_headers
+from support.hostile import GREETING, PIPELINED, HostileServer, base_config, send, serve
+from support.hostile import hg_email as hostile_email
 from support.postfix import Postfix, PostfixError, free_port  # noqa: F401
 
 PASSWORD = "series-Pw-51c0"
@@ -373,3 +385,268 @@ def test_refused_recipient_on_the_first_message_stops_the_series(server, repo200
         "--date": hg.DATE, "--from": hg.SENDER, "--to": "x@not-ours.test", "--rev": "0:19"
     }, line.group(1)
     assert not server.pending()
+
+
+def _cfg_without_password(server, port, extra=None):
+    cfg = hgrc(server, port, extra)
+    del cfg["smtp"]["password"]
+    return cfg
+
+
+def _delivered_or_possibly(server, want, err):
+    """What the server delivered, checked: each message at most once, every
+    one delivered but those reported as possibly delivered. Returns the
+    subjects reported as possibly delivered."""
+    possibly = re.findall(r"^possibly delivered: (.*) \(the connection", err, re.M)
+    allow = [mid for mid, m in want.items() if _subject(m) in possibly]
+    got = server.delivered(len(want) - len(allow), timeout=30)
+    got += server.delivered(len(server.pending()), timeout=5) if server.pending() else []
+    check_delivered(got, want, allow_missing=allow)
+    return possibly
+
+
+@pytest.fixture(scope="module")
+def big_repo(tmp_path_factory):
+    """8 patches of about 1.2 MB each: a series larger than the socket
+    buffers between client and server can hold."""
+    special = {
+        i: ("big change %d" % i, b"".join(b"line %06d of big patch %02d, padded to a longer line\n" % (j, i) for j in range(22000)))
+        for i in range(8)
+    }
+    return make_series_repo(str(tmp_path_factory.mktemp("big")), 8, special=special)
+
+
+def test_typed_password_is_asked_once_across_a_reconnection(postfix, repo200, refs):
+    """Answered once at the prompt, the password serves the reconnection
+    too: stdin holds one answer, and a second prompt would abort."""
+    srv = Server("postfix", postfix)
+    srv.clear()
+    want = refs("0:59")
+    cfg = _cfg_without_password(srv, 0)
+    cfg["ui"] = {"interactive": "true", "nontty": "true"}
+    size = sum(len(m) for m in want.values())
+    with CutProxy(srv.port(), cut_after=int(size * 0.5) + 4000) as proxy:
+        cfg["smtp"]["port"] = str(proxy.port)
+        code, out, err = hg.run_hg(repo200, email_args("0:59"), cfg, timeout=300, input="\n" + PASSWORD + "\n")  # Cc: (none), then the password
+        assert proxy.cut and proxy.connections == 2, err
+    assert "reconnecting" in err, err
+    assert (out + err).count("password:") == 1, out + err
+    possibly = _delivered_or_possibly(srv, want, err)
+    assert code == (255 if possibly else 0), err
+
+
+def test_password_command_runs_once_across_a_reconnection(postfix, repo200, refs, tmp_path):
+    srv = Server("postfix", postfix)
+    srv.clear()
+    want = refs("0:59")
+    runs = tmp_path / "runs"
+    script = tmp_path / "pw.py"
+    script.write_text(
+        "import sys\n"
+        "with open(%r, 'a') as f:\n"
+        "    f.write('run\\n')\n"
+        "print(%r)\n" % (str(runs), PASSWORD)
+    )
+    cfg = _cfg_without_password(srv, 0)
+    cfg["smtp"]["password-command"] = "%s %s" % (shlex.quote(sys.executable), shlex.quote(str(script)))
+    size = sum(len(m) for m in want.values())
+    with CutProxy(srv.port(), cut_after=int(size * 0.5) + 4000) as proxy:
+        cfg["smtp"]["port"] = str(proxy.port)
+        code, out, err = hg.run_hg(repo200, email_args("0:59") + ["-v"], cfg, timeout=300)
+        assert proxy.cut and proxy.connections == 2, err
+    assert "reconnecting" in err, err
+    assert runs.read_text() == "run\n", err
+    assert out.count("(getting the smtp secret from smtp.password-command") == 1, out
+    # Authenticated on both connections, with the one secret.
+    assert out.count("(authenticating to mail server as %s)" % USER) == 2, out
+    possibly = _delivered_or_possibly(srv, want, err)
+    assert code == (255 if possibly else 0), err
+
+
+@pytest.fixture(scope="module")
+def big_repo(tmp_path_factory):
+    """8 patches of about 1.2 MB each: a series larger than the socket
+    buffers between client and proxy can hold, so a client writing into a
+    silent connection blocks before it has written them all."""
+    line = b"line %06d of big patch %02d, padded to a longer line\n"
+    special = {i: ("big change %d" % i, b"".join(line % (j, i) for j in range(22000))) for i in range(8)}
+    return make_series_repo(str(tmp_path_factory.mktemp("big")), 8, special=special)
+
+
+@pytest.mark.parametrize("kind", ["chunking", "pipelining"])
+def test_connection_gone_silent_resumes_like_a_drop(exim, repo200, refs, big_repo, kind):
+    """The first connection goes silent part way (no reset, no close: what
+    a NAT or Wi-Fi change does) and smtp.timeout is 3 seconds. The run
+    reconnects; a message whose verdict was outstanding is reported as
+    possibly delivered and not sent again; those never written are sent on
+    the new connection. Through Exim's CHUNKING port with messages larger
+    than the socket buffers, and its PIPELINING-only port (each message's
+    body waits for its 354)."""
+    srv = Server("exim", exim)
+    srv.clear()
+    if kind == "chunking":
+        repo, revs, want, share = big_repo, "0:7", reference(big_repo, "0:7"), 0.2
+    else:
+        repo, revs, want, share = repo200, "0:59", refs("0:59"), 0.4
+    size = sum(len(m) for m in want.values())
+    with CutProxy(srv.port(kind), cut_after=int(size * share) + 4000, stall=20) as proxy:
+        code, out, err = run(repo, srv, proxy.port, revs, extra={"smtp": {"timeout": "3"}})
+        assert proxy.cut, "the proxy never went silent"
+        assert proxy.connections == 2, err
+    assert re.search(r"^localhost: timed out .* for 3 seconds; reconnecting to send \d+ message\(s\) again$", err, re.M), err
+    possibly = _delivered_or_possibly(srv, want, err)
+    # The message in flight when the silence began has no verdict; the
+    # rest had one or were sent again.
+    assert possibly, err
+    assert code == 255, err
+    assert "abort: %d of %d messages were not delivered" % (len(possibly), len(want)) in err, err
+    assert "the server accepted %d other message(s)" % (len(want) - len(possibly)) in err, err
+    assert "message not sent" not in err and "to send the messages not sent" not in err, err
+
+
+def test_changed_certificate_on_reconnection_ends_with_the_report(postfix, repo200, refs, pki, smtp_server):
+    """After the cut, the proxy leads to another server whose certificate
+    comes from another CA. The run does not retry further, sends nothing
+    there, and ends with the per-message report, the verification failure
+    and its hint."""
+    srv = Server("postfix", postfix)
+    srv.clear()
+    other = smtp_server(pki.rsa, "starttls", user=USER, password=PASSWORD)
+    want = refs("0:59")
+    size = sum(len(m) for m in want.values())
+    with CutProxy(srv.port(), cut_after=int(size * 0.5) + 4000, then_port=other.port) as proxy:
+        code, out, err = run(repo200, srv, proxy.port, "0:59")
+        assert proxy.cut and proxy.connections == 2, err
+    assert code == 255, err
+    assert err.count("; reconnecting to send") == 1, err
+    other.assert_nothing_sent(verbs=("AUTH", "MAIL", "RCPT", "DATA", "BDAT"))
+    accepted = int(re.search(r"^the server accepted (\d+) other message", err, re.M).group(1))
+    not_sent = re.findall(r"^message not sent: (.*)$", err, re.M)
+    possibly = re.findall(r"^possibly delivered: (.*) \(the connection", err, re.M)
+    assert accepted + len(not_sent) + len(possibly) == 60, err
+    assert not_sent, err
+    assert re.search(r"^abort: %d of 60 messages were not delivered$" % (60 - accepted), err, re.M), err
+    assert re.search(r"^reconnecting to localhost failed: certificate of localhost:\d+ could not be verified: "
+                     r"certificate is signed by an unknown authority", err, re.M), err
+    line = re.search(r"^to send the messages not sent: (hg email .*)$", err, re.M)
+    assert line and line.group(1).count(" -r ") == len(not_sent), err
+    # The hint of the verification failure closes the report.
+    assert re.search(r"^\(the server's certificate has fingerprint sha256:", err, re.M), err
+    assert err.rstrip().endswith("(or web.cacerts) to the certificate of the CA that issued it)"), err
+    got = srv.delivered(accepted, timeout=30)
+    got += srv.delivered(len(srv.pending()), timeout=5) if srv.pending() else []
+    allow = [mid for mid, m in want.items() if _subject(m) not in {_subject(g) for g in got}]
+    check_delivered(got, want, allow_missing=allow)
+    assert {_subject(want[mid]) for mid in allow} >= set(not_sent)
+
+
+def test_printed_line_continues_the_series_without_a_second_introduction(repo200, tmp_path):
+    """A series with an introduction (--intro, --desc, --subject) and
+    patchbomb.intro=auto runs out of reconnections. The printed line sends
+    the rest threaded under the introduction already out, renumbered, with
+    no second introduction and nothing asked: run interactively with only
+    the Cc prompt answered, it must not prompt for an intro subject."""
+    desc = tmp_path / "intro.txt"
+    desc.write_text("What this series does.\n")
+    d = _dir("securesmtp-exim421-")
+    try:
+        with Exim(d, PASSWORD, per_connection=3) as ex:
+            srv = Server("exim", ex)
+            args = email_args("0:19") + ["--intro", "--desc", str(desc), "--subject", "the series"]
+            extra = {"patchbomb": {"intro": "auto"}}
+            code, out, err = run(repo200, srv, srv.port(), None, extra=extra, args=args)
+            assert code != 0, err
+            # The introduction and 11 patches went out; 9 patches did not.
+            first = srv.delivered(12, timeout=30)
+            intro = [m for m in first if _subject(m) == "[PATCH 00 of 20] the series"]
+            assert len(intro) == 1, [_subject(m) for m in first]
+            assert err.count("message not sent:") == 9, err
+            line = re.search(r"^to send the messages not sent: (hg email .*)$", err, re.M).group(1)
+            words = shlex.split(line)
+            assert "--intro" not in words and "--desc" not in words and "--subject" not in words, line
+            assert words[words.index("--in-reply-to") + 1] == _message_id(intro[0]), line
+            cfg = hgrc(srv, srv.port(), extra)
+            cfg["ui"] = {"interactive": "true", "nontty": "true"}
+            code, out, err = hg.run_hg(repo200, words[1:], cfg, timeout=300, input="\n")  # Cc: (none)
+            assert code == 0, out + err
+            assert "Subject:" not in out, out
+            second = srv.delivered(9, timeout=30)
+            subjects = sorted(_subject(m) for m in second)
+            assert all(re.match(r"\[PATCH [1-9] of 9\] r\d+$", s) for s in subjects), subjects
+            parent = _message_id(intro[0]).encode()
+            assert all(re.search(rb"^In-Reply-To: " + re.escape(parent) + rb"$", m, re.M) for m in second)
+            assert not srv.pending()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_garbage_part_way_is_not_resumed(repo200):
+    """A server that answers the third message's end of data with bytes
+    that are not SMTP is broken or hostile: the run reports it and does not
+    reconnect to send the rest there again."""
+    script = [send(GREETING), serve(caps=PIPELINED, replies={".": [None, None, b"garbage, not a reply\r\n"]})]
+    with HostileServer(script) as srv:
+        cfg = base_config(port=srv.port)
+        run_ = hostile_email(repo200, cfg, "0:5")
+        srv.wait(timeout=5)
+        connections = srv.verbs().count("EHLO")
+    assert run_.returncode == 255, str(run_)
+    assert "reconnecting" not in run_.stderr, str(run_)
+    assert connections == 1, str(run_)
+    assert re.search(r"^abort: 4 of 6 messages were not delivered: .*end of data.*garbage, not a reply", run_.stderr, re.M), str(run_)
+    assert "the server accepted 2 other message(s)" in run_.stderr, str(run_)
+    # Nothing reported as not sent reached the server.
+    not_sent = re.findall(r"^message not sent: (.*)$", run_.stderr, re.M)
+    got = [_subject(m.replace(b"\r\n", b"\n")) for m in srv.received]
+    assert not set(not_sent) & set(got), (not_sent, got)
+    # Those after the garbled reply are possibly delivered (when already
+    # written) or not sent, depending on how far the client had got.
+    possibly = re.findall(r"^possibly delivered: (.*) \(the connection", run_.stderr, re.M)
+    assert len(possibly) + len(not_sent) == 4, str(run_)
+    # The reply the server garbled may still have been a delivery.
+    assert re.search(r"^possibly delivered: \[PATCH 3 of 6\]", run_.stderr, re.M), str(run_)
+
+
+def test_remembered_secret_refused_on_reconnection_is_fetched_again(repo200, pki, smtp_server, tmp_path):
+    """The account's secret changes while the connection is down (an access
+    token that expired): the remembered one is refused on the reconnection,
+    and the next attempt runs smtp.password-command again for a fresh one."""
+    old, new = "first-Token-1", "second-Token-2"
+    server = smtp_server(pki.rsa, "starttls", user=servers.USER, password=old)
+    runs = tmp_path / "runs"
+    script = tmp_path / "token.py"
+    script.write_text(
+        "import os\n"
+        "n = os.path.getsize(%r) // 4 if os.path.exists(%r) else 0\n"
+        "with open(%r, 'a') as f:\n"
+        "    f.write('run\\n')\n"
+        "print(%r if n == 0 else %r)\n" % (str(runs), str(runs), str(runs), old, new)
+    )
+    want = reference(repo200, "0:29")
+    size = sum(len(m) for m in want.values())
+    with CutProxy(server.port, cut_after=int(size * 0.5) + 4000) as proxy:
+        cfg = hg.smtp_hgrc(proxy.port, cacerts=pki.ca.cert, username=servers.USER)
+        cfg["smtp"]["password-command"] = "%s %s" % (shlex.quote(sys.executable), shlex.quote(str(script)))
+
+        def rotate():
+            deadline = time.monotonic() + 60
+            while not proxy.cut and time.monotonic() < deadline:
+                time.sleep(0.01)
+            server.password = new
+
+        rotator = threading.Thread(target=rotate, daemon=True)
+        rotator.start()
+        code, out, err = hg.run_hg(
+            repo200, email_args("0:29"), cfg, timeout=300,
+            secrets=servers.secret_forms(password=old) + servers.secret_forms(password=new),
+        )
+        rotator.join(5)
+        assert proxy.cut, err
+    assert runs.read_text() == "run\nrun\n", err
+    assert re.search(r"^localhost: authentication as %s failed: .*535" % servers.USER, err, re.M), err
+    assert err.count("; reconnecting to send") == 2, err
+    possibly = re.findall(r"^possibly delivered: (.*) \(the connection", err, re.M)
+    got = [_subject(m.content.replace(b"\r\n", b"\n")) for m in server.wait_for_messages(30 - len(possibly), timeout=30)]
+    assert len(got) == len(set(got)), got
+    assert set(got) | set(possibly) == {_subject(m) for m in want.values()}, err
+    assert code == (255 if possibly else 0), err

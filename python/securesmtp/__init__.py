@@ -79,9 +79,10 @@ Connection settings (``[smtp]``)
     one per message. A message the server refuses is
     reported against its patch while the others go through; the command
     then exits non-zero and prints the :hg:`email` line that would send
-    what was not sent. When the connection drops or the server closes it
-    (421) part way, the extension reconnects (verifying and authenticating
-    again) and sends only the messages the server cannot have accepted; a
+    what was not sent. When the connection drops, goes silent for
+    ``smtp.timeout`` or the server closes it (421) part way, the extension
+    reconnects (verifying again, and logging in with the secret already
+    given) and sends only the messages the server cannot have accepted; a
     message whose verdict was lost with the connection is reported as
     possibly delivered, never sent twice silently. Default on; off sends
     and confirms one message at a time.

@@ -21,17 +21,22 @@ from .text import tobytes, tostr
 
 def smtp(orig, ui):
     """Connect, verify, authenticate; return the ``send`` function."""
-    session, bhost = _open(ui)
+    remembered = _Remembered()
+    session, bhost = _open(ui, remembered=remembered)
     series = _series
     streaming = series is not None and series.sender is None
-    sender = _Sender(ui, session, bhost, lambda: _open(ui, quiet=True)[0], streaming)
+    sender = _Sender(ui, session, bhost, lambda: _open(ui, True, remembered)[0], streaming)
     if series is not None and streaming:
         series.sender = sender
     return sender
 
 
-def _open(ui, quiet=False):
-    """A verified, authenticated session, and the host name as bytes."""
+def _open(ui, quiet=False, remembered=None):
+    """A verified, authenticated session, and the host name as bytes.
+
+    ``remembered`` keeps the login that succeeded, for the reconnections of
+    the same run: the password is not asked for, fetched from the keyring or
+    printed by smtp.password-command again."""
     args = settings.connect_args(ui)
     # Messages and hints name the host as written: the settings they suggest
     # are looked up by that name.
@@ -49,7 +54,12 @@ def _open(ui, quiet=False):
         args["transcript"] = lambda line: ui.debug(tobytes(line) + b"\n")
     # Before connecting: a failing password command or a missing token
     # aborts before anything is sent.
-    login = None if _hooked(mail._smtp_login) else _Login.prepare(ui, args["timeout"])
+    if _hooked(mail._smtp_login):
+        login = None
+    elif remembered is not None and remembered.login is not None:
+        login = remembered.login
+    else:
+        login = _Login.prepare(ui, args["timeout"])
     try:
         session = _core.connect(**args)
     except _core.SmtpError as exc:
@@ -57,7 +67,16 @@ def _open(ui, quiet=False):
     # Registered at once: a failure below must still end the session politely.
     ui.atexit(session.quit)
     _warn_about_trust(ui, bhost, session.verdict())
-    _login(ui, session, bhost, args["port"], login)
+    try:
+        used = _login(ui, session, bhost, args["port"], login)
+    except error.Abort:
+        if remembered is not None and login is not None and login.refused:
+            # Refused now (an access token that expired): the next attempt
+            # gets a fresh secret from where the first came from.
+            remembered.login = None
+        raise
+    if remembered is not None and used is not None:
+        remembered.login = used
     return session, bhost
 
 
@@ -155,15 +174,25 @@ def _hooked(hook):
 _ATTEMPTS = 3
 
 
+class _Remembered:
+    """The login that succeeded in this run, in memory only, for reconnecting."""
+
+    def __init__(self):
+        self.login = None
+
+
 class _Login:
     """Who logs in, with which mechanisms, and the secret known before
-    connecting (``smtp.password`` or ``smtp.password-command``)."""
+    connecting (``smtp.password`` or ``smtp.password-command``, or the one
+    that succeeded earlier in the run: ``remembered``)."""
 
     def __init__(self, username, mechanisms, secret, source):
         self.username = username
         self.mechanisms = mechanisms
         self.secret = secret
         self.source = source
+        # The server refused the secret (not a network failure during AUTH).
+        self.refused = False
 
     @classmethod
     def prepare(cls, ui, timeout):
@@ -200,14 +229,15 @@ class _Login:
 
 
 def _login(ui, session, bhost, port, login):
+    """Authenticate as configured; the login that succeeded, if any."""
     username = login.username if login else ui.config(b"smtp", b"username")
     try:
         if login is None:
             hook = mail._smtp_login
             if _hooked(hook):
                 hook(ui, _LoginAdapter(session, credentials.mechanisms(ui)), bhost, port)
-            return
-        _authenticate(ui, session, port, login)
+            return None
+        return _authenticate(ui, session, port, login)
     except smtplib.SMTPAuthenticationError as exc:
         raise error.Abort(
             _(b"authentication as %s failed: %d %s")
@@ -223,7 +253,8 @@ def _login(ui, session, bhost, port, login):
 
 def _authenticate(ui, session, port, login):
     """Log in, asking again after a refused password when a person is there
-    to answer; save a typed password in mercurial_keyring's store."""
+    to answer; save a typed password in mercurial_keyring's store. Returns
+    the login that succeeded."""
     username = login.username
     secret, source = login.secret, login.source
     store = credentials.keyring_store() if secret is None else None
@@ -249,6 +280,8 @@ def _authenticate(ui, session, port, login):
                 and attempt < _ATTEMPTS
             )
             if not retry:
+                if exc.kind == _core.Kind.AUTH:
+                    login.refused = True
                 if exc.kind == _core.Kind.AUTH and source == "keyring" and not errors.needs_oauth(exc):
                     raise errors.convert(
                         exc,
@@ -271,6 +304,7 @@ def _authenticate(ui, session, port, login):
     if store is not None and source == "prompt" and secret != tostr(stored or b""):
         store.set_smtp_password(khost, port, username, secret)
         ui.note(_(b"(password saved in the keyring)\n"))
+    return _Login(username, login.mechanisms, secret, "remembered")
 
 
 def _prompt(ui, username, store):
@@ -298,23 +332,22 @@ def _prompt(ui, username, store):
     return _secret(password, b"smtp.password")
 
 
-def _head(msg):
-    """The header block of a message, without copying its body."""
+def _headers(msg):
+    """The header block of a message, parsed, without copying its body."""
     end = min((i for i in (msg.find(b"\n\n"), msg.find(b"\r\n\r\n")) if i >= 0), default=len(msg))
-    return msg[:end].replace(b"\r\n", b"\n")
+    head = msg[:end].replace(b"\r\n", b"\n")
+    return email.parser.BytesHeaderParser().parsebytes(head + b"\n\n")
 
 
-def _header(msg, name):
+def _header(headers, name):
     """A header's raw value as bytes, or None."""
-    value = email.parser.BytesHeaderParser().parsebytes(_head(msg) + b"\n\n").get(tostr(name))
+    value = headers.get(name)
     return None if value is None else tobytes(" ".join(str(value).split()))
 
 
-def _subject(msg):
+def _subject(headers):
     """The Subject header of a message, decoded, for failure reports."""
-    head = _head(msg)
-    parsed = email.parser.BytesHeaderParser().parsebytes(head + b"\n\n")
-    value = parsed.get("Subject")
+    value = headers.get("Subject")
     if value is None:
         return b"(no subject)"
     try:
@@ -330,13 +363,22 @@ RESUME_BACKOFF = (0.25, 1.0, 2.5)
 
 
 def _resumable(exc):
-    """A dropped connection or the server closing it (421): worth a new
-    connection. Silence, garbage or a refusal is not."""
-    return exc.kind == _core.Kind.IO or (exc.kind == _core.Kind.REPLY and exc.code == 421)
+    """A dropped connection, one gone silent (a NAT or network change drops
+    it without a reset) or the server closing it (421): worth a new
+    connection. Garbage (a broken or hostile server) or a refusal is not."""
+    return exc.kind in (_core.Kind.IO, _core.Kind.TIMEOUT) or (
+        exc.kind == _core.Kind.REPLY and exc.code == 421
+    )
+
 
 # Command-line options of `hg email` that name the revisions to send: the
 # line printed for what was not sent replaces them.
-_REVISION_OPTIONS = {b"rev", b"outgoing", b"bundle", b"in_reply_to"}
+_REVISION_OPTIONS = {b"rev", b"outgoing", b"bundle"}
+
+# Options about the series' first message (its introduction, or its
+# subject): a line that continues a series whose first message is out
+# leaves them out.
+_FIRST_MESSAGE_OPTIONS = {b"intro", b"desc", b"subject", b"in_reply_to"}
 
 # The `hg email` run in progress (set by the command wrapper), whose sender
 # streams and is confirmed when the command ends.
@@ -351,9 +393,10 @@ class _Message:
         self.sender = sender
         self.recipients = recipients
         self.data = data
-        self.subject = _subject(data)
-        self.node = _header(data, b"X-Mercurial-Node")
-        self.message_id = _header(data, b"Message-Id")
+        headers = _headers(data)
+        self.subject = _subject(headers)
+        self.node = _header(headers, "X-Mercurial-Node")
+        self.message_id = _header(headers, "Message-Id")
         # None while in flight; then "accepted", "refused", "not-sent" or
         # "unknown" (sent, verdict lost).
         self.status = None
@@ -399,6 +442,9 @@ class _Sender:
         self._stopped = None
         # Reconnections so far, for the whole run.
         self._attempts = 0
+        # The certificate (or TLS) check that failed on a reconnection: no
+        # further attempt, and the report ends with it.
+        self._security = None
 
     def __call__(self, sender, recipients, msg):
         if isinstance(recipients, (str, bytes)):
@@ -473,7 +519,7 @@ class _Sender:
                 m.data = None
 
     def _resume(self):
-        while self._failure is not None and _resumable(self._failure):
+        while self._failure is not None and self._security is None and _resumable(self._failure):
             again = [m for m in self._messages if m.status == "not-sent" and m.data is not None]
             if not again or self._attempts >= len(RESUME_BACKOFF):
                 return
@@ -484,11 +530,15 @@ class _Sender:
                 _(b"%s: %s; reconnecting to send %d message(s) again\n")
                 % (self._bhost, tobytes(str(exc)), len(again))
             )
+            # A connection gone silent is still open: close it, so nothing
+            # more of it can reach the server.
+            self._session.quit()
             time.sleep(pause)
             try:
                 self._session = self._reopen()
-            except error.SecurityError:
-                raise
+            except error.SecurityError as e:
+                self._security = e
+                return
             except error.Abort as e:
                 self._ui.warn(_(b"%s: %s\n") % (self._bhost, e.message))
                 continue
@@ -519,6 +569,10 @@ class _Sender:
             message = tobytes(str(exc))
         else:
             message = _(b"%d of %d messages were not delivered") % (len(failed), len(self._messages))
+            if self._failure is not None and self._security is None:
+                # What ended the last connection (no warning said it when
+                # it was not worth reconnecting).
+                message += b": " + tobytes(str(self._failure))
         lines.append(b"\n")
         if accepted:
             lines.append(_(b"the server accepted %d other message(s):\n") % len(accepted))
@@ -542,6 +596,14 @@ class _Sender:
         again = self._command_line([m for m in failed if m.status != "unknown"])
         if again:
             lines.append(_(b"to send the messages not sent: %s\n") % again)
+        security = self._security
+        if security is not None:
+            # Why the rest was not sent goes first; nothing went over the
+            # connection that failed the check.
+            lines.insert(0, _(b"\nreconnecting to %s failed: %s") % (self._bhost, security.message))
+            message = _(b"%d of %d messages were not delivered") % (len(failed), len(self._messages))
+            message += b"".join(lines).rstrip(b"\n")
+            return error.SecurityError(message, hint=security.hint)
         message += b"".join(lines).rstrip(b"\n")
         hint = errors._hint(exc, self._bhost) if exc is not None else None
         if exc is not None and exc.kind in errors._SECURITY:
@@ -559,11 +621,17 @@ class _Sender:
         nodes = [m.node for m in messages if m.node]
         if not nodes:
             return None
-        words = [b"hg", b"email"] + series.options()
+        words = [b"hg", b"email"]
         first = self._messages[0]
         if first.status == "accepted" and first.message_id:
-            # Thread what is sent again under the series already out.
+            # Thread what is sent again under the series already out, with
+            # no second introduction (patchbomb.intro=auto would ask for
+            # one when two or more patches remain).
+            words += [b"--config", b"patchbomb.intro=never"]
+            words += series.options(without=_FIRST_MESSAGE_OPTIONS)
             words += [b"--in-reply-to", first.message_id]
+        else:
+            words += series.options()
         for node in nodes:
             words += [b"-r", node[:12]]
         return b" ".join(procutil.shellquote(w) for w in words)
@@ -580,14 +648,14 @@ class Series:
         self.table = table
         self.sender = None
 
-    def options(self, with_revisions=False):
+    def options(self, with_revisions=False, without=()):
         """The command's options as given, without those naming revisions
-        unless ``with_revisions``."""
+        unless ``with_revisions``, and without those in ``without``."""
         words = []
         for entry in self.table:
             name = entry[1]
             key = name.replace(b"-", b"_")
-            if key in _REVISION_OPTIONS and not with_revisions:
+            if (key in _REVISION_OPTIONS and not with_revisions) or key in without:
                 continue
             value = self.opts.get(key)
             default = entry[2]
