@@ -139,6 +139,8 @@ pub enum Setting {
     ClientCert,
     /// `smtp.auth`
     Auth,
+    /// `smtp.username`
+    Username,
 }
 
 /// Everything that can end a session or a transaction.
@@ -189,6 +191,9 @@ pub enum Error {
     },
     /// The handshake failed for a reason other than the certificate.
     Tls { server: String, reason: String },
+    /// The server wanted a client certificate and got none, or refused the
+    /// one it got (`hostsecurity.HOST:clientcert`).
+    ClientCertRefused { server: String, reason: String },
     /// The server cannot speak a TLS version we accept.
     /// `certain` is false when the server just hung up on a client that
     /// offered only the minimum (asyncio-based servers do that instead of
@@ -255,7 +260,7 @@ impl Error {
             Error::StartTlsNotOffered { .. } => Kind::StartTls,
             Error::StartTlsInjection { .. } => Kind::Injection,
             Error::Verify { .. } => Kind::Verify,
-            Error::Tls { .. } => Kind::Tls,
+            Error::Tls { .. } | Error::ClientCertRefused { .. } => Kind::Tls,
             Error::TlsVersion { .. } => Kind::TlsVersion,
             Error::AuthUnavailable { .. } => Kind::AuthMechanism,
             Error::AuthRefused { .. } => Kind::Auth,
@@ -283,14 +288,26 @@ impl Error {
             Error::StartTlsNotOffered { .. } | Error::StartTlsInjection { .. } => {
                 Some(Stage::StartTls)
             }
-            Error::Verify { .. } | Error::Tls { .. } | Error::TlsVersion { .. } => {
-                Some(Stage::Handshake)
-            }
+            Error::Verify { .. }
+            | Error::Tls { .. }
+            | Error::ClientCertRefused { .. }
+            | Error::TlsVersion { .. } => Some(Stage::Handshake),
             Error::AuthUnavailable { .. }
             | Error::CleartextAuth { .. }
             | Error::AuthRefused { .. }
             | Error::AuthExchange { .. } => Some(Stage::Auth),
             Error::RecipientsRefused { .. } => Some(Stage::Rcpt),
+            _ => None,
+        }
+    }
+
+    /// The setting to change, where the error alone says which.
+    pub fn setting(&self) -> Option<Setting> {
+        match self {
+            Error::Config { setting, .. } => Some(*setting),
+            Error::ClientCertRefused { .. } => Some(Setting::ClientCert),
+            // A login was asked of a server that offers none here.
+            Error::AuthUnavailable { offered, .. } if offered.is_empty() => Some(Setting::Username),
             _ => None,
         }
     }
@@ -394,7 +411,7 @@ impl fmt::Display for Error {
                     "certificate of {server} could not be verified: {failure}"
                 )
             }
-            Error::Tls { server, reason } => {
+            Error::Tls { server, reason } | Error::ClientCertRefused { server, reason } => {
                 write!(f, "TLS handshake with {server} failed: {reason}")
             }
             Error::TlsVersion {
@@ -471,6 +488,21 @@ impl std::error::Error for Error {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_client_certificate_is_a_tls_failure_that_blames_its_setting() {
+        let refused = Error::ClientCertRefused {
+            server: "localhost:465".into(),
+            reason: "the server requires a client certificate".into(),
+        };
+        assert_eq!(refused.kind(), Kind::Tls);
+        assert_eq!(refused.setting(), Some(Setting::ClientCert));
+        let other = Error::Tls {
+            server: "localhost:465".into(),
+            reason: "a client certificate is mentioned in this text".into(),
+        };
+        assert_eq!(other.setting(), None);
+    }
 
     #[test]
     fn a_timeout_is_shown_in_the_units_it_was_set_in() {

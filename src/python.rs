@@ -166,6 +166,7 @@ enum Setting {
     CaCerts,
     ClientCert,
     Auth,
+    Username,
 }
 
 impl From<error::Setting> for Setting {
@@ -184,6 +185,7 @@ impl From<error::Setting> for Setting {
             S::CaCerts => Setting::CaCerts,
             S::ClientCert => Setting::ClientCert,
             S::Auth => Setting::Auth,
+            S::Username => Setting::Username,
         }
     }
 }
@@ -321,8 +323,11 @@ impl PySession {
             let session = guard
                 .as_mut()
                 .ok_or_else(|| SmtpError::new_err("the SMTP session is closed"))?;
-            let result = py.detach(|| f(session));
-            result.map_err(|e| to_pyerr(py, e, &self.pending))
+            let result = py.detach(|| f(&mut *session));
+            result.map_err(|e| {
+                let setting = session.setting_at_fault(&e);
+                to_pyerr_at(py, e, setting, &self.pending)
+            })
         })
     }
 }
@@ -421,13 +426,16 @@ impl PySession {
             };
             d.set_item("id", id)?;
             if let Outcome::Refused(e) = outcome {
-                d.set_item("error", to_pyerr(py, e, &self.pending).value(py))?;
+                let setting = session.setting_at_fault(&e);
+                let err = to_pyerr_at(py, e, setting, &self.pending);
+                d.set_item("error", err.value(py))?;
             }
             out.append(d)?;
         }
         let failure = match failure {
             Some(e) => {
-                let err = to_pyerr(py, e, &self.pending);
+                let setting = session.setting_at_fault(&e);
+                let err = to_pyerr_at(py, e, setting, &self.pending);
                 if err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
                     return Err(err);
                 }
@@ -687,6 +695,18 @@ fn verdict_dict<'py>(py: Python<'py>, v: &Verdict) -> PyResult<Bound<'py, PyDict
 /// Turn a core error into `SmtpError` with attributes, or re-raise the
 /// KeyboardInterrupt that caused an interruption.
 fn to_pyerr(py: Python<'_>, e: Error, pending: &Arc<Mutex<Option<PyErr>>>) -> PyErr {
+    let setting = e.setting();
+    to_pyerr_at(py, e, setting, pending)
+}
+
+/// [`to_pyerr`] with the setting to blame decided by the caller (a session
+/// knows more than its error).
+fn to_pyerr_at(
+    py: Python<'_>,
+    e: Error,
+    setting: Option<error::Setting>,
+    pending: &Arc<Mutex<Option<PyErr>>>,
+) -> PyErr {
     if let Error::Interrupted = e {
         if let Some(err) = pending.lock().ok().and_then(|mut p| p.take()) {
             return err;
@@ -724,9 +744,7 @@ fn to_pyerr(py: Python<'_>, e: Error, pending: &Arc<Mutex<Option<PyErr>>>) -> Py
                 value.setattr("pinned", pinned)?;
             }
         }
-        if let Error::Config { setting, .. } = &e {
-            value.setattr("setting", Setting::from(*setting))?;
-        }
+        value.setattr("setting", setting.map(Setting::from))?;
         match &e {
             Error::AuthRefused {
                 mechanism, detail, ..

@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, Secured, WriteError};
-use crate::error::{Error, Stage};
+use crate::error::{Error, Setting, Stage};
 use crate::pipeline::Pipeline;
 use crate::smtp::{
     auth, data, scram, Capabilities, Command, Credentials, Exchange, Mechanism, Reply, ReplyParser,
@@ -257,6 +257,21 @@ impl Session {
     /// discarded as untrusted).
     pub fn cleartext_capabilities(&self) -> Option<&Capabilities> {
         self.cleartext_caps.as_ref()
+    }
+
+    /// The setting to change after `e`: the error's own, or `smtp.tls` when
+    /// this cleartext session left unused the STARTTLS the server offers and
+    /// the server then had no AUTH for us or answered 530 (RFC 3207's "must
+    /// issue a STARTTLS command first"; RFC 4954's authentication required,
+    /// which such servers offer only after STARTTLS).
+    pub fn setting_at_fault(&self, e: &Error) -> Option<Setting> {
+        let starttls_unused = self.config.security == Security::None && self.caps.starttls();
+        let wants_tls = matches!(e, Error::AuthUnavailable { .. })
+            || e.reply().is_some_and(|r| r.code() == 530);
+        if starttls_unused && wants_tls {
+            return Some(Setting::Tls);
+        }
+        e.setting()
     }
 
     /// The server's greeting.
@@ -761,7 +776,7 @@ impl Session {
             }
             Err(IoFailure::Tls(e)) => {
                 if let Some(reason) = client_cert_refusal(&e, self.config.client_cert.is_some()) {
-                    return Err(Error::Tls { server, reason });
+                    return Err(Error::ClientCertRefused { server, reason });
                 }
                 if let Some(Verdict {
                     chain,
@@ -908,11 +923,16 @@ impl Session {
                 stage,
                 reason: e.to_string(),
             },
-            IoFailure::Tls(e) => Error::Tls {
-                server: server_label(&self.config.host, self.config.port),
-                reason: client_cert_refusal(&e, self.config.client_cert.is_some())
-                    .unwrap_or_else(|| e.to_string()),
-            },
+            IoFailure::Tls(e) => {
+                let server = server_label(&self.config.host, self.config.port);
+                match client_cert_refusal(&e, self.config.client_cert.is_some()) {
+                    Some(reason) => Error::ClientCertRefused { server, reason },
+                    None => Error::Tls {
+                        server,
+                        reason: e.to_string(),
+                    },
+                }
+            }
             IoFailure::Cleartext(n) => Error::Protocol {
                 stage,
                 reason: format!("{n} bytes of cleartext inside TLS"),

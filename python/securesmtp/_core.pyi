@@ -64,7 +64,8 @@ class Stage:
 
 @final
 class Setting:
-    """The setting a ``Kind.CONFIG`` error is about."""
+    """The setting an ``SmtpError`` blames: the one a ``Kind.CONFIG`` error
+    is about, or the one to change after another failure."""
 
     HOST: Setting
     PORT: Setting
@@ -78,6 +79,7 @@ class Setting:
     CA_CERTS: Setting
     CLIENT_CERT: Setting
     AUTH: Setting
+    USERNAME: Setting
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 

@@ -82,12 +82,21 @@ def _config_setting(setting, host):
         Setting.CA_CERTS: b"web.cacerts or hostsecurity.%s:verifycertsfile" % host,
         Setting.CLIENT_CERT: b"hostsecurity.%s:clientcert and :clientkey" % host,
         Setting.AUTH: b"smtp.auth",
+        Setting.USERNAME: b"smtp.username",
     }
     return names.get(setting, b"your hgrc")
 
 
 def _hint(exc, host):
     kind = exc.kind
+    if kind != Kind.CONFIG and exc.setting == Setting.TLS:
+        # A cleartext session to a server that offers STARTTLS, which then
+        # had no AUTH for us or wanted STARTTLS (or a login) first.
+        return _(
+            b"the server offers STARTTLS, which smtp.tls = none does not "
+            b"use, and wants it before a login or a message: set "
+            b"smtp.tls = starttls"
+        )
     if kind == Kind.VERIFY:
         if getattr(exc, "pinned", None):
             return repin_hint(host, exc.pinned, exc.fingerprint, exc.spki)
@@ -106,7 +115,7 @@ def _hint(exc, host):
         )
     if kind == Kind.INJECTION:
         return _(b"someone between you and the server may be tampering with the connection")
-    if kind == Kind.TLS and "client certificate" in str(exc):
+    if kind == Kind.TLS and exc.setting == Setting.CLIENT_CERT:
         return _(
             b"set hostsecurity.%s:clientcert (and :clientkey) to a PEM "
             b"certificate the server accepts"
@@ -120,6 +129,12 @@ def _hint(exc, host):
         )
     if kind == Kind.AUTH:
         return _auth_hint(exc)
+    if kind == Kind.AUTH_MECHANISM and exc.setting == Setting.USERNAME:
+        return _(
+            b"the server offers no login on this connection: if it needs "
+            b"none, remove smtp.username; otherwise check smtp.port (logins "
+            b"are usually taken on submission, 587, or 465 with smtp.tls = smtps)"
+        )
     if kind == Kind.AUTH_MECHANISM:
         return _(
             b"set smtp.auth to mechanisms the server offers; this client "
@@ -190,6 +205,20 @@ def _reply_hint(exc):
         return _(
             b"the server answered out of turn; check that smtp.host and "
             b"smtp.port name an SMTP server"
+        )
+    if code == 530 and exc.stage != Stage.AUTH:
+        # RFC 4954 6: "530 5.7.0 Authentication required".
+        return _(
+            b"the server takes mail only after a login: set smtp.username "
+            b"(the password comes from smtp.password, smtp.password-command, "
+            b"the keyring or a prompt)"
+        )
+    if code == 552 and exc.stage in (Stage.MAIL, Stage.DATA, Stage.BODY):
+        # RFC 1870: the message is bigger than the server's SIZE limit.
+        return _(
+            b"the message is larger than the server accepts (its SIZE "
+            b"limit); leave out large patches or ask the server's "
+            b"administrator"
         )
     hint = _STAGE_HINTS.get(exc.stage, _(b"the server's reply above says why"))
     if 400 <= code < 500:

@@ -61,7 +61,16 @@ def _ascii_host(bhost):
 
 def port(ui, mode):
     default = 465 if mode == "smtps" else 25
-    value = urlutil.getport(ui.config(b"smtp", b"port", default))
+    raw = ui.config(b"smtp", b"port", default)
+    try:
+        value = urlutil.getport(raw)
+    except error.Abort:
+        # Mercurial's own message does not say which setting it read.
+        raise error.ConfigError(
+            _(b"smtp.port names no known service: '%s'") % stringutil.escapestr(raw),
+            hint=_(b"use a port number, or a service name from /etc/services "
+                   b"(submission is 587, smtps 465)"),
+        )
     if not 0 < value < 65536:
         raise error.ConfigError(
             _(b"smtp.port %d is out of range") % value,
