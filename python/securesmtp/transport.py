@@ -564,12 +564,17 @@ class _Sender:
         accepted = [m for m in self._messages if m.status == "accepted"]
         first = failed[0]
         exc = first.error or self._failure
+        security = self._security
         lines = []
-        if len(failed) == 1 and exc is not None:
+        if len(failed) == 1 and exc is not None and security is None:
             message = tobytes(str(exc))
         else:
             message = _(b"%d of %d messages were not delivered") % (len(failed), len(self._messages))
-            if self._failure is not None and self._security is None:
+            if security is not None:
+                # Why the rest was not sent goes first; nothing went over
+                # the connection that failed the check.
+                message += _(b"\nreconnecting to %s failed: %s") % (self._bhost, security.message)
+            elif self._failure is not None:
                 # What ended the last connection (no warning said it when
                 # it was not worth reconnecting).
                 message += b": " + tobytes(str(self._failure))
@@ -596,15 +601,9 @@ class _Sender:
         again = self._command_line([m for m in failed if m.status != "unknown"])
         if again:
             lines.append(_(b"to send the messages not sent: %s\n") % again)
-        security = self._security
-        if security is not None:
-            # Why the rest was not sent goes first; nothing went over the
-            # connection that failed the check.
-            lines.insert(0, _(b"\nreconnecting to %s failed: %s") % (self._bhost, security.message))
-            message = _(b"%d of %d messages were not delivered") % (len(failed), len(self._messages))
-            message += b"".join(lines).rstrip(b"\n")
-            return error.SecurityError(message, hint=security.hint)
         message += b"".join(lines).rstrip(b"\n")
+        if security is not None:
+            return error.SecurityError(message, hint=security.hint)
         hint = errors._hint(exc, self._bhost) if exc is not None else None
         if exc is not None and exc.kind in errors._SECURITY:
             return error.SecurityError(message, hint=hint)
