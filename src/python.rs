@@ -324,10 +324,7 @@ impl PySession {
                 .as_mut()
                 .ok_or_else(|| SmtpError::new_err("the SMTP session is closed"))?;
             let result = py.detach(|| f(&mut *session));
-            result.map_err(|e| {
-                let setting = session.setting_at_fault(&e);
-                to_pyerr_at(py, e, setting, &self.pending)
-            })
+            result.map_err(|e| session_pyerr(py, session, e, &self.pending))
         })
     }
 }
@@ -426,16 +423,14 @@ impl PySession {
             };
             d.set_item("id", id)?;
             if let Outcome::Refused(e) = outcome {
-                let setting = session.setting_at_fault(&e);
-                let err = to_pyerr_at(py, e, setting, &self.pending);
+                let err = session_pyerr(py, session, e, &self.pending);
                 d.set_item("error", err.value(py))?;
             }
             out.append(d)?;
         }
         let failure = match failure {
             Some(e) => {
-                let setting = session.setting_at_fault(&e);
-                let err = to_pyerr_at(py, e, setting, &self.pending);
+                let err = session_pyerr(py, session, e, &self.pending);
                 if err.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) {
                     return Err(err);
                 }
@@ -699,8 +694,19 @@ fn to_pyerr(py: Python<'_>, e: Error, pending: &Arc<Mutex<Option<PyErr>>>) -> Py
     to_pyerr_at(py, e, setting, pending)
 }
 
-/// [`to_pyerr`] with the setting to blame decided by the caller (a session
-/// knows more than its error).
+/// [`to_pyerr`] for an error of `session`, which knows more than the error
+/// about the setting to blame.
+fn session_pyerr(
+    py: Python<'_>,
+    session: &Session,
+    e: Error,
+    pending: &Arc<Mutex<Option<PyErr>>>,
+) -> PyErr {
+    let setting = session.setting_at_fault(&e);
+    to_pyerr_at(py, e, setting, pending)
+}
+
+/// [`to_pyerr`] with the setting to blame decided by the caller.
 fn to_pyerr_at(
     py: Python<'_>,
     e: Error,
