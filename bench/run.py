@@ -320,14 +320,15 @@ class Bench:
             self.hgrcs[key] = path
         return self.hgrcs[key]
 
-    def send(self, client, repo, n, recipients, delay, listener="starttls"):
+    def send(self, client, repo, n, recipients, delay, listener="starttls", cpu=None):
         """One ``hg email`` of patches 1..n; returns (seconds, turns).
-        ``delay`` None means straight to Postfix, no proxy."""
+        ``delay`` None means straight to Postfix, no proxy; then ``cpu``, a
+        list, gets the CPU seconds of the run."""
         revs = "0" if n == 1 else "0:%d" % (n - 1)
         args = email_args(revs, recipients)
         port = self.pf.port(listener)
         if delay is None:
-            secs, _ = run(args, repo, self.hgrc(client, port))
+            secs, _ = run(args, repo, self.hgrc(client, port), cpu=cpu)
             turns = None
         else:
             with LatencyProxy(port, delay=delay) as proxy:
@@ -342,15 +343,11 @@ class Bench:
     def direct_pairs(self, repo, n, recipients, reps):
         """``reps`` runs of each client straight to Postfix, alternating
         which goes first; per client, the (wall, CPU) seconds of each run."""
-        revs = "0" if n == 1 else "0:%d" % (n - 1)
-        args = email_args(revs, recipients)
-        port = self.pf.port("starttls")
         res = {c: [] for c in CLIENTS}
         for r in range(reps):
             for client in CLIENTS if r % 2 == 0 else CLIENTS[::-1]:
                 cpu = []
-                secs, _ = run(args, repo, self.hgrc(client, port), cpu=cpu)
-                self.pf.deliveries(n * recipients, timeout=120)
+                secs, _ = self.send(client, repo, n, recipients, None, cpu=cpu)
                 res[client].append((secs, cpu[0]))
         return res
 
@@ -613,8 +610,8 @@ def measure(b, sizes, delays, opts):
     out.append("")
     out.append(
         "Straight to Postfix's STARTTLS port, %d runs of each client (three times as many "
-        "for a single message), alternating which goes first; medians. \"Paired difference\": the median of (securesmtp - stock) "
-        "over runs made back to back, which cancels drift in machine load. CPU: user + "
+        "for a single message), alternating which goes first; medians. \"Paired difference\": "
+        "the median of (securesmtp - stock) over runs made back to back, which cancels drift in machine load. CPU: user + "
         "system seconds of the `hg` process. The last row is a series of smaller patches "
         "(10-line files instead of 50)." % direct_reps
     )
