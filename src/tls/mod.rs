@@ -29,6 +29,7 @@ mod cert;
 mod client_cert;
 mod danger;
 mod names;
+mod pem;
 mod pin;
 mod policy;
 mod report;

@@ -10,9 +10,9 @@ use std::io::ErrorKind;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, TrustAnchor};
 
+use super::pem;
 use super::policy::{TlsPolicy, TlsSetupError};
 
 /// The trust anchors webpki searches, each with the certificate it was made
@@ -118,12 +118,10 @@ pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, 
             reason: e.to_string(),
         },
     })?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsSetupError::CaFileUnreadable {
-            path: shown.clone(),
-            reason: format!("bad PEM: {e}"),
-        })?;
+    let certs = pem::certificates(&bytes).map_err(|e| TlsSetupError::CaFileUnreadable {
+        path: shown.clone(),
+        reason: format!("bad PEM: {e}"),
+    })?;
     if certs.is_empty() {
         return Err(TlsSetupError::CaFileHasNoCertificates { path: shown });
     }
