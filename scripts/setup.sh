@@ -58,6 +58,9 @@ PY_REQUIREMENTS=(
     "ruff==0.14.*"
     "mypy==1.18.*"
     "auditwheel>=6,<7"
+    # tests/test_parity_generated.py: certificate chains generated from
+    # parts, with shrinking.
+    "hypothesis>=6.100,<7"
     # tests/test_keyring.py: the real mercurial_keyring and a file-backed
     # keyring backend.
     "mercurial_keyring==1.4.4"

@@ -630,6 +630,47 @@ fn _test_hook_panic(secret: &str) -> PyResult<()> {
     guarded(|| panic!("test hook panic carrying {secret}"))
 }
 
+/// The verdict the handshake's verifier gives `chain` (DER, leaf first) for
+/// `host`, trusting `cafile` (else the default store, unless
+/// `load_default_roots` is false), at `at` seconds since the epoch (else
+/// now): `(accepted, how or why not)`. For the differential tests; it
+/// trusts nothing a connection would not.
+#[pyfunction]
+#[pyo3(signature = (chain, host, cafile=None, load_default_roots=true, at=None))]
+fn verify_chain(
+    chain: Vec<Vec<u8>>,
+    host: String,
+    cafile: Option<std::path::PathBuf>,
+    load_default_roots: bool,
+    at: Option<u64>,
+) -> PyResult<(bool, String)> {
+    guarded(|| {
+        let policy = tls::TlsPolicy {
+            server_name: host,
+            ca_file: cafile,
+            load_default_roots,
+            pins: Vec::new(),
+            insecure: false,
+            min_version: tls::MinVersion::Tls12,
+            ciphers: None,
+            inspect_only: false,
+        };
+        let now = match at {
+            Some(secs) => {
+                rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(secs))
+            }
+            None => rustls::pki_types::UnixTime::now(),
+        };
+        Ok(match tls::verify_offline(&policy, &chain, now) {
+            Ok(verdict) => match verdict.result {
+                Ok(trust) => (true, trust.to_string()),
+                Err(failure) => (false, failure.to_string()),
+            },
+            Err(setup) => (false, setup.to_string()),
+        })
+    })
+}
+
 /// SASL names into mechanisms; an unknown name is a config error on `smtp.auth`.
 fn mechanism_list(
     py: Python<'_>,
@@ -785,6 +826,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ascii_host, m)?)?;
     m.add_function(wrap_pyfunction!(timeout_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(describe_chain, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_chain, m)?)?;
     m.add_function(wrap_pyfunction!(_test_hook_panic, m)?)?;
     Ok(())
 }

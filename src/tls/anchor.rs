@@ -15,12 +15,11 @@
 use std::fmt;
 
 use x509_parser::certificate::X509Certificate;
-use x509_parser::extensions::ParsedExtension;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::oid_registry::{
-    Oid, OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER, OID_X509_EXT_BASIC_CONSTRAINTS,
-    OID_X509_EXT_CERTIFICATE_POLICIES, OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE,
-    OID_X509_EXT_NAME_CONSTRAINTS, OID_X509_EXT_SUBJECT_ALT_NAME,
-    OID_X509_EXT_SUBJECT_KEY_IDENTIFIER,
+    Oid, OID_X509_EXT_BASIC_CONSTRAINTS, OID_X509_EXT_CERTIFICATE_POLICIES, OID_X509_EXT_CERT_TYPE,
+    OID_X509_EXT_EXTENDED_KEY_USAGE, OID_X509_EXT_KEY_USAGE, OID_X509_EXT_NAME_CONSTRAINTS,
+    OID_X509_EXT_SUBJECT_ALT_NAME,
 };
 
 use super::cert;
@@ -67,6 +66,8 @@ pub enum AnchorProblem {
     /// Its keyUsage allows none of digitalSignature, keyEncipherment and
     /// keyAgreement, so it cannot serve TLS (OpenSSL's KU_TLS).
     KeyUsageNotForTls,
+    /// Its Netscape certificate type does not include SSL server.
+    NotAnSslServerType,
     /// x509-parser cannot read it, or one of its extensions.
     Malformed,
 }
@@ -103,22 +104,24 @@ impl fmt::Display for AnchorProblem {
                 "has a keyUsage that allows none of digitalSignature, keyEncipherment \
                  and keyAgreement",
             ),
+            Self::NotAnSslServerType => f.write_str(
+                "is not for TLS servers (its Netscape certificate type lacks SSL server)",
+            ),
             Self::Malformed => f.write_str("cannot be read"),
         }
     }
 }
 
 /// Extensions whose criticality the verifier honours: the ones it or webpki
-/// enforce, the key identifiers, and certificate policies (which restrict
-/// nothing without policy constraints, themselves refused when critical).
-const UNDERSTOOD: [&Oid<'static>; 8] = [
+/// enforce, and certificate policies (which restrict nothing without policy
+/// constraints, themselves refused when critical). The key identifiers are
+/// not among them: OpenSSL refuses them as unhandled when critical.
+const UNDERSTOOD: [&Oid<'static>; 6] = [
     &OID_X509_EXT_BASIC_CONSTRAINTS,
     &OID_X509_EXT_KEY_USAGE,
     &OID_X509_EXT_EXTENDED_KEY_USAGE,
     &OID_X509_EXT_SUBJECT_ALT_NAME,
     &OID_X509_EXT_NAME_CONSTRAINTS,
-    &OID_X509_EXT_SUBJECT_KEY_IDENTIFIER,
-    &OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER,
     &OID_X509_EXT_CERTIFICATE_POLICIES,
 ];
 
@@ -174,14 +177,27 @@ pub(crate) fn as_itself(cert: &X509Certificate<'_>, now: i64) -> Result<(), Anch
         });
     }
     check_eku(cert)?;
-    check_server_key_usage(cert)?;
+    check_server_purpose(cert)?;
     check_critical(cert)?;
     check_dates(cert, now)
 }
 
-/// OpenSSL's keyUsage rule for an SSL server certificate: where keyUsage is
-/// present it must allow digitalSignature, keyEncipherment or keyAgreement.
-pub(crate) fn check_server_key_usage(cert: &X509Certificate<'_>) -> Result<(), AnchorProblem> {
+/// OpenSSL's rules for an SSL server certificate that webpki leaves out:
+/// where keyUsage is present it must allow digitalSignature,
+/// keyEncipherment or keyAgreement; where the Netscape certificate type is
+/// present it must include SSL server.
+pub(crate) fn check_server_purpose(cert: &X509Certificate<'_>) -> Result<(), AnchorProblem> {
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::NSCertType(ns) if !ns.ssl_server() => {
+                return Err(AnchorProblem::NotAnSslServerType)
+            }
+            ParsedExtension::NSCertType(_) => {}
+            // Present but unreadable: it may say anything.
+            _ if ext.oid == OID_X509_EXT_CERT_TYPE => return Err(AnchorProblem::Malformed),
+            _ => {}
+        }
+    }
     match cert.key_usage().map_err(|_| AnchorProblem::Malformed)? {
         Some(ku)
             if !(ku.value.digital_signature()
@@ -206,29 +222,91 @@ pub(crate) fn has_name_constraints(cert: &X509Certificate<'_>) -> bool {
     !matches!(cert.name_constraints(), Ok(None))
 }
 
-/// OpenSSL's notion of self-signed (without checking the signature): issuer
-/// and subject are the same name and, when both key identifiers are present,
-/// the authority key identifier is the subject key identifier.
+/// OpenSSL's notion of self-signed (`X509_self_signed` without checking the
+/// signature, as OpenSSL 3.0 decides which certificates end a chain): issuer
+/// and subject are the same name; where the authority key identifier gives
+/// a key identifier and the subject key identifier is present they are
+/// equal, a serial it gives is the certificate's own, and an issuer name it
+/// gives is the certificate's issuer; and the signature algorithm is one
+/// for the certificate's own key type.
 pub(crate) fn is_self_signed(cert: &X509Certificate<'_>) -> bool {
-    if !cert::is_self_issued(cert) {
+    if !cert::is_self_issued(cert) || !signature_fits_own_key(cert) {
         return false;
     }
     let mut ski = None;
-    let mut aki = None;
     for ext in cert.extensions() {
-        match ext.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(id) => ski = Some(id.0),
-            ParsedExtension::AuthorityKeyIdentifier(id) => {
-                aki = id.key_identifier.as_ref().map(|k| k.0);
-            }
-            _ => {}
+        if let ParsedExtension::SubjectKeyIdentifier(id) = ext.parsed_extension() {
+            ski = Some(id.0);
         }
     }
-    match (aki, ski) {
-        (Some(aki), Some(ski)) => aki == ski,
-        _ => true,
+    for ext in cert.extensions() {
+        let ParsedExtension::AuthorityKeyIdentifier(aki) = ext.parsed_extension() else {
+            continue;
+        };
+        if let (Some(key), Some(ski)) = (&aki.key_identifier, ski) {
+            if key.0 != ski {
+                return false;
+            }
+        }
+        if let Some(serial) = aki.authority_cert_serial {
+            if !same_integer(serial, cert.raw_serial()) {
+                return false;
+            }
+        }
+        // OpenSSL compares the first directory name it lists.
+        let named = aki
+            .authority_cert_issuer
+            .iter()
+            .flatten()
+            .find_map(|n| match n {
+                GeneralName::DirectoryName(name) => Some(name),
+                _ => None,
+            });
+        if named.is_some_and(|name| name.as_raw() != cert.issuer().as_raw()) {
+            return false;
+        }
     }
+    true
 }
+
+/// Two DER INTEGER contents as OpenSSL's `ASN1_INTEGER_cmp` compares them:
+/// by value (a redundant leading zero byte does not count).
+fn same_integer(a: &[u8], b: &[u8]) -> bool {
+    fn trimmed(v: &[u8]) -> &[u8] {
+        match v {
+            [0, rest @ ..] if rest.first().is_some_and(|b| b & 0x80 != 0) => rest,
+            _ => v,
+        }
+    }
+    trimmed(a) == trimmed(b)
+}
+
+/// OpenSSL's `check_sig_alg_match` on a certificate and its own key: the
+/// signature algorithm belongs to the key's type (RSA-PSS also fits an RSA
+/// key).
+fn signature_fits_own_key(cert: &X509Certificate<'_>) -> bool {
+    let signature = cert.signature_algorithm.algorithm.to_id_string();
+    let key = cert.public_key().algorithm.algorithm.to_id_string();
+    let signature_key = match signature.as_str() {
+        // sha1/sha224/sha256/sha384/sha512 (and md5) WithRSAEncryption
+        s if s.starts_with("1.2.840.113549.1.1.") && s != RSASSA_PSS && s != RSA => RSA,
+        RSASSA_PSS => return key == RSA || key == RSASSA_PSS,
+        // ecdsa-with-SHA1 and ecdsa-with-SHA2 family
+        s if s == "1.2.840.10045.4.1" || s.starts_with("1.2.840.10045.4.3.") => EC,
+        ED25519 => ED25519,
+        ED448 => ED448,
+        // DSA and algorithms this verifier does not know: whether OpenSSL
+        // would call it self-signed is not known here, so it is not.
+        _ => return false,
+    };
+    key == signature_key
+}
+
+const RSA: &str = "1.2.840.113549.1.1.1";
+const RSASSA_PSS: &str = "1.2.840.113549.1.1.10";
+const EC: &str = "1.2.840.10045.2.1";
+const ED25519: &str = "1.3.101.112";
+const ED448: &str = "1.3.101.113";
 
 /// An extendedKeyUsage, where present, must include serverAuth (OpenSSL 3
 /// refuses anyExtendedKeyUsage alone for the SSL server purpose).

@@ -27,6 +27,7 @@
 mod anchor;
 mod cert;
 mod client_cert;
+mod constraints;
 mod danger;
 mod names;
 mod pem;
@@ -43,9 +44,10 @@ mod testutil;
 use std::net::Ipv6Addr;
 use std::sync::Arc;
 
+use rustls::client::danger::ServerCertVerifier;
 use rustls::client::Resumption;
 use rustls::crypto::{ring, CryptoProvider};
-use rustls::pki_types::ServerName;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::ClientConfig;
 
 pub use anchor::AnchorProblem;
@@ -95,6 +97,68 @@ pub fn client_config_with_cert(
     };
     config.resumption = Resumption::disabled();
     Ok((Arc::new(config), slot))
+}
+
+/// The verdict of the handshake's own verifier on `chain` (DER, leaf first,
+/// as a server sends it) at `now`, without a connection: for the
+/// differential tests that hold it against OpenSSL and Mercurial. Nothing
+/// here is weaker than a connection (the same [`verifier::verifier`], the
+/// same rustls entry point); only the handshake signature, which needs a
+/// peer, is not part of it.
+pub fn verify_offline(
+    policy: &TlsPolicy,
+    chain: &[Vec<u8>],
+    now: UnixTime,
+) -> Result<Verdict, TlsSetupError> {
+    let (verifier, slot) = verifier::verifier(policy)?;
+    let name = server_name(policy)?;
+    let certs: Vec<CertificateDer<'_>> = chain
+        .iter()
+        .map(|der| CertificateDer::from(der.as_slice()))
+        .collect();
+    let Some((leaf, intermediates)) = certs.split_first() else {
+        return Ok(Verdict {
+            chain: Vec::new(),
+            result: Err(VerifyFailure::Other("no certificate".to_owned())),
+        });
+    };
+    if let Some(bits) = short_rsa_key(leaf) {
+        // In a handshake the server's signature is checked with ring, which
+        // refuses RSA keys under 2048 bits; without a handshake the same
+        // refusal is stated here.
+        return Ok(Verdict {
+            chain: chain.to_vec(),
+            result: Err(VerifyFailure::Other(format!(
+                "the server's RSA key has {bits} bits; the handshake needs 2048 or more"
+            ))),
+        });
+    }
+    let passed = verifier
+        .verify_server_cert(leaf, intermediates, &name, &[], now)
+        .is_ok();
+    let verdict = slot
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    // The verifier leaves a verdict on every call; should that ever change,
+    // a missing one must not read as a pass.
+    Ok(verdict.unwrap_or(Verdict {
+        chain: chain.to_vec(),
+        result: Err(VerifyFailure::Other(format!(
+            "no verdict (passed: {passed})"
+        ))),
+    }))
+}
+
+/// The size of the certificate's RSA key when it is under 2048 bits.
+fn short_rsa_key(der: &[u8]) -> Option<usize> {
+    let parsed = cert::parse(der)?;
+    match parsed.public_key().parsed() {
+        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) if rsa.key_size() < 2048 => {
+            Some(rsa.key_size())
+        }
+        _ => None,
+    }
 }
 
 /// The rustls server name for `policy.server_name`: an IP literal becomes an

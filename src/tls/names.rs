@@ -114,6 +114,13 @@ pub(crate) fn why_not(
             "its common name is not used because it has a subjectAltName (RFC 6125)".to_owned(),
         );
     }
+    if matches!(name, ServerName::IpAddress(_)) {
+        return Some(
+            "an IP address is matched only against an iPAddress subjectAltName, never a \
+             common name (RFC 6125)"
+                .to_owned(),
+        );
+    }
     match common_name {
         CommonName::OnlyForTheCaFile => Some(
             "it has no subjectAltName, and its common name is only used for a CA in your \
@@ -213,22 +220,28 @@ pub(crate) fn san_matches(cert: &X509Certificate<'_>, name: &ServerName<'_>) -> 
 
 /// Whether a common name of a certificate without subjectAltName matches
 /// `name` (Mercurial's fallback for its own test certificate). An IP address
-/// matches a common name that is the same address written out.
+/// never matches a common name (RFC 6125 section 6.2.1): stock compares the
+/// text as written, and comparing values (`::1` and `0:0:0:0:0:0:0:1`)
+/// would accept what it refuses.
 pub(crate) fn cn_matches(cert: &X509Certificate<'_>, name: &ServerName<'_>) -> bool {
     if has_san(cert) {
         return false;
     }
     common_names(cert.subject()).iter().any(|cn| match name {
         ServerName::DnsName(host) => dns_matches(cn, host.as_ref()),
-        ServerName::IpAddress(ip) => cn.parse::<IpAddr>().ok() == Some(IpAddr::from(*ip)),
         _ => false,
     })
 }
 
 /// RFC 6125 DNS name matching; see the module docs.
 pub(crate) fn dns_matches(pattern: &str, host: &str) -> bool {
-    let pattern = pattern.strip_suffix('.').unwrap_or(pattern);
-    let host = host.strip_suffix('.').unwrap_or(host);
+    // The RFC 6125 exception is a trailing dot on the host only; a name in
+    // the certificate that ends in a dot matches just that text, as in
+    // stock's matcher (webpki never matches it).
+    let host = match pattern.ends_with('.') {
+        true => host,
+        false => host.strip_suffix('.').unwrap_or(host),
+    };
     if pattern.is_empty() || host.is_empty() {
         return false;
     }
@@ -367,11 +380,30 @@ mod tests {
     }
 
     #[test]
-    fn an_ip_common_name_matches_the_same_address() {
-        let der = testutil::no_san_self_signed("127.0.0.1");
+    fn an_ip_host_never_matches_a_common_name() {
+        for (cn, ip) in [
+            ("127.0.0.1", "127.0.0.1"),
+            ("0:0:0:0:0:0:0:1", "::1"),
+            ("::1", "::1"),
+            ("::ffff:7f00:1", "127.0.0.1"),
+        ] {
+            let der = testutil::no_san_self_signed(cn);
+            let cert = cert::parse(&der).unwrap();
+            assert!(!cn_matches(&cert, &host(ip)), "{cn} matched {ip}");
+        }
+        let der = testutil::no_san_self_signed("localhost");
         let cert = cert::parse(&der).unwrap();
-        assert!(cn_matches(&cert, &host("127.0.0.1")));
-        assert!(!cn_matches(&cert, &host("127.0.0.2")));
+        assert!(cn_matches(&cert, &host("localhost")));
+    }
+
+    #[test]
+    fn a_trailing_dot_counts_on_the_host_only() {
+        assert!(dns_matches("mail.example.org", "mail.example.org."));
+        assert!(!dns_matches("mail.example.org.", "mail.example.org"));
+        assert!(dns_matches("mail.example.org.", "mail.example.org."));
+        assert!(!dns_matches("*.example.org.", "mail.example.org"));
+        let der = testutil::no_san_self_signed("localhost.");
+        let cert = cert::parse(&der).unwrap();
         assert!(!cn_matches(&cert, &host("localhost")));
     }
 

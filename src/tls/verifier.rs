@@ -44,7 +44,7 @@ use super::anchor::{self, AnchorProblem};
 use super::pin::Pin;
 use super::policy::{TlsPolicy, TlsSetupError};
 use super::roots::{self, Anchors, Roots};
-use super::{cert, danger, names};
+use super::{cert, constraints, danger, names};
 
 /// Why the server was trusted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -366,19 +366,29 @@ fn path_problem(
     path: &VerifiedPath<'_>,
     now: i64,
 ) -> Result<(), VerifyFailure> {
+    let malformed = || VerifyFailure::Other("certificate is malformed".to_owned());
+    let leaf_der = path.end_entity().der();
+    let leaf = cert::parse(&leaf_der).ok_or_else(malformed)?;
+    let cas: Vec<_> = path
+        .intermediate_certificates()
+        .map(|ca| ca.der())
+        .collect();
+    let mut below = vec![&leaf];
+    let parsed_cas = cas
+        .iter()
+        .map(|der| cert::parse(der).ok_or_else(malformed))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut intermediates = 0;
-    for ca in path.intermediate_certificates() {
-        let der = ca.der();
-        let Some(parsed) = cert::parse(&der) else {
-            return Err(VerifyFailure::Other("certificate is malformed".to_owned()));
-        };
-        if !anchor::intermediate_may_sign(&parsed) {
+    for parsed in &parsed_cas {
+        email_constraints(parsed, &below)?;
+        below.push(parsed);
+        if !anchor::intermediate_may_sign(parsed) {
             return Err(VerifyFailure::IntermediateMayNotSign {
                 subject: cert::dn(parsed.subject()),
             });
         }
         // OpenSSL does not count self-issued CAs (key rollover) against pathLen.
-        if !cert::is_self_issued(&parsed) {
+        if !cert::is_self_issued(parsed) {
             intermediates += 1;
         }
     }
@@ -392,11 +402,25 @@ fn path_problem(
             "a trusted CA certificate is malformed".to_owned(),
         ));
     };
+    email_constraints(&parsed, &below)?;
     anchor::as_anchor(&parsed, now, intermediates).map_err(|problem| VerifyFailure::AnchorRefused {
         subject: cert::dn(parsed.subject()),
         source: source.describe(),
         problem: Box::new(problem),
     })
+}
+
+fn email_constraints(
+    ca: &X509Certificate<'_>,
+    below: &[&X509Certificate<'_>],
+) -> Result<(), VerifyFailure> {
+    match constraints::email_problem(ca, below) {
+        Some(problem) => Err(VerifyFailure::Other(format!(
+            "the name constraints of {} refuse the chain: {problem}",
+            cert::dn(ca.subject())
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Whether any CA on the path (the anchor included) constrains names, so the
@@ -537,7 +561,7 @@ impl Verifier {
                 })
             }
         };
-        anchor::check_server_key_usage(&leaf).map_err(|problem| VerifyFailure::LeafUnfit {
+        anchor::check_server_purpose(&leaf).map_err(|problem| VerifyFailure::LeafUnfit {
             problem: Box::new(problem),
         })?;
         if parsed.verify_is_valid_for_subject_name(&self.name).is_ok() {
