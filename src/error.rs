@@ -337,9 +337,9 @@ impl Error {
             TlsSetupError::CaFileMissing { .. }
             | TlsSetupError::CaFileUnreadable { .. }
             | TlsSetupError::CaFileHasNoCertificates { .. } => Setting::CaCerts,
-            TlsSetupError::UnknownCipher { .. } | TlsSetupError::NoCiphersForVersion => {
-                Setting::Ciphers
-            }
+            TlsSetupError::UnknownCipher { .. }
+            | TlsSetupError::NoTls12Cipher { .. }
+            | TlsSetupError::NoCiphersForVersion => Setting::Ciphers,
             TlsSetupError::BadServerName { .. } => Setting::Host,
         };
         Error::Config {

@@ -141,21 +141,25 @@ def _client_file(value, setting):
 
 
 def _minimum(ui, bhost):
-    setting = b"hostsecurity.%s:minimumprotocol" % bhost
+    """The minimum TLS version, validated as stock validates it: the global
+    value first (even when a per-host one overrides it), then the per-host
+    one; names are lower case, as stock knows them."""
     # Mercurial registers these with a dynamic default: the caller names it
     # (else a devel-warn under devel.all-warnings).
-    value = ui.config(b"hostsecurity", b"%s:minimumprotocol" % bhost, None)
-    if value is None:
-        setting = b"hostsecurity.minimumprotocol"
-        value = ui.config(b"hostsecurity", b"minimumprotocol", None)
-    value = (value or b"tls1.2").lower()
+    value = ui.config(b"hostsecurity", b"minimumprotocol", None) or b"tls1.2"
+    _check_protocol(b"hostsecurity.minimumprotocol", value)
+    value = ui.config(b"hostsecurity", b"%s:minimumprotocol" % bhost, None) or value
+    _check_protocol(b"hostsecurity.%s:minimumprotocol" % bhost, value)
+    # TLS 1.0 and 1.1 are never offered; a minimum below 1.2 is met by 1.2.
+    return "tls1.3" if value == b"tls1.3" else "tls1.2"
+
+
+def _check_protocol(setting, value):
     if value not in _PROTOCOLS:
         raise error.ConfigError(
             _(b"unsupported protocol from %s: %s") % (setting, value),
             hint=_(b"valid protocols: %s") % b" ".join(_PROTOCOLS),
         )
-    # TLS 1.0 and 1.1 are never offered; a minimum below 1.2 is met by 1.2.
-    return "tls1.3" if value == b"tls1.3" else "tls1.2"
 
 
 def _warn_ignored_verifycert(ui):

@@ -35,6 +35,8 @@ mod pin;
 mod policy;
 mod report;
 mod roots;
+#[cfg(all(unix, not(target_os = "macos")))]
+mod store;
 mod suites;
 mod verifier;
 

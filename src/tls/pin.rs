@@ -118,10 +118,19 @@ impl Pin {
     }
 
     /// Parses one legacy `[hostfingerprints]` entry: a bare SHA-1 digest in
-    /// hex, colons optional (a `sha1:` prefix is accepted too).
+    /// hex, colons optional. A `sha1:` prefix is refused: stock Mercurial
+    /// keeps it as part of the digest, which then never matches, so such an
+    /// entry must not pin here either.
     pub fn parse_legacy(s: &str) -> Result<Pin, PinError> {
-        let s = s.trim();
-        let hex = s.strip_prefix("sha1:").unwrap_or(s);
+        let hex = s.trim();
+        if hex.starts_with("sha1:") {
+            return Err(error(
+                s,
+                "[hostfingerprints] takes a bare SHA-1 fingerprint without the \
+                 'sha1:' prefix (stock Mercurial never matches one with it); \
+                 or move it to hostsecurity.<host>:fingerprints, which takes the prefix",
+            ));
+        }
         if hex.starts_with("sha256:") || hex.starts_with("sha512:") {
             return Err(error(
                 s,
@@ -420,11 +429,12 @@ mod tests {
     }
 
     #[test]
-    fn legacy_entries_are_bare_sha1_with_or_without_prefix() {
+    fn legacy_entries_are_bare_sha1_and_a_prefix_is_refused_as_stock_never_matches_it() {
+        let err = Pin::parse_legacy(HG_SHA1).unwrap_err();
+        assert!(err.reason.contains("without the 'sha1:' prefix"), "{err}");
         for entry in [
             "ec:d8:7c:d6:b3:86:d0:4f:c1:b8:b4:1c:9d:8f:5e:16:8e:ef:1c:03",
             "ECD87CD6B386D04FC1B8B41C9D8F5E168EEF1C03",
-            HG_SHA1,
         ] {
             let pin = Pin::parse_legacy(entry).unwrap();
             assert!(

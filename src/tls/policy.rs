@@ -85,6 +85,12 @@ pub enum TlsSetupError {
         /// The supported suites, OpenSSL-style names.
         supported: Vec<String>,
     },
+    /// `hostsecurity.ciphers` names no TLS 1.2 suite (stock's
+    /// `set_ciphers` refuses such a list).
+    NoTls12Cipher {
+        /// The supported suites, OpenSSL-style names.
+        supported: Vec<String>,
+    },
     /// No configured suite can be used with the offered TLS versions.
     NoCiphersForVersion,
     /// The host is neither a DNS name nor an IP address.
@@ -110,6 +116,12 @@ impl fmt::Display for TlsSetupError {
             Self::UnknownCipher { name, supported } => write!(
                 f,
                 "unknown or unsupported cipher suite '{name}' (supported: {})",
+                supported.join(", ")
+            ),
+            Self::NoTls12Cipher { supported } => write!(
+                f,
+                "no TLS 1.2 cipher suite named (as in stock Mercurial, the list must name at \
+                 least one, by its OpenSSL name; supported: {})",
                 supported.join(", ")
             ),
             Self::NoCiphersForVersion => f.write_str(

@@ -157,13 +157,26 @@ fn default_roots_and_source() -> &'static (Arc<Roots>, DefaultRootsSource) {
         // used, and an empty result falls back to the bundled roots. The
         // system's certificates are kept: an expired root or one that is no
         // CA is refused as OpenSSL refuses it.
-        let roots = Roots::from_certs(&rustls_native_certs::load_native_certs().certs);
+        let roots = Roots::from_certs(&system_certs());
         if roots.is_empty() {
             (Arc::new(Roots::bundled()), DefaultRootsSource::Bundled)
         } else {
             (Arc::new(roots), DefaultRootsSource::System)
         }
     })
+}
+
+/// The platform store's certificates: on Unix (but macOS) as OpenSSL reads
+/// its default file and hashed directories ([`super::store`]), elsewhere
+/// through the platform's own API.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn system_certs() -> Vec<CertificateDer<'static>> {
+    super::store::load()
+}
+
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+fn system_certs() -> Vec<CertificateDer<'static>> {
+    rustls_native_certs::load_native_certs().certs
 }
 
 #[cfg(test)]

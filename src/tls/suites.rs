@@ -1,17 +1,21 @@
 //! `hostsecurity.ciphers`: choosing cipher suites by name.
 //!
-//! Names are split on `:`, `,` or whitespace and compared without regard to
-//! case. Each may be a rustls name (`TLS13_AES_128_GCM_SHA256`,
-//! `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`), its IANA name
-//! (`TLS_AES_128_GCM_SHA256`) or its OpenSSL name
-//! (`ECDHE-RSA-AES128-GCM-SHA256`). An unknown name is an error listing the
-//! supported OpenSSL names; it is never ignored. OpenSSL keywords and
-//! operators (`HIGH`, `!aNULL`, `@STRENGTH`) are not understood: the ring
-//! provider's suites are all modern AEAD suites, so name the ones you want.
+//! Names are split on `:`, `,` or whitespace and compared as OpenSSL
+//! compares them, case and all: a TLS 1.2 suite by its OpenSSL name
+//! (`ECDHE-RSA-AES128-GCM-SHA256`), a TLS 1.3 suite by the name OpenSSL
+//! gives it (`TLS_AES_128_GCM_SHA256`). An unknown name is an error listing
+//! the supported names; it is never ignored. OpenSSL keywords and operators
+//! (`HIGH`, `!aNULL`, `@STRENGTH`) are not understood: the ring provider's
+//! suites are all modern AEAD suites, so name the ones you want.
 //!
-//! As with OpenSSL, whose cipher string does not govern TLS 1.3, a list that
-//! names only TLS 1.2 suites keeps all TLS 1.3 suites. An empty value means
-//! the provider's defaults, as an empty setting does in Mercurial.
+//! Stock Mercurial hands the value to `SSLContext.set_ciphers`, which sets
+//! TLS 1.2 suites only and refuses a list with none it knows; so does this
+//! module (a list of TLS 1.3 suites alone, or of names in another case, is
+//! a config error in both). As with OpenSSL, a list that names only TLS 1.2
+//! suites keeps all TLS 1.3 suites; naming TLS 1.3 suites as well restricts
+//! TLS 1.3 to them (stricter than stock, which ignores them there). An empty
+//! value means the provider's defaults, as an empty setting does in
+//! Mercurial.
 
 use rustls::crypto::ring;
 use rustls::{CipherSuite, SupportedCipherSuite};
@@ -97,6 +101,11 @@ pub(crate) fn select(ciphers: Option<&str>) -> Result<Vec<SupportedCipherSuite>,
             chosen.push(suite);
         }
     }
+    if !chosen.iter().any(|s| s.tls13().is_none()) {
+        return Err(TlsSetupError::NoTls12Cipher {
+            supported: supported_cipher_suites(),
+        });
+    }
     if !chosen.iter().any(|s| s.tls13().is_some()) {
         let tls13 = ring::DEFAULT_CIPHER_SUITES
             .iter()
@@ -106,12 +115,13 @@ pub(crate) fn select(ciphers: Option<&str>) -> Result<Vec<SupportedCipherSuite>,
     Ok(chosen)
 }
 
+/// The suite `name` is OpenSSL's name for, compared case-sensitively as
+/// OpenSSL's cipher list compares it.
 fn find(name: &str) -> Option<SupportedCipherSuite> {
-    ring::ALL_CIPHER_SUITES.iter().copied().find(|suite| {
-        let rustls_name = suite.suite().as_str().unwrap_or_default();
-        name.eq_ignore_ascii_case(rustls_name)
-            || name.eq_ignore_ascii_case(&cipher_suite_name(suite))
-    })
+    ring::ALL_CIPHER_SUITES
+        .iter()
+        .copied()
+        .find(|suite| cipher_suite_name(suite) == name)
 }
 
 #[cfg(test)]
@@ -139,26 +149,35 @@ mod tests {
     }
 
     #[test]
-    fn rustls_iana_and_openssl_names_choose_the_same_suite_in_any_case() {
+    fn names_are_openssls_and_case_sensitive_as_in_stock() {
+        let rsa12 = CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256;
+        let chosen = ids(&select(Some("ECDHE-RSA-AES128-GCM-SHA256")).unwrap());
+        assert_eq!(chosen.last(), Some(&rsa12));
+        // Stock's set_ciphers refuses each of these ("No cipher can be
+        // selected").
         for name in [
-            "TLS13_AES_128_GCM_SHA256",
+            "ecdhe-rsa-aes128-gcm-sha256",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
             "tls_aes_128_gcm_sha256",
-            "TLS_AES_128_GCM_SHA256",
+            "TLS13_AES_128_GCM_SHA256",
         ] {
-            assert_eq!(
-                ids(&select(Some(name)).unwrap()),
-                [CipherSuite::TLS13_AES_128_GCM_SHA256],
+            assert!(
+                matches!(select(Some(name)), Err(TlsSetupError::UnknownCipher { .. })),
                 "{name}"
             );
         }
-        let rsa12 = CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256;
-        for name in [
-            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-            "ECDHE-RSA-AES128-GCM-SHA256",
-            "ecdhe-rsa-aes128-gcm-sha256",
+    }
+
+    #[test]
+    fn a_list_of_tls13_suites_alone_is_refused_as_stock_refuses_it() {
+        for list in [
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384",
         ] {
-            let chosen = ids(&select(Some(name)).unwrap());
-            assert_eq!(chosen.last(), Some(&rsa12), "{name}");
+            assert!(
+                matches!(select(Some(list)), Err(TlsSetupError::NoTls12Cipher { .. })),
+                "{list}"
+            );
         }
     }
 

@@ -1175,7 +1175,7 @@ mod tests {
         let leaf = ca.leaf(&["localhost"], KeyKind::Rsa);
         let sha1 = fingerprint(&leaf.der, HashAlg::Sha1);
         let policy = TlsPolicy {
-            pins: vec![Pin::parse_legacy(&sha1).unwrap()],
+            pins: vec![Pin::parse_legacy(sha1.trim_start_matches("sha1:")).unwrap()],
             ..testutil::policy("localhost")
         };
         assert_eq!(
