@@ -22,6 +22,7 @@ import base64
 import datetime
 import ipaddress
 import os
+import subprocess
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -109,6 +110,12 @@ class Case:
     # Certificates in the default store both clients load when no CA file is
     # set (SSL_CERT_FILE, with SSL_CERT_DIR empty); None: the system's.
     default_store: Optional[list] = None
+    # Certificates written as files (root0.pem, ...) into the default store's
+    # directory (SSL_CERT_DIR), with ``openssl rehash`` run over it when
+    # ``default_dir_hashed``; the default file then holds ``default_store``
+    # (or nothing).
+    default_dir: Optional[list] = None
+    default_dir_hashed: bool = False
 
 
 MISSING = object()
@@ -312,11 +319,15 @@ class Matrix:
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption()))
         env = {}
-        if c.default_store is not None:
-            empty = os.path.join(d, "empty-cert-dir")
-            os.makedirs(empty, exist_ok=True)
-            env = {"SSL_CERT_FILE": _ca_path(d, "default-store.pem", c.default_store),
-                   "SSL_CERT_DIR": empty}
+        if c.default_store is not None or c.default_dir is not None:
+            cert_dir = os.path.join(d, "cert-dir")
+            os.makedirs(cert_dir, exist_ok=True)
+            for i, cert in enumerate(c.default_dir or []):
+                _write(cert_dir, "root%d.pem" % i, cert.pem)
+            if c.default_dir_hashed:
+                subprocess.run(["openssl", "rehash", cert_dir], check=True, capture_output=True)
+            env = {"SSL_CERT_FILE": _ca_path(d, "default-store.pem", c.default_store or b""),
+                   "SSL_CERT_DIR": cert_dir}
         return Written(
             name=spec.name, what=spec.what, case=c, chain=chain, key=key,
             cafile=_ca_path(d, "cafile.pem", c.cafile),
@@ -1076,3 +1087,105 @@ def _(m):
 def _(m):
     return Case(chain=[m.leaf(m.root)], cafile=[m.root],
                 config={"devel": {"disableloaddefaultcerts": "true"}})
+
+
+@case("default-dir-stray-file", "no CA file; the root is a file in SSL_CERT_DIR not named by its subject hash")
+def _(m):
+    return Case(chain=[m.leaf(m.root)], default_dir=[m.root])
+
+
+@case("default-dir-hashed", "no CA file; the root is in SSL_CERT_DIR under its subject hash (openssl rehash)")
+def _(m):
+    return Case(chain=[m.leaf(m.root)], default_dir=[m.root], default_dir_hashed=True)
+
+
+# -- Found by the generated parity test (test_parity_generated.py) ----------------
+# Each was accepted by the extension and refused by stock; built from the
+# generator's parts (support/frankencert.py) as it printed them.
+
+
+def _parts(m, root=None, leaf=None, self_signed_leaf=False, host="localhost"):
+    """A root and a leaf from ``frankencert`` parts (the defaults with the
+    given changes); the root is the CA file. With ``self_signed_leaf`` the
+    root itself is the server's certificate and the CA file."""
+    from . import frankencert
+
+    if not hasattr(m, "_frankenkeys"):
+        m._frankenkeys = frankencert.Keys()
+    now = _now()
+
+    def part(role, changes):
+        fields = frankencert._defaults(role)
+        fields.update(changes or {})
+        return frankencert.Part(**fields)
+
+    r = frankencert.make(part("root", root), "root", None, m._frankenkeys, host, now)
+    root_cert = Cert(r.cert, r.key)
+    if self_signed_leaf:
+        return Case(chain=[root_cert], cafile=[root_cert])
+    leaf_made = frankencert.make(part("leaf", leaf), "leaf", r, m._frankenkeys, host, now)
+    return Case(chain=[Cert(leaf_made.cert, leaf_made.key)], cafile=[root_cert])
+
+
+@case("anchor-critical-ski", "the root in web.cacerts has a critical subjectKeyIdentifier")
+def _(m):
+    return _parts(m, root={"ski": "critical"})
+
+
+@case("anchor-critical-aki", "the root in web.cacerts has a critical authorityKeyIdentifier")
+def _(m):
+    return _parts(m, root={"aki": "critical"})
+
+
+@case("anchor-aki-wrong-serial",
+      "the root's authorityKeyIdentifier names its own key but another serial (not self-signed to OpenSSL)")
+def _(m):
+    return _parts(m, root={"aki": "wrong-serial"})
+
+
+@case("anchor-aki-wrong-issuer",
+      "the root's authorityKeyIdentifier names another issuer (not self-signed to OpenSSL)")
+def _(m):
+    return _parts(m, root={"aki": "wrong-issuer"})
+
+
+@case("anchor-signed-by-another-key-type",
+      "the root names itself as issuer but is signed with an RSA key for its EC key (not self-signed)")
+def _(m):
+    return _parts(m, root={"signer": "same-name-other-key"})
+
+
+@case("leaf-nscerttype-client-only", "the leaf's Netscape certificate type is SSL client only")
+def _(m):
+    return _parts(m, leaf={"ns": ("client",)})
+
+
+@case("anchor-email-constraint-subject",
+      "the root excludes email names under .example.org; the leaf's subject has c@mail.example.org")
+def _(m):
+    return _parts(m, root={"nc": ((), ("email:.example.org",))}, leaf={"email": "c@mail.example.org"})
+
+
+@case("self-signed-san-trailing-dot",
+      "a self-signed certificate in web.cacerts whose only name is localhost. (with the dot)")
+def _(m):
+    return _parts(m, root={"san": ("dns:localhost.",), "ku": None, "cn": "localhost."},
+                  self_signed_leaf=True)
+
+
+def _framed(framing):
+    def build(m):
+        from . import frankencert
+
+        return Case(chain=[m.leaf(m.root)], cafile=frankencert._frame([m.root.pem], framing))
+    return build
+
+
+for _framing, _what in (
+    ("cr-only", "CR-only line ends"),
+    ("double-begin", "a second BEGIN line inside the block"),
+    ("trailing-junk", "text after the END dashes"),
+    ("blank-inside", "a blank line between base64 lines"),
+    ("bad-der", "a CERTIFICATE block that is not DER after the root"),
+):
+    case("cafile-" + _framing, "web.cacerts holds the root with " + _what)(_framed(_framing))
