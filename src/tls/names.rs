@@ -114,13 +114,6 @@ pub(crate) fn why_not(
             "its common name is not used because it has a subjectAltName (RFC 6125)".to_owned(),
         );
     }
-    if matches!(name, ServerName::IpAddress(_)) {
-        return Some(
-            "an IP address is matched only against an iPAddress subjectAltName, never a \
-             common name (RFC 6125)"
-                .to_owned(),
-        );
-    }
     match common_name {
         CommonName::OnlyForTheCaFile => Some(
             "it has no subjectAltName, and its common name is only used for a CA in your \
@@ -219,16 +212,17 @@ pub(crate) fn san_matches(cert: &X509Certificate<'_>, name: &ServerName<'_>) -> 
 }
 
 /// Whether a common name of a certificate without subjectAltName matches
-/// `name` (Mercurial's fallback for its own test certificate). An IP address
-/// never matches a common name (RFC 6125 section 6.2.1): stock compares the
-/// text as written, and comparing values (`::1` and `0:0:0:0:0:0:0:1`)
-/// would accept what it refuses.
-pub(crate) fn cn_matches(cert: &X509Certificate<'_>, name: &ServerName<'_>) -> bool {
+/// `name` (Mercurial's fallback for its own test certificate). For an IP
+/// address the common name must be the address as the user wrote it
+/// (`written`), compared as text as stock compares it: comparing values
+/// (`::1` and `0:0:0:0:0:0:0:1`) would accept what stock refuses.
+pub(crate) fn cn_matches(cert: &X509Certificate<'_>, name: &ServerName<'_>, written: &str) -> bool {
     if has_san(cert) {
         return false;
     }
     common_names(cert.subject()).iter().any(|cn| match name {
         ServerName::DnsName(host) => dns_matches(cn, host.as_ref()),
+        ServerName::IpAddress(_) => cn.eq_ignore_ascii_case(written),
         _ => false,
     })
 }
@@ -364,9 +358,9 @@ mod tests {
         let cert = cert::parse(&der).unwrap();
         assert!(!has_san(&cert));
         assert_eq!(presented(&cert), ["localhost"]);
-        assert!(cn_matches(&cert, &host("localhost")));
-        assert!(cn_matches(&cert, &host("LOCALHOST")));
-        assert!(!cn_matches(&cert, &host("127.0.0.1")));
+        assert!(cn_matches(&cert, &host("localhost"), "localhost"));
+        assert!(cn_matches(&cert, &host("LOCALHOST"), "LOCALHOST"));
+        assert!(!cn_matches(&cert, &host("127.0.0.1"), "127.0.0.1"));
         assert!(!san_matches(&cert, &host("localhost")));
     }
 
@@ -375,25 +369,32 @@ mod tests {
         let der = testutil::leaf_with_sans(&["mail.example.org"]);
         let cert = cert::parse(&der).unwrap();
         // testutil names the subject CN after the first SAN's host part.
-        assert!(!cn_matches(&cert, &host("mail.example.org")));
+        assert!(!cn_matches(
+            &cert,
+            &host("mail.example.org"),
+            "mail.example.org"
+        ));
         assert!(san_matches(&cert, &host("mail.example.org")));
     }
 
     #[test]
-    fn an_ip_host_never_matches_a_common_name() {
-        for (cn, ip) in [
-            ("127.0.0.1", "127.0.0.1"),
-            ("0:0:0:0:0:0:0:1", "::1"),
-            ("::1", "::1"),
-            ("::ffff:7f00:1", "127.0.0.1"),
+    fn an_ip_host_matches_a_common_name_only_as_written() {
+        for (cn, written, matches) in [
+            ("127.0.0.1", "127.0.0.1", true),
+            ("::1", "::1", true),
+            ("0:0:0:0:0:0:0:1", "::1", false),
+            ("::1", "0:0:0:0:0:0:0:1", false),
+            ("::ffff:7f00:1", "127.0.0.1", false),
+            ("127.0.0.2", "127.0.0.1", false),
         ] {
             let der = testutil::no_san_self_signed(cn);
             let cert = cert::parse(&der).unwrap();
-            assert!(!cn_matches(&cert, &host(ip)), "{cn} matched {ip}");
+            assert_eq!(
+                cn_matches(&cert, &host(written), written),
+                matches,
+                "{cn} against {written}"
+            );
         }
-        let der = testutil::no_san_self_signed("localhost");
-        let cert = cert::parse(&der).unwrap();
-        assert!(cn_matches(&cert, &host("localhost")));
     }
 
     #[test]
@@ -404,7 +405,7 @@ mod tests {
         assert!(!dns_matches("*.example.org.", "mail.example.org"));
         let der = testutil::no_san_self_signed("localhost.");
         let cert = cert::parse(&der).unwrap();
-        assert!(!cn_matches(&cert, &host("localhost")));
+        assert!(!cn_matches(&cert, &host("localhost"), "localhost"));
     }
 
     #[test]

@@ -318,6 +318,9 @@ pub type VerdictSlot = Arc<Mutex<Option<Verdict>>>;
 #[derive(Debug)]
 pub(crate) struct Verifier {
     name: ServerName<'static>,
+    /// The host as the user wrote it (brackets of an IPv6 literal removed),
+    /// for the common-name fallback, which stock compares as text.
+    written: String,
     pins: Vec<Pin>,
     insecure: bool,
     inspect_only: bool,
@@ -331,6 +334,11 @@ pub(crate) fn verifier(policy: &TlsPolicy) -> Result<(Arc<Verifier>, VerdictSlot
     let slot = VerdictSlot::default();
     let verifier = Verifier {
         name: super::server_name(policy)?,
+        written: policy
+            .server_name
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
         pins: policy.pins.clone(),
         insecure: policy.insecure,
         inspect_only: policy.inspect_only,
@@ -505,7 +513,9 @@ impl Verifier {
         })?;
         if names::san_matches(&cert, &self.name) {
             Ok(Trust::SelfInCaFile)
-        } else if names::cn_matches(&cert, &self.name) && !anchor::has_name_constraints(&cert) {
+        } else if names::cn_matches(&cert, &self.name, &self.written)
+            && !anchor::has_name_constraints(&cert)
+        {
             Ok(Trust::CommonNameFallback)
         } else {
             Err(self.name_mismatch(Some(&cert), names::CommonName::Allowed))
@@ -572,7 +582,9 @@ impl Verifier {
             Source::CaFile(..) if constrained => names::CommonName::NameConstrained,
             Source::CaFile(..) => names::CommonName::Allowed,
         };
-        if common_name == names::CommonName::Allowed && names::cn_matches(&leaf, &self.name) {
+        if common_name == names::CommonName::Allowed
+            && names::cn_matches(&leaf, &self.name, &self.written)
+        {
             return Ok(Trust::CommonNameFallback);
         }
         Err(self.name_mismatch(Some(&leaf), common_name))
