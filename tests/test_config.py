@@ -187,3 +187,56 @@ def test_core_stub_lists_every_enum_member_and_session_method():
         members |= {f.name for f in body if isinstance(f, ast.FunctionDef) and not f.name.startswith("__")}
         runtime = {m for m in dir(getattr(_core, name)) if not m.startswith("_")}
         assert members == runtime, (name, sorted(members ^ runtime))
+
+
+# --------------------------------------------------------------------------
+# Settings stock refuses are refused here too, by name (never a silent
+# difference): each case runs stock ``hg email`` with the same hgrc first.
+
+STOCK_REFUSES = {
+    "minimumprotocol-in-capitals": {"hostsecurity": {"minimumprotocol": "TLS1.2"}},
+    "invalid-global-minimumprotocol-under-a-host-one": {
+        "hostsecurity": {"minimumprotocol": "tls9", "localhost:minimumprotocol": "tls1.2"}},
+    "ciphers-in-lower-case": {"hostsecurity": {"ciphers": "ecdhe-rsa-aes128-gcm-sha256"}},
+    "ciphers-naming-only-tls13-suites": {"hostsecurity": {"ciphers": "TLS_AES_128_GCM_SHA256"}},
+}
+
+STOCK_REFUSES_SETTING = {
+    "minimumprotocol-in-capitals": "hostsecurity.minimumprotocol",
+    "invalid-global-minimumprotocol-under-a-host-one": "hostsecurity.minimumprotocol",
+    "ciphers-in-lower-case": "hostsecurity.ciphers",
+    "ciphers-naming-only-tls13-suites": "hostsecurity.ciphers",
+}
+
+
+@pytest.mark.parametrize("name", sorted(STOCK_REFUSES))
+def test_a_setting_stock_refuses_is_a_config_error_naming_it(repo, pki, smtp_server, name):
+    server = smtp_server(pki.rsa, "starttls")
+    extra = STOCK_REFUSES[name]
+    stock = hg.smtp_hgrc(server.port, cacerts=pki.ca.cert, extension=False,
+                         hostsecurity=extra["hostsecurity"])
+    code, out, err = hg.run_hg(repo, hg.email_args(), stock)
+    assert code == 255 and "abort:" in err, ("stock accepted", out, err)
+    cfg = hg.smtp_hgrc(server.port, cacerts=pki.ca.cert, hostsecurity=extra["hostsecurity"])
+    code, out, err = hg.run_hg(repo, hg.email_args(), cfg)
+    assert code == 255, (code, out, err)
+    # The setting is named in the message or in its hint.
+    assert err.startswith("config error: ") and STOCK_REFUSES_SETTING[name] in err, err
+    assert "Traceback" not in err, err
+    server.assert_nothing_sent()
+
+
+def test_a_sha1_prefix_in_hostfingerprints_is_refused_as_stock_never_matches_it(repo, pki, smtp_server):
+    server = smtp_server(pki.selfsigned, "starttls")
+    pins = {"localhost": "sha1:" + pki.selfsigned.sha1_legacy}
+    stock = hg.smtp_hgrc(server.port, extension=False, hostfingerprints=pins)
+    code, out, err = hg.run_hg(repo, hg.email_args(), stock)
+    assert code == 255 and "fingerprint" in err, ("stock accepted", out, err)
+    cfg = hg.smtp_hgrc(server.port, hostfingerprints=pins)
+    code, out, err = hg.run_hg(repo, hg.email_args(), cfg)
+    assert code == 255, (code, out, err)
+    assert "hostfingerprints.localhost" in err and "without the 'sha1:' prefix" in err, err
+    server.assert_nothing_sent()
+    # The bare form pins, as in stock.
+    pins = {"localhost": pki.selfsigned.sha1_legacy}
+    assert_ok(hg.run_hg(repo, hg.email_args(), hg.smtp_hgrc(server.port, hostfingerprints=pins)))
