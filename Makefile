@@ -15,4 +15,9 @@ bench-import:
 dist:
 	bash scripts/setup.sh && .venv/bin/maturin sdist --out .work/dist && ls -l .work/dist
 
-.PHONY: test demo bench bench-import dist
+# The generated trust-parity test at length (docs/security.md records a run).
+parity-long:
+	bash scripts/setup.sh && SECURESMTP_PARITY_CASES=$${SECURESMTP_PARITY_CASES:-100000} \
+		.venv/bin/python -m pytest -p no:cacheprovider -q tests/test_parity_generated.py
+
+.PHONY: test demo bench bench-import dist parity-long

@@ -145,10 +145,12 @@ its ASCII form with UTS-46 only to connect and to check the certificate).
     server that speaks nothing newer is refused with a message that says so.
 
 ``hostsecurity.ciphers``, ``hostsecurity.<host>:ciphers``
-    Cipher suites to allow, separated by colons, commas or spaces, in
-    OpenSSL (``ECDHE-RSA-AES128-GCM-SHA256``) or IANA
-    (``TLS_AES_128_GCM_SHA256``) spelling. An unknown name is an error that
-    lists the supported ones. TLS 1.3 suites stay enabled unless named.
+    Cipher suites to allow, separated by colons, commas or spaces, by their
+    OpenSSL names, case as written there (``ECDHE-RSA-AES128-GCM-SHA256``;
+    TLS 1.3 suites as ``TLS_AES_128_GCM_SHA256``). The list must name at
+    least one TLS 1.2 suite, as stock Mercurial requires. An unknown name is
+    an error that lists the supported ones. TLS 1.3 suites stay enabled
+    unless named.
 
 Without ``web.cacerts`` the system's trust store is used, falling back to
 the Mozilla roots bundled with this extension. ``--insecure`` disables CA
