@@ -61,6 +61,9 @@ PY_REQUIREMENTS=(
     # tests/test_parity_generated.py: certificate chains generated from
     # parts, with shrinking.
     "hypothesis>=6.100,<7"
+    # tests/test_callers.py: hg email through the command server, as
+    # TortoiseHg runs commands.
+    "python-hglib>=2.6,<3"
     # tests/test_keyring.py: the real mercurial_keyring and a file-backed
     # keyring backend.
     "mercurial_keyring==1.4.4"

@@ -198,8 +198,9 @@ with AUTH payloads redacted and message bodies shown as a byte count.
 import importlib
 import importlib.util
 import sys
+import threading
 
-from mercurial import cmdutil, extensions, registrar
+from mercurial import cmdutil, dispatch, extensions, registrar
 from mercurial.i18n import _
 
 testedwith = b"6.5 7.2"
@@ -256,8 +257,74 @@ def _wrapmail(mail):
     extensions.wrapfunction(mail, "_smtp", _smtp)
 
 
+# -- How long a mail session lives ------------------------------------------
+# Every sender of mail calls mail._smtp once per message or batch: patchbomb
+# once per run, notify once per changeset, bugzilla once per batch. Within
+# one command (dispatch.runcommand: a plain hg, each command of the command
+# server or chg) or one hg serve request (hgweb.run_wsgi), the connections
+# opened are pooled on this thread, keyed by their settings (transport.py),
+# so a burst of mail to one server shares one verified, authenticated
+# connection; they are closed (QUIT) when the command or request ends,
+# however it ends. Outside any scope (a script calling mail.connect itself)
+# nothing is pooled: a connection ends when its send function is released.
+# Pools are per thread: hgweb serves requests on threads, and two requests
+# must never share a connection, a login or a remembered secret. This lives
+# here, not in a module of its own, so that commands that send no mail load
+# nothing more (tests/test_import.py).
+
+_scopes = threading.local()
+
+
+def mail_pool():
+    """The connections pooled in the innermost scope of this thread (a dict
+    for the caller to fill), or None outside any scope."""
+    stack = getattr(_scopes, "stack", None)
+    return stack[-1] if stack else None
+
+
+def _enter():
+    stack = _scopes.__dict__.setdefault("stack", [])
+    stack.append({})
+
+
+def _leave():
+    for connection in _scopes.stack.pop().values():
+        connection.close()
+
+
+def _command_scope(orig, *args, **kwargs):
+    _enter()
+    try:
+        return orig(*args, **kwargs)
+    finally:
+        _leave()
+
+
+def _request_scope(orig, *args, **kwargs):
+    # run_wsgi is a generator: the request lasts while its response is
+    # produced, and ends when it is exhausted or closed.
+    _enter()
+    try:
+        yield from orig(*args, **kwargs)
+    finally:
+        _leave()
+
+
+def _wraphgweb(hgweb_mod):
+    cls = hgweb_mod.hgweb
+    # Mercurial 7 keeps the class in hgweb_mod_inner and re-exports it from
+    # hgweb_mod: wrap it once, whichever module runs first.
+    if getattr(cls.run_wsgi, "_securesmtp_scope", False):
+        return
+    extensions.wrapfunction(cls, "run_wsgi", _request_scope)
+    cls.run_wsgi._securesmtp_scope = True
+
+
 def extsetup(ui):
     _onload("mercurial.mail", _wrapmail)
+    for name in ("hgweb_mod_inner", "hgweb_mod"):
+        _onload("mercurial.hgweb." + name, _wraphgweb)
+    extensions.wrapfunction(dispatch, "runcommand", _command_scope)
     extensions.afterloaded(b"patchbomb", _wrap_email)
 
 

@@ -1,34 +1,93 @@
 """The replacement for ``mercurial.mail._smtp``.
 
-``_smtp(ui)`` is called once per ``hg email`` run, on the first message, and
-returns ``send(sender, recipients, msg)``; the one connection serves the whole
-series and is closed with QUIT when the command ends.
+``_smtp(ui)`` returns ``send(sender, recipients, msg)``. It is called once
+per ``hg email`` run (whose one connection serves the whole series), once
+per notification by notify, once per batch by bugzilla. Within a command or
+an hgweb request (see ``mail_pool``) a connection opened with the same settings
+is reused by the next call and closed with QUIT when the scope ends; outside
+one, when the send function is released.
 """
 
 import email.header
 import email.parser
 import email.utils
 import smtplib
+import threading
 import time
+import weakref
 
 from mercurial import encoding, error, mail
 from mercurial.i18n import _
 from mercurial.utils import procutil
 
-from . import _core, credentials, errors, settings
+from . import _core, credentials, errors, mail_pool, settings
 from .text import tobytes, tostr
 
 
 def smtp(orig, ui):
-    """Connect, verify, authenticate; return the ``send`` function."""
-    remembered = _Remembered()
-    session, bhost = _open(ui, remembered=remembered)
-    series = _series
+    """A ``send`` function on a verified, authenticated connection: the
+    pooled one for these settings if this scope has one, else a new one."""
+    series = _current_series()
     streaming = series is not None and series.sender is None
-    sender = _Sender(ui, session, bhost, lambda: _open(ui, True, remembered)[0], streaming)
-    if series is not None and streaming:
+    try:
+        connection = _connection(ui, pooled=not streaming)
+    except error.Abort as exc:
+        raise exc if streaming else _hint_in_message(exc)
+    sender = _Sender(ui, connection, streaming)
+    if streaming:
         series.sender = sender
     return sender
+
+
+class _Connection:
+    """A session and how to open it again (after a drop or a 421), shared
+    by the senders of one burst."""
+
+    def __init__(self, ui):
+        remembered = _Remembered()
+        self.session, self.bhost = _open(ui, remembered=remembered)
+        self._reopen = lambda: _open(ui, True, remembered)[0]
+
+    def reopen(self):
+        self.session = self._reopen()
+        return self.session
+
+    def close(self):
+        """QUIT and close the socket; harmless when already closed."""
+        self.session.quit()
+
+
+def _connection(ui, pooled):
+    """The connection for ``ui``'s settings: reused from this scope's pool
+    when ``pooled`` and one is there, else opened (and pooled, or closed
+    when its last sender is released)."""
+    connections = mail_pool()
+    key = _settings_key(ui)
+    if pooled and connections is not None and key in connections:
+        return connections[key]
+    connection = _Connection(ui)
+    if connections is not None:
+        # A series' own connection is not shared, but ends with the scope.
+        connections[key if pooled else object()] = connection
+    return connection
+
+
+def _settings_key(ui):
+    """What decides whether an open connection serves a call: everything
+    that reaches ``_core.connect`` and the login."""
+    args = settings.connect_args(ui)
+    login = tuple(ui.config(b"smtp", k) for k in (b"username", b"auth", b"password-command"))
+    return repr(sorted(args.items())), login
+
+
+def _hint_in_message(exc):
+    """``exc`` with its hint folded into the message: callers other than
+    ``hg email`` run in hooks (notify), and Mercurial's hook runner prints
+    only the message, which would lose the pin line."""
+    if not exc.hint:
+        return exc
+    message = exc.message + b"\n" + exc.hint
+    return type(exc)(message)
 
 
 def _open(ui, quiet=False, remembered=None):
@@ -64,12 +123,12 @@ def _open(ui, quiet=False, remembered=None):
         session = _core.connect(**args)
     except _core.SmtpError as exc:
         raise errors.convert(exc, bhost)
-    # Registered at once: a failure below must still end the session politely.
-    ui.atexit(session.quit)
     _warn_about_trust(ui, bhost, session.verdict())
     try:
         used = _login(ui, session, bhost, args["port"], login)
     except error.Abort:
+        # Nobody will use this session: end it politely now.
+        session.quit()
         if remembered is not None and login is not None and login.refused:
             # Refused now (an access token that expired): the next attempt
             # gets a fresh secret from where the first came from.
@@ -380,9 +439,13 @@ _REVISION_OPTIONS = {b"rev", b"outgoing", b"bundle"}
 # leaves them out.
 _FIRST_MESSAGE_OPTIONS = {b"intro", b"desc", b"subject", b"in_reply_to"}
 
-# The `hg email` run in progress (set by the command wrapper), whose sender
-# streams and is confirmed when the command ends.
-_series = None
+# The `hg email` run in progress on this thread (set by the command
+# wrapper), whose sender streams and is confirmed when the command ends.
+_running = threading.local()
+
+
+def _current_series():
+    return getattr(_running, "series", None)
 
 
 class _Message:
@@ -431,12 +494,14 @@ class _Sender:
     again only the messages the server cannot have accepted.
     """
 
-    def __init__(self, ui, session, bhost, reopen, streaming=False):
+    def __init__(self, ui, connection, streaming=False):
         self._ui = ui
-        self._session = session
-        self._bhost = bhost
-        self._reopen = reopen
+        self._connection = connection
+        self._bhost = connection.bhost
         self._streaming = streaming
+        if mail_pool() is None:
+            # No scope will close it: the last sender released does.
+            weakref.finalize(self, connection.close)
         self._messages = []
         self._failure = None
         self._stopped = None
@@ -491,7 +556,7 @@ class _Sender:
                 m.status = "not-sent"
                 continue
             try:
-                self._session.submit(m.number, m.sender, m.recipients, m.data)
+                self._connection.session.submit(m.number, m.sender, m.recipients, m.data)
             except _core.SmtpError as exc:
                 self._failure = exc
 
@@ -500,7 +565,7 @@ class _Sender:
         self._resume()
 
     def _collect(self):
-        outcomes, failure = self._session.confirm()
+        outcomes, failure = self._connection.session.confirm()
         if failure is not None and self._failure is None:
             self._failure = failure
         for o in outcomes:
@@ -532,10 +597,10 @@ class _Sender:
             )
             # A connection gone silent is still open: close it, so nothing
             # more of it can reach the server.
-            self._session.quit()
+            self._connection.close()
             time.sleep(pause)
             try:
-                self._session = self._reopen()
+                self._connection.reopen()
             except error.SecurityError as e:
                 self._security = e
                 return
@@ -554,7 +619,7 @@ class _Sender:
         """The result for a caller that wants a verdict per message."""
         if m.status == "accepted":
             return {addr: (code, tobytes(text)) for addr, code, text in m.refused}
-        raise self.report()
+        raise _hint_in_message(self.report())
 
     def report(self):
         """The abort for the messages not delivered, or None."""
@@ -610,7 +675,7 @@ class _Sender:
         return error.Abort(message, hint=hint)
 
     def _command_line(self, messages):
-        series = _series
+        series = _current_series()
         if series is None or series.sender is not self or not messages:
             return None
         if self._stopped is not None:
@@ -675,12 +740,11 @@ class Series:
 
 def run_series(orig, table, ui, repo, *revs, **opts):
     """``hg email`` with its messages streamed and confirmed at the end."""
-    global _series
     if not ui.configbool(b"smtp", b"streaming"):
         return orig(ui, repo, *revs, **opts)
     bopts = {tobytes(k): v for k, v in opts.items()}
     series = Series(ui, revs, bopts, table)
-    _series = series
+    _running.series = series
     try:
         ret = orig(ui, repo, *revs, **opts)
         sender = series.sender
@@ -690,4 +754,4 @@ def run_series(orig, table, ui, repo, *revs, **opts):
                 raise failure
         return ret
     finally:
-        _series = None
+        _running.series = None

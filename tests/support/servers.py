@@ -224,6 +224,8 @@ class SmtpServer:
         self._raw_bytes = bytearray()
         self._errors = []
         self._open_count = 0
+        # The most connections open at once.
+        self.max_open = 0
         self.connections = 0
         self._controller = None
 
@@ -278,6 +280,13 @@ class SmtpServer:
     def _opened(self):
         with self._lock:
             self._open_count += 1
+            self.max_open = max(self.max_open, self._open_count)
+
+    @property
+    def open_now(self):
+        """Connections open at this moment."""
+        with self._lock:
+            return self._open_count
 
     def _closed(self):
         with self._lock:

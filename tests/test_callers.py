@@ -1,0 +1,243 @@
+"""Every sender of mail in Mercurial, not only ``hg email``: the real
+``notify`` extension as a hook on a local push and on pushes to ``hg serve``,
+``hg email`` run twice through the command server (python-hglib, as
+TortoiseHg runs commands), and a forged server met inside a hook.
+
+What is checked is what a repository host sees: every notification mailed
+once, over one connection for a burst (never one per changeset), and no SMTP
+connection left open when the command or request that opened it is over,
+while the long-running process is still up.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from support import hg
+
+N_CHANGESETS = 120
+
+
+def _notify_hgrc(port, cacerts=None, **kw):
+    cfg = hg.smtp_hgrc(port, cacerts=cacerts, **kw)
+    cfg["extensions"]["notify"] = ""
+    cfg["hooks"] = {"incoming.notify": "python:hgext.notify.hook"}
+    cfg["notify"] = {"sources": "push serve", "test": "false", "maxdiff": "0"}
+    cfg["reposubs"] = {"**": "subscriber@example.org"}
+    cfg["web"] = dict(cfg.get("web", {}), **{"push_ssl": "false", "allow-push": "*"})
+    return cfg
+
+
+def _init(path):
+    subprocess.run([hg.HG, "init", str(path)], check=True, env=dict(os.environ, HGRCPATH=""))
+    return str(path)
+
+
+def _commits(repo, n, start=0):
+    """``n`` new changesets, each adding a file (a notification each)."""
+    env = dict(os.environ, HGRCPATH="", HGUSER="test <test@example.org>")
+    for i in range(start, start + n):
+        with open(os.path.join(repo, "f%04d" % i), "w") as fp:
+            fp.write("change %d\n" % i)
+        subprocess.run([hg.HG, "-R", repo, "commit", "-Aqm", "change %d" % i], check=True, env=env)
+
+
+def _distinct(messages):
+    ids = {m.content.split(b"\n\n", 1)[0].lower().split(b"message-id:", 1)[1].split(b"\n")[0].strip()
+           for m in messages}
+    return len(ids)
+
+
+@pytest.fixture(scope="module")
+def outgoing(tmp_path_factory):
+    """A repository with N_CHANGESETS changesets to push."""
+    repo = _init(tmp_path_factory.mktemp("callers") / "source")
+    _commits(repo, N_CHANGESETS)
+    return repo
+
+
+def test_a_notify_push_mails_every_changeset_over_one_connection(tmp_path, pki, smtp_server, outgoing):
+    server = smtp_server(pki.rsa, "starttls")
+    dest = _init(tmp_path / "server")
+    code, out, err = hg.run_hg(outgoing, ["push", dest], _notify_hgrc(server.port, pki.ca.cert),
+                               timeout=300)
+    assert code == 0, (out, err)
+    got = server.wait_for_messages(N_CHANGESETS, timeout=30)
+    assert len(got) == N_CHANGESETS and _distinct(got) == N_CHANGESETS, server.transcript_text()[-2000:]
+    # One connection for the burst (stock: one per changeset, each closed
+    # when released; before pooling: one per changeset, all held open).
+    assert server.connections == 1 and server.max_open == 1, (server.connections, server.max_open)
+    assert server.wait_idle(5.0) and server.open_now == 0
+    assert server.verbs.count("QUIT") == 1, server.verbs
+
+
+def test_a_forged_server_in_a_notify_hook_shows_the_pin_line_and_gets_nothing(
+    tmp_path, pki, smtp_server, outgoing
+):
+    server = smtp_server(pki.selfsigned, "starttls")
+    dest = _init(tmp_path / "server")
+    # No CA file trusts it: the default store does not either.
+    code, out, err = hg.run_hg(outgoing, ["push", "-r", "2", dest], _notify_hgrc(server.port))
+    assert "hook failed" in err and "could not be verified" in err, err
+    # The hint reaches the user although the hook runner prints only the
+    # message: the fingerprint and the line that would pin it.
+    assert "localhost:fingerprints = sha256:" in err, err
+    assert "Traceback" not in err, err
+    server.assert_nothing_sent()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Serve:
+    """``hg serve`` of a repository with the notify hook, on loopback."""
+
+    def __init__(self, repo, hgrc, tmp_path):
+        self.port = _free_port()
+        self.rc = str(tmp_path / "serve.rc")
+        with open(self.rc, "w") as fp:
+            fp.write(hg.BASE_HGRC + hg.hgrc_text(hgrc))
+        self.proc = subprocess.Popen(
+            [hg.HG, "serve", "-R", repo, "-a", "127.0.0.1", "-p", str(self.port)],
+            env=dict(os.environ, HGRCPATH=self.rc), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("hg serve did not start")
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/" % self.port
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            out, err = self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _clone(src, dest):
+    subprocess.run([hg.HG, "clone", "-q", src, dest], check=True, env=dict(os.environ, HGRCPATH=""))
+    return dest
+
+
+def test_hg_serve_holds_no_smtp_connection_after_pushes(tmp_path, pki, smtp_server):
+    server = smtp_server(pki.rsa, "starttls")
+    dest = _init(tmp_path / "served")
+    serve = _Serve(dest, _notify_hgrc(server.port, pki.ca.cert), tmp_path)
+    try:
+        first = _clone(dest, str(tmp_path / "a"))
+        second = _clone(dest, str(tmp_path / "b"))
+        expected = 0
+        for round_ in range(3):
+            _commits(first, 4, start=round_ * 4)
+            expected += 4
+            code, out, err = hg.run_hg(first, ["push", serve.url], timeout=120)
+            assert code == 0, (out, err)
+            assert len(server.wait_for_messages(expected, timeout=30)) == expected
+            # The request is over; hg serve is still running.
+            assert server.wait_idle(5.0), "an SMTP connection outlived its request"
+            assert serve.proc.poll() is None
+        # Two pushes at the same time, on two hgweb threads.
+        _commits(first, 3, start=100)
+        _commits(second, 3, start=200)
+        results = {}
+
+        def push(repo):
+            results[repo] = hg.run_hg(repo, ["push", "-f", serve.url], timeout=120)
+
+        threads = [threading.Thread(target=push, args=(r,)) for r in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+        assert all(r[0] == 0 for r in results.values()), results
+        expected += 6
+        got = server.wait_for_messages(expected, timeout=30)
+        assert len(got) == expected and _distinct(got) == expected
+        assert server.wait_idle(5.0) and server.open_now == 0
+        # One connection per push (a burst per request, not one per
+        # changeset), each ended with QUIT when its request did.
+        assert server.connections == 5, server.connections
+        assert server.verbs.count("QUIT") == server.connections, server.verbs
+        assert serve.proc.poll() is None
+    finally:
+        out, err = serve.stop()
+    assert "Traceback" not in err, err
+
+
+def test_the_command_server_closes_each_commands_session(tmp_path, pki, smtp_server, repo):
+    hglib = pytest.importorskip("hglib")
+    server = smtp_server(pki.rsa, "starttls")
+    hglib.HGPATH = hg.HG
+    rc = str(tmp_path / "cmdserver.rc")
+    with open(rc, "w") as fp:
+        fp.write(hg.BASE_HGRC + hg.hgrc_text(hg.smtp_hgrc(server.port, cacerts=pki.ca.cert)))
+    old = os.environ.get("HGRCPATH")
+    os.environ["HGRCPATH"] = rc
+    try:
+        client = hglib.open(repo)
+    finally:
+        if old is None:
+            del os.environ["HGRCPATH"]
+        else:
+            os.environ["HGRCPATH"] = old
+    try:
+        args = [a.encode() for a in hg.email_args()]
+        for run in (1, 2):
+            client.rawcommand(args)
+            assert len(server.wait_for_messages(3 * run, timeout=30)) == 3 * run
+            # The command is over; the command server is still running.
+            assert server.wait_idle(5.0), "run %d left its SMTP connection open" % run
+            assert server.open_now == 0
+        assert server.connections == 2
+        # Ended politely by the end of the command, not dropped.
+        assert server.verbs.count("QUIT") == 2, server.verbs
+    finally:
+        client.close()
+
+
+def test_a_send_function_released_outside_any_command_ends_its_session(tmp_path, pki, smtp_server):
+    """A script calling mail.connect itself (no command, no request): the
+    session ends when the send function is released."""
+    server = smtp_server(pki.rsa, "starttls")
+    rc = str(tmp_path / "script.rc")
+    with open(rc, "w") as fp:
+        fp.write(hg.BASE_HGRC + hg.hgrc_text(hg.smtp_hgrc(server.port, cacerts=pki.ca.cert)))
+    script = (
+        "import gc, sys, time\n"
+        "from mercurial import extensions, mail, ui as uimod\n"
+        "u = uimod.ui.load()\n"
+        "extensions.loadall(u)\n"
+        "send = mail.connect(u)\n"
+        "send('test@example.org', ['a@example.org'], b'Subject: x\\n\\nbody\\n')\n"
+        "del send\n"
+        "gc.collect()\n"
+        "print('released', flush=True)\n"
+        "time.sleep(3)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, HGRCPATH=rc),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == b"released", proc.stderr.read()
+        assert server.wait_idle(2.0) and server.open_now == 0, "the session outlived its send function"
+        assert proc.poll() is None
+        assert len(server.messages) == 1
+    finally:
+        proc.communicate(timeout=30)
