@@ -208,8 +208,8 @@ class Keys:
         pool = self._pool[kind]
         return pool[i % len(pool)]
 
-    def other(self, kind, key):
-        """A key of another type than ``key`` (for a same-name forgery)."""
+    def other(self, kind):
+        """A key of another type than ``kind`` (for a same-name forgery)."""
         return self._pool["rsa2048" if kind != "rsa2048" else "ec256"][-1]
 
 
@@ -277,7 +277,7 @@ def make(part, label, issuer, keys, host, now):
     issuer_name = issuer.name if issuer else subject
     signer_key = issuer.key if issuer else key
     if part.signer == "same-name-other-key" and issuer is None:
-        signer_key = keys.other(part.key, key)
+        signer_key = keys.other(part.key)
     not_before, not_after = _validity(part.validity, now)
     serial = {"random": x509.random_serial_number(), "one": 1, "big": (1 << 159) - 1}[part.serial]
     b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
@@ -376,11 +376,11 @@ def _frame(pems, framing):
     if framing == "no-final-newline":
         return text.rstrip(b"\n")
     if framing == "long-lines":
+        # The base64 of each block on one line.
         out = []
         for p in pems:
-            head, body, tail = p.split(b"\n-----")[0].split(b"\n", 1)[0], b"", b""
-            body = b"".join(p.split(b"\n")[1:-2])
-            out.append(head + b"\n" + body + b"\n-----END CERTIFICATE-----\n")
+            lines = p.split(b"\n")
+            out.append(b"\n".join([lines[0], b"".join(lines[1:-2]), lines[-2]]) + b"\n")
         return b"".join(out)
     return text
 
