@@ -10,9 +10,11 @@ while the long-running process is still up.
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -22,12 +24,12 @@ from support import hg
 N_CHANGESETS = 120
 
 
-def _notify_hgrc(port, cacerts=None, **kw):
+def _notify_hgrc(port, cacerts=None, subscriber="subscriber@example.org", **kw):
     cfg = hg.smtp_hgrc(port, cacerts=cacerts, **kw)
     cfg["extensions"]["notify"] = ""
     cfg["hooks"] = {"incoming.notify": "python:hgext.notify.hook"}
     cfg["notify"] = {"sources": "push serve", "test": "false", "maxdiff": "0"}
-    cfg["reposubs"] = {"**": "subscriber@example.org"}
+    cfg["reposubs"] = {"**": subscriber}
     cfg["web"] = dict(cfg.get("web", {}), **{"push_ssl": "false", "allow-push": "*"})
     return cfg
 
@@ -52,12 +54,71 @@ def _distinct(messages):
     return len(ids)
 
 
+def _built(path, n):
+    """A repository of ``n`` changesets made by ``hg debugbuilddag``."""
+    repo = _init(path)
+    subprocess.run([hg.HG, "-R", repo, "debugbuilddag", "+%d" % n], check=True,
+                   env=dict(os.environ, HGRCPATH=""), stdout=subprocess.DEVNULL)
+    return repo
+
+
 @pytest.fixture(scope="module")
 def outgoing(tmp_path_factory):
     """A repository with N_CHANGESETS changesets to push."""
-    repo = _init(tmp_path_factory.mktemp("callers") / "source")
-    _commits(repo, N_CHANGESETS)
-    return repo
+    return _built(tmp_path_factory.mktemp("callers") / "source", N_CHANGESETS)
+
+
+def test_a_notify_push_under_a_low_descriptor_limit_mails_every_changeset(tmp_path, pki, smtp_server):
+    # 150 mails with 64 file descriptors: a connection per mail once ran
+    # out (and ended in a half-imported module and a traceback).
+    server = smtp_server(pki.rsa, "starttls")
+    source = _built(tmp_path / "source", 150)
+    dest = _init(tmp_path / "server")
+    code, out, err = hg.run_hg(source, ["push", dest], _notify_hgrc(server.port, pki.ca.cert),
+                               timeout=300, prefix=["prlimit", "--nofile=64:64"])
+    assert code == 0 and "hook failed" not in err, (out, err)
+    got = server.wait_for_messages(150, timeout=30)
+    assert len(got) == 150 and _distinct(got) == 150
+
+
+@pytest.fixture(scope="module")
+def limited_postfix():
+    from support.limitedpostfix import LimitedPostfix
+
+    directory = tempfile.mkdtemp(prefix="securesmtp-postfix-")
+    os.chmod(directory, 0o755)
+    pf = LimitedPostfix(directory, password=POSTFIX_PASSWORD)
+    try:
+        pf.start()
+        yield pf
+    finally:
+        pf.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+POSTFIX_USER = "alice@example.test"
+POSTFIX_PASSWORD = "pf-Secret-7f3a"
+
+
+def test_a_notify_push_beyond_postfixs_connection_limit_mails_every_changeset(
+    tmp_path, limited_postfix, outgoing
+):
+    """A real Postfix whose default per-client limit (50 connections) counts
+    loopback clients, as a provider's counts everyone."""
+    pf = limited_postfix
+    conf = subprocess.run(
+        ["postconf", "-c", pf.config_dir, "-h", "smtpd_client_event_limit_exceptions",
+         "smtpd_client_connection_count_limit"],
+        stdout=subprocess.PIPE, check=True).stdout.decode().split("\n")
+    assert conf[:2] == ["", "50"], conf
+    dest = _init(tmp_path / "server")
+    # The one domain this Postfix delivers for.
+    cfg = _notify_hgrc(pf.starttls_port, pf.ca_file, subscriber="a@example.test",
+                       username=POSTFIX_USER, password=POSTFIX_PASSWORD)
+    code, out, err = hg.run_hg(outgoing, ["push", dest], cfg, timeout=300)
+    assert code == 0 and "hook failed" not in err, (out, err)
+    assert len(pf.delivered(N_CHANGESETS, timeout=60)) == N_CHANGESETS
+    assert "too many connections" not in pf.log()
 
 
 def test_a_notify_push_mails_every_changeset_over_one_connection(tmp_path, pki, smtp_server, outgoing):
