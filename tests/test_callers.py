@@ -9,6 +9,7 @@ connection left open when the command or request that opened it is over,
 while the long-running process is still up.
 """
 
+import glob
 import os
 import shutil
 import socket
@@ -302,3 +303,36 @@ def test_a_send_function_released_outside_any_command_ends_its_session(tmp_path,
         assert len(server.messages) == 1
     finally:
         proc.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def chg(tmp_path_factory):
+    """chg built from Mercurial's source distribution (setup.sh --matrix
+    unpacks it into .work/hg-tests for Mercurial's own tests)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sources = sorted(glob.glob(os.path.join(root, ".work", "hg-tests", "mercurial-*", "contrib", "chg")))
+    if not sources:
+        pytest.skip("no Mercurial source distribution (run scripts/setup.sh --matrix)")
+    build = str(tmp_path_factory.mktemp("chg") / "chg")
+    shutil.copytree(sources[0], build)
+    subprocess.run(["make", "-s"], cwd=build, check=True, capture_output=True, timeout=300)
+    return os.path.join(build, "chg")
+
+
+def test_chg_ends_each_commands_session(tmp_path, pki, smtp_server, repo, chg):
+    server = smtp_server(pki.rsa, "starttls")
+    rc = str(tmp_path / "chg.rc")
+    with open(rc, "w") as fp:
+        fp.write(hg.BASE_HGRC + hg.hgrc_text(hg.smtp_hgrc(server.port, cacerts=pki.ca.cert)))
+    env = dict(os.environ, HGRCPATH=rc, CHGHG=hg.HG, CHGSOCKNAME=str(tmp_path / "chg.sock"))
+    try:
+        for run in (1, 2):
+            proc = subprocess.run([chg] + hg.email_args(), cwd=repo, env=env, capture_output=True,
+                                  stdin=subprocess.DEVNULL, timeout=120)
+            assert proc.returncode == 0, proc.stderr.decode()
+            assert len(server.wait_for_messages(3 * run, timeout=30)) == 3 * run
+            # The command is over; the chg server process lives on.
+            assert server.wait_idle(5.0) and server.open_now == 0, "run %d left a connection" % run
+        assert server.connections == 2 and server.verbs.count("QUIT") == 2, server.verbs
+    finally:
+        subprocess.run([chg, "--kill-chg-daemon"], env=env, capture_output=True, timeout=30)
