@@ -1,7 +1,9 @@
 """Every sender of mail in Mercurial, not only ``hg email``: the real
-``notify`` extension as a hook on a local push and on pushes to ``hg serve``,
-``hg email`` run twice through the command server (python-hglib, as
-TortoiseHg runs commands), and a forged server met inside a hook.
+``notify`` extension as a hook on a local push (also under a 64-descriptor
+limit, and through a real Postfix that limits connections per client) and
+on pushes to ``hg serve``, ``hg email`` run twice through the command server
+(python-hglib, as TortoiseHg runs commands) and through chg, and a forged
+server met inside a hook.
 
 What is checked is what a repository host sees: every notification mailed
 once, over one connection for a burst (never one per changeset), and no SMTP
