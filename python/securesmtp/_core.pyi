@@ -12,6 +12,7 @@ __all__ = [
     "ascii_host",
     "timeout_seconds",
     "describe_chain",
+    "verify_chain",
     "_test_hook_panic",
 ]
 
