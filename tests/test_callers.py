@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -86,17 +85,11 @@ def test_a_notify_push_under_a_low_descriptor_limit_mails_every_changeset(tmp_pa
 
 @pytest.fixture(scope="module")
 def limited_postfix():
+    from support import postfix
     from support.limitedpostfix import LimitedPostfix
 
-    directory = tempfile.mkdtemp(prefix="securesmtp-postfix-")
-    os.chmod(directory, 0o755)
-    pf = LimitedPostfix(directory, password=POSTFIX_PASSWORD)
-    try:
-        pf.start()
+    with postfix.running("securesmtp-postfix-", LimitedPostfix, password=POSTFIX_PASSWORD) as pf:
         yield pf
-    finally:
-        pf.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 POSTFIX_USER = "alice@example.test"

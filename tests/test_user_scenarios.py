@@ -9,16 +9,14 @@ real aiosmtpd servers on 127.0.0.1. Each odd setting must give a clean
 """
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import types
 
 import pytest
 
 from support import hg, servers
-from support.postfix import Postfix
+from support import postfix as postfixmod
 from support.asserts import assert_ok
 
 PASSWORD = servers.PASSWORD
@@ -228,16 +226,8 @@ def test_test_and_mbox_never_connect_even_with_unusable_smtp_settings(repo2, ser
 
 @pytest.fixture(scope="module")
 def postfix():
-    # Postfix's daemons must reach the folders: not pytest's 0700 tmp_path.
-    directory = tempfile.mkdtemp(prefix="securesmtp-users-")
-    os.chmod(directory, 0o755)
-    pf = Postfix(directory, password=PASSWORD)
-    try:
-        pf.start()
+    with postfixmod.running("securesmtp-users-", password=PASSWORD) as pf:
         yield pf
-    finally:
-        pf.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.mark.parametrize("tls", ["smtps", "starttls"])

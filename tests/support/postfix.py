@@ -50,6 +50,7 @@ raises :class:`PostfixMissing` (tests fail with the install command; they
 do not skip).
 """
 
+import contextlib
 import datetime
 import email.parser
 import email.policy
@@ -60,6 +61,7 @@ import shutil
 import signal
 import socket
 import ssl
+import tempfile
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -261,6 +263,20 @@ def _check_traversable(path):
                 "directory below it. Use a directory such as one from "
                 "tempfile.mkdtemp() under /tmp." % (p, mode & 0o777)
             )
+
+
+@contextlib.contextmanager
+def running(prefix, cls=None, **kwargs):
+    """A started ``cls`` (default: Postfix) in a fresh folder, stopped and
+    removed afterwards. Not pytest's tmp_path: its base is mode 0700 and
+    Postfix's daemons must reach the instance folders."""
+    directory = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(directory, 0o755)
+    try:
+        with (cls or Postfix)(directory, **kwargs) as pf:
+            yield pf
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class Postfix:
