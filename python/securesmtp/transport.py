@@ -62,14 +62,13 @@ def _connection(ui, pooled):
     when ``pooled`` and one is there, else opened (and pooled, or closed
     when its last sender is released)."""
     connections = mail_pool()
-    key = _settings_key(ui)
-    if pooled and connections is not None and key in connections:
-        return connections[key]
-    connection = _Connection(ui)
-    if connections is not None:
-        # A series' own connection is not shared, but ends with the scope.
-        connections[key if pooled else object()] = connection
-    return connection
+    if connections is None:
+        return _Connection(ui)
+    # A series' own connection is not shared, but ends with the scope.
+    key = _settings_key(ui) if pooled else object()
+    if key not in connections:
+        connections[key] = _Connection(ui)
+    return connections[key]
 
 
 def _settings_key(ui):
