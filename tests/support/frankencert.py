@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import strategies as st
+from mercurial import error, sslutil
+from mercurial import ui as uimod
 
 from . import certmatrix
 
@@ -456,7 +458,7 @@ def _serve(sock, built, done):
         sock.close()
 
 
-def _validate(tls, error, sslutil):
+def _validate(tls):
     try:
         sslutil.validatesocket(tls)
     except error.Abort as exc:
@@ -469,9 +471,6 @@ def _validate(tls, error, sslutil):
 def stock(built):
     """What stock Mercurial's TLS client decides for this chain: its own
     ``wrapsocket`` (OpenSSL) and ``validatesocket`` (its name check)."""
-    from mercurial import error, sslutil
-    from mercurial import ui as uimod
-
     u = uimod.ui()
     u.setconfig(b"web", b"cacerts", built.cafile.encode())
     host = built.spec.host.encode()
@@ -493,7 +492,7 @@ def stock(built):
         except (ssl.SSLError, OSError) as exc:
             stage = "chain" if "certificate verify failed" in str(exc) else "server"
             return Judgement(False, stage, str(exc))
-        return _validate(tls, error, sslutil)
+        return _validate(tls)
     finally:
         client.close()
         thread.join(10)
