@@ -23,7 +23,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 export RUSTC_BOOTSTRAP=1
-targets="reply dot_stuff"
+targets="reply data reply_queue"
 
 if ! cargo fuzz build >build.log 2>&1; then
     tail -n 40 build.log >&2

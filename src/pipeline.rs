@@ -207,9 +207,11 @@ impl Pipeline {
         self.done.push((id, outcome));
     }
 
-    /// Whether the next MAIL must be preceded by RSET.
+    /// Whether the next MAIL must be preceded by RSET: a finished
+    /// transaction left the server mid-way, or a message written before
+    /// (sealed; the one being begun is not) may leave it so.
     pub fn needs_reset(&self) -> bool {
-        self.dirty || self.flights.iter().any(|f| !f.closes_itself)
+        self.dirty || self.flights.iter().any(|f| f.sealed && !f.closes_itself)
     }
 
     /// Whether any reply is still due.
@@ -225,6 +227,15 @@ impl Pipeline {
     /// Whether a reply for the given message and command is still due.
     pub fn awaits(&self, id: u64, what: Expect) -> bool {
         self.queue.iter().any(|&(i, e)| i == Some(id) && e == what)
+    }
+
+    /// Whether a refusal of the message is already known (lock-step stops
+    /// writing its commands there).
+    pub fn refused(&self, id: u64) -> bool {
+        self.flights
+            .iter()
+            .find(|f| f.id == id)
+            .map_or(true, |f| f.refusal().is_some())
     }
 
     /// The DATA reply of a message, once read, and whether its envelope

@@ -361,18 +361,6 @@ impl PySession {
         })
     }
 
-    /// Send one message; returns {"accepted": [...], "refused": [(addr, code, text)], "code": int, "text": str}.
-    fn send<'py>(
-        &self,
-        py: Python<'py>,
-        sender: String,
-        recipients: Vec<String>,
-        message: &[u8],
-    ) -> PyResult<Bound<'py, PyDict>> {
-        let delivery = self.with(py, |s| s.send(&sender, &recipients, message))?;
-        guarded(|| delivery_dict(py, &delivery))
-    }
-
     /// Write one message of a series, tagged `id`, without waiting for its
     /// verdict. Raises `SmtpError` when the connection failed; the outcomes
     /// of the messages in flight are then ready for `confirm`.

@@ -31,7 +31,7 @@ use crate::channel::{Channel, Secured, WriteError};
 use crate::error::{Error, Setting, Stage};
 use crate::pipeline::Pipeline;
 use crate::smtp::{
-    auth, data, scram, Capabilities, Command, Credentials, Exchange, Mechanism, Reply, ReplyParser,
+    auth, scram, Capabilities, Command, Credentials, Exchange, Mechanism, Reply, ReplyParser,
     SaslError,
 };
 use crate::tls::{self, MinVersion, TlsPolicy, Verdict};
@@ -413,73 +413,6 @@ impl Session {
         let _ = self.read_reply(Stage::Auth);
     }
 
-    /// Send one message to `recipients` as one mail transaction. Recipients
-    /// refused while others were accepted are reported in the [`Delivery`];
-    /// the message still goes to the accepted ones (as smtplib does). After a
-    /// failed transaction the session is reset and stays usable.
-    pub fn send(
-        &mut self,
-        from: &str,
-        recipients: &[String],
-        message: &[u8],
-    ) -> Result<Delivery, Error> {
-        self.proof()?;
-        let (mail, rcpts) = self.envelope(from, recipients, message)?;
-        let result = if self.pipelines() {
-            if self.caps.chunking() {
-                self.send_chunked(&mail, &rcpts, recipients, message)
-            } else {
-                self.send_pipelined(&mail, &rcpts, recipients, message)
-            }
-        } else {
-            self.send_lockstep(&mail, &rcpts, recipients, message)
-        };
-        if let Err(e) = &result {
-            // After a refusal the connection is still in step: RSET makes it
-            // usable for the next message. Best effort: the refusal is what
-            // the user needs to see.
-            if in_step(e) {
-                let _ = self.reset();
-            } else {
-                self.broken = true;
-            }
-        }
-        result
-    }
-
-    /// MAIL FROM with its parameters and one RCPT TO per recipient.
-    fn envelope(
-        &self,
-        from: &str,
-        recipients: &[String],
-        message: &[u8],
-    ) -> Result<(Command, Vec<Command>), Error> {
-        let mut params = Vec::new();
-        if self.caps.size().is_some() {
-            // RFC 1870 3: the size with CRLF endings, not counting dot-stuffing.
-            params.push(format!("SIZE={}", data::wire_size(message)));
-        }
-        if self.caps.eight_bit_mime() && data::is_eight_bit(message) {
-            params.push("BODY=8BITMIME".to_owned());
-        }
-        let needs_utf8 =
-            data::needs_smtputf8(from) || recipients.iter().any(|r| data::needs_smtputf8(r));
-        if needs_utf8 && self.caps.smtp_utf8() {
-            params.push("SMTPUTF8".to_owned());
-        }
-        let mail = Command::mail(from, params).map_err(Error::BadInput)?;
-        let rcpts = recipients
-            .iter()
-            .map(|r| Command::rcpt(r).map_err(Error::BadInput))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((mail, rcpts))
-    }
-
-    /// Whether commands may be sent ahead of their replies (RFC 2920).
-    fn pipelines(&self) -> bool {
-        self.config.pipelining && self.caps.pipelining()
-    }
-
     /// End the session politely. Errors are returned but the connection is
     /// closed either way.
     pub fn quit(&mut self) -> Result<(), Error> {
@@ -491,158 +424,6 @@ impl Session {
         let result = self.command(&Command::Quit, Stage::Quit).map(|_| ());
         self.conn.close();
         result
-    }
-
-    fn reset(&mut self) -> Result<(), Error> {
-        let reply = self.command(&Command::Rset, Stage::Reset)?;
-        if !reply.is_positive() {
-            return Err(Error::reply_at(Stage::Reset, reply));
-        }
-        Ok(())
-    }
-
-    /// One command, one reply: the classic shape, used when the server does
-    /// not pipeline (or pipelining is turned off).
-    fn send_lockstep(
-        &mut self,
-        mail: &Command,
-        rcpts: &[Command],
-        recipients: &[String],
-        message: &[u8],
-    ) -> Result<Delivery, Error> {
-        let reply = self.command(mail, Stage::Mail)?;
-        if !reply.is_positive() {
-            return Err(Error::reply_at(Stage::Mail, reply));
-        }
-        let mut replies = Vec::with_capacity(rcpts.len());
-        for rcpt in rcpts {
-            replies.push(self.command(rcpt, Stage::Rcpt)?);
-        }
-        let (accepted, refused) = split_recipients(recipients, replies);
-        if accepted.is_empty() {
-            return Err(Error::RecipientsRefused { refused });
-        }
-        let reply = self.command(&Command::Data, Stage::Data)?;
-        if reply.code() != 354 {
-            return Err(Error::reply_at(Stage::Data, reply));
-        }
-        self.write_data_body(message)?;
-        let reply = self.read_reply(Stage::Body)?;
-        if !reply.is_positive() {
-            return Err(Error::reply_at(Stage::Body, reply));
-        }
-        Ok(Delivery {
-            accepted,
-            refused,
-            reply,
-        })
-    }
-
-    /// RFC 2920: MAIL, every RCPT and DATA in one write; then the body.
-    fn send_pipelined(
-        &mut self,
-        mail: &Command,
-        rcpts: &[Command],
-        recipients: &[String],
-        message: &[u8],
-    ) -> Result<Delivery, Error> {
-        let mut batch = Vec::new();
-        for cmd in std::iter::once(mail).chain(rcpts).chain([&Command::Data]) {
-            self.log_command(cmd);
-            cmd.write_to(&mut batch);
-        }
-        self.write(&batch, Stage::Mail)?;
-        let (mail_reply, rcpt_replies) = self.read_envelope_replies(rcpts.len())?;
-        let data_reply = self.read_reply(Stage::Data)?;
-        let (accepted, refused) = split_recipients(recipients, rcpt_replies);
-        if data_reply.code() == 354 {
-            // The server is now reading a body whatever happened before: give
-            // it one (empty if nothing may be delivered) and read its verdict.
-            let deliverable = mail_reply.is_positive() && !accepted.is_empty();
-            if deliverable {
-                self.write_data_body(message)?;
-            } else {
-                self.write_body(b".\r\n", 0)?;
-            }
-            let reply = self.read_reply(Stage::Body)?;
-            if !deliverable {
-                return Err(envelope_error(mail_reply, refused));
-            }
-            if !reply.is_positive() {
-                return Err(Error::reply_at(Stage::Body, reply));
-            }
-            return Ok(Delivery {
-                accepted,
-                refused,
-                reply,
-            });
-        }
-        if !mail_reply.is_positive() || accepted.is_empty() {
-            return Err(envelope_error(mail_reply, refused));
-        }
-        Err(Error::reply_at(Stage::Data, data_reply))
-    }
-
-    /// RFC 3030 with RFC 2920: MAIL, every RCPT and `BDAT n LAST` with the
-    /// message in one write, so one round trip per message. A message over
-    /// [`BDAT_CHUNK`] goes as several BDAT chunks, still without waiting.
-    fn send_chunked(
-        &mut self,
-        mail: &Command,
-        rcpts: &[Command],
-        recipients: &[String],
-        message: &[u8],
-    ) -> Result<Delivery, Error> {
-        let mut head = Vec::new();
-        for cmd in std::iter::once(mail).chain(rcpts) {
-            self.log_command(cmd);
-            cmd.write_to(&mut head);
-        }
-        let chunks = self.write_chunks(&mut head, message, &mut |_| {})?;
-        let (mail_reply, rcpt_replies) = self.read_envelope_replies(rcpts.len())?;
-        let mut failed: Option<Reply> = None;
-        let mut final_reply = None;
-        for _ in 0..chunks {
-            // BDAT's reply is the verdict on the data, like the reply after
-            // DATA's final dot: report it as that stage.
-            let reply = self.read_reply(Stage::Body)?;
-            if !reply.is_positive() && failed.is_none() {
-                failed = Some(reply.clone());
-            }
-            final_reply = Some(reply);
-        }
-        let (accepted, refused) = split_recipients(recipients, rcpt_replies);
-        if !mail_reply.is_positive() || accepted.is_empty() {
-            return Err(envelope_error(mail_reply, refused));
-        }
-        if let Some(reply) = failed {
-            return Err(Error::reply_at(Stage::Body, reply));
-        }
-        Ok(Delivery {
-            accepted,
-            refused,
-            // There is at least one chunk, so at least one reply was read.
-            reply: final_reply.expect("one reply per chunk"),
-        })
-    }
-
-    /// The MAIL reply and one reply per RCPT, read in order.
-    fn read_envelope_replies(&mut self, rcpts: usize) -> Result<(Reply, Vec<Reply>), Error> {
-        let mail = self.read_reply(Stage::Mail)?;
-        let mut replies = Vec::with_capacity(rcpts);
-        for _ in 0..rcpts {
-            replies.push(self.read_reply(Stage::Rcpt)?);
-        }
-        Ok((mail, replies))
-    }
-
-    fn write_body(&mut self, body: &[u8], size: usize) -> Result<(), Error> {
-        if self.observer.wants_transcript() {
-            self.observer
-                .transcript(&format!("C: <message body, {size} bytes>"));
-            self.observer.transcript("C: .");
-        }
-        self.write(body, Stage::Body)
     }
 
     /// EHLO, falling back to HELO when the server refuses EHLO (RFC 5321
@@ -958,32 +739,6 @@ fn tls_settings(config: &Config) -> Result<Option<TlsSettings>, Error> {
     })
 }
 
-/// Pair recipients with their RCPT replies.
-fn split_recipients(
-    recipients: &[String],
-    replies: Vec<Reply>,
-) -> (Vec<String>, Vec<(String, Reply)>) {
-    let mut accepted = Vec::new();
-    let mut refused = Vec::new();
-    for (rcpt, reply) in recipients.iter().zip(replies) {
-        if reply.is_positive() {
-            accepted.push(rcpt.clone());
-        } else {
-            refused.push((rcpt.clone(), reply));
-        }
-    }
-    (accepted, refused)
-}
-
-/// The error for a transaction whose envelope failed.
-fn envelope_error(mail_reply: Reply, refused: Vec<(String, Reply)>) -> Error {
-    if !mail_reply.is_positive() {
-        Error::reply_at(Stage::Mail, mail_reply)
-    } else {
-        Error::RecipientsRefused { refused }
-    }
-}
-
 /// A handshake failure that is not about the certificate, in words. A
 /// protocol-version alert or "no common version" means the server is too old
 /// for our minimum.
@@ -1060,5 +815,4 @@ fn server_label(host: &str, port: u16) -> String {
 }
 
 #[cfg(test)]
-#[path = "session_model.rs"]
-mod model;
+mod tests;

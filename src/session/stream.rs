@@ -1,9 +1,10 @@
-//! A series streamed over one session: [`Session::submit`] writes a message
-//! and returns once it is on the wire, without waiting for its verdict;
-//! [`Session::confirm`] waits for every reply still due and returns one
-//! [`Outcome`] per message. Between writes, and between the slices of a
-//! large body, replies that have already arrived are read and settled
-//! against the queue ([`crate::pipeline`]), so neither side's buffers fill.
+//! How mail is sent: a series of messages over one session, each written by
+//! [`Session::submit`], which returns once the message is on the wire without
+//! waiting for its verdict; [`Session::confirm`] waits for every reply still
+//! due and returns one [`Outcome`] per message. A single message is a series
+//! of one. Every command written puts its expected reply on the queue
+//! ([`crate::pipeline`]), and every reply read settles the queue's front, so
+//! the verdicts of all three modes below come from one set of rules.
 //!
 //! What goes ahead of what (RFC 2920 3.1, RFC 3030 4):
 //! - PIPELINING and CHUNKING: `RSET` (when the last transaction may be left
@@ -12,14 +13,17 @@
 //! - PIPELINING alone: `DATA` must end a group, and its body waits for 354.
 //!   The previous message's final dot, then `MAIL`, the `RCPT`s and `DATA`
 //!   go together: one round trip per message.
-//! - Neither: lock-step, each message confirmed before the next.
+//! - Neither (or `smtp.pipelining = false`): lock-step, each command waits
+//!   for its reply, and a message's verdict is known when `submit` returns.
 //!
-//! Bodies are encoded a slice at a time ([`data::Encoder`]): the session
-//! never holds a normalised copy of a whole message.
+//! Between writes, and between the slices of a large body, replies that have
+//! already arrived are read and settled, so neither side's buffers fill.
+//! Bodies are encoded a slice at a time ([`Encoder`]): the session never
+//! holds a normalised copy of a whole message.
 
 use super::*;
 use crate::pipeline::{Expect, Outcome};
-use crate::smtp::data::{Encoder, Slices};
+use crate::smtp::data::{self, Encoder, Slices};
 
 /// Message bytes encoded per write of a DATA body.
 const DATA_SLICE: usize = 256 * 1024;
@@ -58,11 +62,10 @@ impl Session {
                 return Ok(());
             }
         };
-        if !self.pipelines() {
-            return self.submit_lockstep(id, from, recipients, message);
-        }
         self.pipeline.begin(id, recipients);
-        let result = if self.caps.chunking() {
+        let result = if !self.pipelines() {
+            self.lockstep(id, &mail, &rcpts, message)
+        } else if self.caps.chunking() {
             self.stream_chunked(id, &mail, &rcpts, message)
         } else {
             self.stream_data(id, &mail, &rcpts, message)
@@ -83,35 +86,47 @@ impl Session {
         (self.pipeline.take_done(), failure)
     }
 
-    fn submit_lockstep(
+    /// One command, one reply: for a server without PIPELINING. Each reply
+    /// is settled before the next command; the first refusal ends the
+    /// message (the next one starts with RSET).
+    fn lockstep(
         &mut self,
         id: u64,
-        from: &str,
-        recipients: &[String],
+        mail: &Command,
+        rcpts: &[Command],
         message: &[u8],
     ) -> Result<(), Error> {
-        match self.send(from, recipients, message) {
-            Ok(delivery) => {
-                self.pipeline.record(id, Outcome::Accepted(delivery));
-                Ok(())
+        if self.pipeline.needs_reset() {
+            self.exchange(None, &Command::Rset, Expect::Reset)?;
+        }
+        self.exchange(Some(id), mail, Expect::Mail)?;
+        for (i, rcpt) in rcpts.iter().enumerate() {
+            if self.pipeline.refused(id) {
+                break;
             }
-            Err(e) if in_step(&e) => {
-                self.pipeline.record(id, Outcome::Refused(e));
-                Ok(())
-            }
-            Err(e) => {
-                // Lost while the body or its verdict was under way: it may
-                // have arrived. A 421 is the server's orderly refusal.
-                let lost_verdict = e.stage() == Some(Stage::Body) && e.reply().is_none();
-                let outcome = if lost_verdict {
-                    Outcome::Unknown
-                } else {
-                    Outcome::NotSent
-                };
-                self.pipeline.record(id, outcome);
-                Err(e)
+            self.exchange(Some(id), rcpt, Expect::Rcpt(i))?;
+        }
+        if !self.pipeline.refused(id) {
+            self.exchange(Some(id), &Command::Data, Expect::Data)?;
+            if self.pipeline.data_reply(id).map(|(r, _)| r.code()) == Some(354) {
+                self.pipeline.expect(Some(id), Expect::EndOfData);
+                self.write_data_body(message)?;
+                self.pipeline.end_written(id, true);
+                self.settle_next()?;
             }
         }
+        self.pipeline.seal(id);
+        Ok(())
+    }
+
+    /// Write one command and settle its reply.
+    fn exchange(&mut self, id: Option<u64>, cmd: &Command, what: Expect) -> Result<(), Error> {
+        self.log_command(cmd);
+        let mut out = Vec::new();
+        cmd.write_to(&mut out);
+        self.pipeline.expect(id, what);
+        self.write(&out, what.stage())?;
+        self.settle_next()
     }
 
     fn stream_chunked(
@@ -163,6 +178,39 @@ impl Session {
         }
         self.pipeline.seal(id);
         self.pump()
+    }
+
+    /// MAIL FROM with its parameters and one RCPT TO per recipient.
+    fn envelope(
+        &self,
+        from: &str,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<(Command, Vec<Command>), Error> {
+        let mut params = Vec::new();
+        if self.caps.size().is_some() {
+            // RFC 1870 3: the size with CRLF endings, not counting dot-stuffing.
+            params.push(format!("SIZE={}", data::wire_size(message)));
+        }
+        if self.caps.eight_bit_mime() && data::is_eight_bit(message) {
+            params.push("BODY=8BITMIME".to_owned());
+        }
+        let needs_utf8 =
+            data::needs_smtputf8(from) || recipients.iter().any(|r| data::needs_smtputf8(r));
+        if needs_utf8 && self.caps.smtp_utf8() {
+            params.push("SMTPUTF8".to_owned());
+        }
+        let mail = Command::mail(from, params).map_err(Error::BadInput)?;
+        let rcpts = recipients
+            .iter()
+            .map(|r| Command::rcpt(r).map_err(Error::BadInput))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((mail, rcpts))
+    }
+
+    /// Whether commands may be sent ahead of their replies (RFC 2920).
+    fn pipelines(&self) -> bool {
+        self.config.pipelining && self.caps.pipelining()
     }
 
     /// RSET when the last transaction may still be open, MAIL, the RCPTs,
@@ -245,6 +293,15 @@ impl Session {
         Ok(())
     }
 
+    fn write_body(&mut self, body: &[u8], size: usize) -> Result<(), Error> {
+        if self.observer.wants_transcript() {
+            self.observer
+                .transcript(&format!("C: <message body, {size} bytes>"));
+            self.observer.transcript("C: .");
+        }
+        self.write(body, Stage::Body)
+    }
+
     /// Read and settle the reply due next, waiting for it.
     fn settle_next(&mut self) -> Result<(), Error> {
         let stage = self.pipeline.next_stage().unwrap_or(Stage::Body);
@@ -253,7 +310,8 @@ impl Session {
     }
 
     /// Take in whatever the server has already sent, without waiting, and
-    /// settle the complete replies against the queue.
+    /// settle the complete replies against the queue; stop when nothing
+    /// more has arrived or nothing more is due.
     pub(super) fn pump(&mut self) -> Result<(), Error> {
         loop {
             while let Some(stage) = self.pipeline.next_stage() {
@@ -262,7 +320,9 @@ impl Session {
                     None => break,
                 }
             }
-            let stage = self.pipeline.next_stage().unwrap_or(Stage::Body);
+            let Some(stage) = self.pipeline.next_stage() else {
+                return Ok(());
+            };
             let n = self
                 .conn
                 .read_ready(&mut self.read_buf)
@@ -280,8 +340,9 @@ impl Session {
         if e.reply().is_none() && !matches!(e, Error::Interrupted) {
             // A write that failed because the server had closed: what it said
             // before closing (verdicts, and the 421 that explains the close)
-            // may still be waiting to be read.
-            if let Err(said) = self.settle_leftovers() {
+            // may still be waiting to be read. A read that fails now adds
+            // nothing to the error already in hand.
+            if let Err(said) = self.pump() {
                 if said.reply().is_some_and(|r| r.code() == 421) {
                     e = said;
                 }
@@ -291,25 +352,5 @@ impl Session {
         self.broken = true;
         self.pipeline.lose(orderly);
         e
-    }
-
-    /// Settle the replies that arrived before the connection failed; the
-    /// error is the reply that ended it, if one did.
-    fn settle_leftovers(&mut self) -> Result<(), Error> {
-        loop {
-            while let Some(stage) = self.pipeline.next_stage() {
-                match self.buffered_reply(stage)? {
-                    Some(reply) => self.pipeline.settle(reply)?,
-                    None => break,
-                }
-            }
-            if !self.pipeline.expecting() {
-                return Ok(());
-            }
-            match self.conn.read_ready(&mut self.read_buf) {
-                Ok(n) if n > 0 => self.parser.feed(&self.read_buf[..n]),
-                _ => return Ok(()),
-            }
-        }
     }
 }

@@ -24,31 +24,8 @@
 /// The end-of-data line that follows the last CRLF of a DATA body.
 const END_OF_DATA: &[u8] = b".\r\n";
 
-/// The message CRLF-normalised and dot-stuffed, followed by the end-of-data
-/// line `.\r\n`: the exact bytes to send after a 354 reply to DATA.
-///
-/// CRLF stays CRLF; a bare LF and a bare CR (one not followed by LF) each
-/// become CRLF; a line starting with `.` gets another `.` in front. If the
-/// message does not end with a line ending, CRLF is added before the
-/// terminator. An empty message gives just `.\r\n`. All other bytes, NUL
-/// included, pass through unchanged.
-pub fn dot_stuffed(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_capacity(msg.len()) + END_OF_DATA.len());
-    normalise_into(msg, true, &mut out);
-    out.extend_from_slice(END_OF_DATA);
-    out
-}
-
-/// The message CRLF-normalised like [`dot_stuffed`], without dot-stuffing
-/// and without a terminator: the bytes to send with BDAT.
-pub fn crlf_normalised(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_capacity(msg.len()));
-    normalise_into(msg, false, &mut out);
-    out
-}
-
 /// The size of the message on the wire as RFC 1870 counts it for `SIZE=`:
-/// with CRLF line endings as [`crlf_normalised`] writes them, and without
+/// with CRLF line endings as [`Encoder::for_bdat`] writes them, and without
 /// dot-stuffing or the end-of-data line.
 pub fn wire_size(msg: &[u8]) -> usize {
     let mut size = 0usize;
@@ -67,41 +44,10 @@ pub fn wire_size(msg: &[u8]) -> usize {
     size
 }
 
-/// Room for the message plus the CRs added to the bare-LF endings of lines
-/// down to 16 bytes on average (patches average 30 to 40) and a final CRLF.
-/// Shorter lines make [`normalise_into`] grow the buffer once or a few times.
+/// Room for a slice plus the CRs added to the bare-LF endings of lines down
+/// to 16 bytes on average (patches average 30 to 40) and a final CRLF.
 fn encoded_capacity(len: usize) -> usize {
     len.saturating_add(len / 16).saturating_add(8)
-}
-
-fn normalise_into(msg: &[u8], stuff: bool, out: &mut Vec<u8>) {
-    let mut rest = msg;
-    // Each pass of the loop starts at the beginning of a line.
-    while !rest.is_empty() {
-        let end = find_line_end(rest);
-        let line = &rest[..end.unwrap_or(rest.len())];
-        // Room for a stuffing dot, the line and CRLF.
-        let needed = line.len() + 3;
-        if out.capacity() - out.len() < needed {
-            // Shorter lines than the estimate in `encoded_capacity`: size the
-            // rest at 1/8 growth rather than let `Vec` double a 50 MB buffer.
-            let after = rest.len() - line.len();
-            out.reserve_exact(needed + encoded_capacity(after) + after / 16);
-        }
-        if stuff && rest[0] == b'.' {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-        out.extend_from_slice(b"\r\n");
-        rest = match end {
-            Some(end) if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') => {
-                &rest[end + 2..]
-            }
-            Some(end) => &rest[end + 1..],
-            // A last line without an ending.
-            None => &[],
-        };
-    }
 }
 
 /// The index of the first CR or LF, eight bytes at a time: the message can be
@@ -135,11 +81,17 @@ fn find_line_end(hay: &[u8]) -> Option<usize> {
         .map(|p| start + p)
 }
 
-/// The same encoding as [`dot_stuffed`] and [`crlf_normalised`], fed in
-/// slices of any size: the session encodes a large message a bounded slice
-/// at a time instead of holding a whole normalised copy. What a slice ends
-/// in carries over to the next: a CR whose LF may start the next slice, and
-/// whether the next byte starts a line (and so may need a stuffing dot).
+/// The message on the wire, fed in slices of any size: the session encodes
+/// a large message a bounded slice at a time instead of holding a whole
+/// normalised copy.
+///
+/// CRLF stays CRLF; a bare LF and a bare CR (one not followed by LF) each
+/// become CRLF; for DATA a line starting with `.` gets another `.` in front
+/// and the end-of-data line `.\r\n` follows. A message whose last line has
+/// no ending gets CRLF before that (and for BDAT too). All other bytes, NUL
+/// included, pass through unchanged. What a slice ends in carries over to
+/// the next: a CR whose LF may start the next slice, and whether the next
+/// byte starts a line (and so may need a stuffing dot).
 #[derive(Clone, Debug)]
 pub struct Encoder {
     stuff: bool,
@@ -256,8 +208,8 @@ impl<'a> Slices<'a> {
     }
 }
 
-/// The inverse of [`dot_stuffed`]: the message (with CRLF line endings) from
-/// a DATA body, or `None` when the body does not end with the end-of-data
+/// What a receiver reads from a DATA body (RFC 5321 4.5.2): the message
+/// (with CRLF line endings), or `None` when the body does not end with the end-of-data
 /// line or has bytes after it. Lines are split at CRLF only; a leading `.`
 /// is removed from each line. For tests and fuzzing.
 pub fn unstuff(wire: &[u8]) -> Option<Vec<u8>> {
@@ -293,10 +245,58 @@ mod tests {
 
     use super::*;
 
+    /// `msg` through [`Slices`] in slices of `size`, joined.
+    fn sliced(encoder: Encoder, msg: &[u8], size: usize) -> Vec<u8> {
+        let mut slices = Slices::new(encoder, msg, size);
+        let (mut joined, mut out) = (Vec::new(), Vec::new());
+        while slices.next_into(&mut out).is_some() {
+            joined.extend_from_slice(&out);
+        }
+        joined
+    }
+
+    /// The DATA body of `msg` as the session writes it (one slice).
+    fn data_wire(msg: &[u8]) -> Vec<u8> {
+        sliced(Encoder::for_data(), msg, msg.len().max(1))
+    }
+
+    /// The BDAT bytes of `msg` as the session writes them (one slice).
+    fn bdat_wire(msg: &[u8]) -> Vec<u8> {
+        sliced(Encoder::for_bdat(), msg, msg.len().max(1))
+    }
+
+    /// CRLF normalisation a byte at a time, the plainest statement of the
+    /// rule: CRLF stays, a bare CR or LF becomes CRLF, a last line without
+    /// an ending gets one.
+    fn reference(msg: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < msg.len() {
+            match msg[i] {
+                b'\r' if msg.get(i + 1) == Some(&b'\n') => {
+                    out.extend_from_slice(b"\r\n");
+                    i += 2;
+                }
+                b'\r' | b'\n' => {
+                    out.extend_from_slice(b"\r\n");
+                    i += 1;
+                }
+                b => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        if !out.is_empty() && !out.ends_with(b"\r\n") {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
     #[track_caller]
     fn stuffed(msg: &str, wire: &str) {
         assert_eq!(
-            String::from_utf8(dot_stuffed(msg.as_bytes())).unwrap(),
+            String::from_utf8(data_wire(msg.as_bytes())).unwrap(),
             wire,
             "message {msg:?}"
         );
@@ -305,13 +305,13 @@ mod tests {
     #[test]
     fn bare_lf_line_endings_become_crlf() {
         stuffed("Subject: x\n\nbody\n", "Subject: x\r\n\r\nbody\r\n.\r\n");
-        assert_eq!(crlf_normalised(b"a\nb\n"), b"a\r\nb\r\n");
+        assert_eq!(bdat_wire(b"a\nb\n"), b"a\r\nb\r\n");
     }
 
     #[test]
     fn crlf_line_endings_stay_as_they_are() {
         stuffed("a\r\nb\r\n", "a\r\nb\r\n.\r\n");
-        assert_eq!(crlf_normalised(b"a\r\nb\r\n"), b"a\r\nb\r\n");
+        assert_eq!(bdat_wire(b"a\r\nb\r\n"), b"a\r\nb\r\n");
     }
 
     #[test]
@@ -329,26 +329,26 @@ mod tests {
             "..hidden\r\n...two\r\nnot.first\r\n.\r\n",
         );
         stuffed("a\r\n.\r\nb\r\n", "a\r\n..\r\nb\r\n.\r\n");
-        assert_eq!(crlf_normalised(b".a\n"), b".a\r\n");
+        assert_eq!(bdat_wire(b".a\n"), b".a\r\n");
     }
 
     #[test]
     fn final_line_without_a_line_ending_gets_crlf() {
         stuffed("last line", "last line\r\n.\r\n");
         stuffed(".", "..\r\n.\r\n");
-        assert_eq!(crlf_normalised(b"last line"), b"last line\r\n");
+        assert_eq!(bdat_wire(b"last line"), b"last line\r\n");
     }
 
     #[test]
     fn empty_message_is_just_the_terminator() {
-        assert_eq!(dot_stuffed(b""), b".\r\n");
-        assert_eq!(crlf_normalised(b""), b"");
+        assert_eq!(data_wire(b""), b".\r\n");
+        assert_eq!(bdat_wire(b""), b"");
         assert_eq!(unstuff(b".\r\n"), Some(vec![]));
     }
 
     #[test]
     fn nul_bytes_pass_through_unchanged() {
-        assert_eq!(dot_stuffed(b"a\0b\n\0\n"), b"a\0b\r\n\0\r\n.\r\n");
+        assert_eq!(data_wire(b"a\0b\n\0\n"), b"a\0b\r\n\0\r\n.\r\n");
     }
 
     #[test]
@@ -364,18 +364,20 @@ mod tests {
             b"a\r\n\x00.\r\nMAIL FROM:<x>\r\n",
         ];
         for msg in attacks {
-            let wire = dot_stuffed(msg);
-            let first_end = wire.windows(5).position(|w| w == b"\r\n.\r\n");
-            assert_eq!(first_end, Some(wire.len() - 5), "{msg:?}");
-            assert!(!wire.starts_with(b".\r\n"), "{msg:?}");
-            assert_eq!(unstuff(&wire).unwrap(), crlf_normalised(msg), "{msg:?}");
+            for size in 1..=msg.len() {
+                let wire = sliced(Encoder::for_data(), msg, size);
+                let first_end = wire.windows(5).position(|w| w == b"\r\n.\r\n");
+                assert_eq!(first_end, Some(wire.len() - 5), "{msg:?} / {size}");
+                assert!(!wire.starts_with(b".\r\n"), "{msg:?}");
+                assert_eq!(unstuff(&wire).unwrap(), reference(msg), "{msg:?}");
+            }
         }
         assert_eq!(
-            dot_stuffed(b"a\r\n.\r\nMAIL FROM:<x>\r\n"),
+            data_wire(b"a\r\n.\r\nMAIL FROM:<x>\r\n"),
             b"a\r\n..\r\nMAIL FROM:<x>\r\n.\r\n"
         );
         assert_eq!(
-            dot_stuffed(b"a\r.\rMAIL FROM:<x>"),
+            data_wire(b"a\r.\rMAIL FROM:<x>"),
             b"a\r\n..\r\nMAIL FROM:<x>\r\n.\r\n"
         );
     }
@@ -399,21 +401,21 @@ mod tests {
     }
 
     #[test]
-    fn large_message_is_encoded_in_one_allocation() {
+    fn a_large_slice_is_encoded_in_one_allocation() {
         let line = b"+    let x = some_function(argument_one, argument_two);\n";
         let msg: Vec<u8> = line.iter().copied().cycle().take(1 << 20).collect();
-        let wire = dot_stuffed(&msg);
-        assert_eq!(wire.capacity(), encoded_capacity(msg.len()) + 3);
-        assert_eq!(unstuff(&wire).unwrap(), crlf_normalised(&msg));
+        let mut out = Vec::new();
+        Encoder::for_data().push(&msg, &mut out);
+        assert_eq!(out.capacity(), encoded_capacity(msg.len()));
+        assert_eq!(bdat_wire(&msg), reference(&msg));
     }
 
     #[test]
-    fn message_of_only_line_endings_grows_the_buffer_and_stays_correct() {
+    fn message_of_only_line_endings_stays_correct() {
         let msg = vec![b'\n'; 100_000];
-        let wire = dot_stuffed(&msg);
+        let wire = data_wire(&msg);
         assert_eq!(wire.len(), 200_003);
-        assert!(wire.capacity() < 2 * wire.len());
-        assert_eq!(unstuff(&wire).unwrap(), crlf_normalised(&msg));
+        assert_eq!(unstuff(&wire).unwrap(), reference(&msg));
     }
 
     #[test]
@@ -483,20 +485,19 @@ mod tests {
 
     proptest! {
         #[test]
-        fn streamed_encoding_equals_one_shot_for_any_slicing(
+        fn a_receiver_reads_the_normalised_message_for_any_slicing(
             m in message(),
             cuts in proptest::collection::vec(any::<usize>(), 0..8),
         ) {
-            prop_assert_eq!(streamed(Encoder::for_data(), &m, &cuts), dot_stuffed(&m));
-            prop_assert_eq!(streamed(Encoder::for_bdat(), &m, &cuts), crlf_normalised(&m));
+            let normalised = reference(&m);
+            prop_assert_eq!(unstuff(&streamed(Encoder::for_data(), &m, &cuts)), Some(normalised.clone()));
+            prop_assert_eq!(streamed(Encoder::for_bdat(), &m, &cuts), normalised);
         }
 
         #[test]
-        fn slices_join_to_the_one_shot_encoding(m in message(), size in 1usize..9) {
-            for (encoder, whole) in [
-                (Encoder::for_data(), dot_stuffed(&m)),
-                (Encoder::for_bdat(), crlf_normalised(&m)),
-            ] {
+        fn slices_join_to_the_whole_encoding(m in message(), size in 1usize..9) {
+            for encoder in [Encoder::for_data(), Encoder::for_bdat()] {
+                let whole = streamed(encoder.clone(), &m, &[]);
                 let mut slices = Slices::new(encoder, &m, size);
                 let (mut joined, mut out, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
                 while let Some(last) = slices.next_into(&mut out) {
@@ -511,23 +512,18 @@ mod tests {
         }
 
         #[test]
-        fn unstuffing_the_wire_gives_the_normalised_message(m in message()) {
-            prop_assert_eq!(unstuff(&dot_stuffed(&m)), Some(crlf_normalised(&m)));
-        }
-
-        #[test]
         fn wire_size_is_the_length_of_the_normalised_message(m in proptest::collection::vec(any::<u8>(), 0..256)) {
-            prop_assert_eq!(wire_size(&m), crlf_normalised(&m).len());
+            prop_assert_eq!(wire_size(&m), bdat_wire(&m).len());
         }
 
         #[test]
         fn unstuffing_works_for_arbitrary_bytes(m in proptest::collection::vec(any::<u8>(), 0..256)) {
-            prop_assert_eq!(unstuff(&dot_stuffed(&m)), Some(crlf_normalised(&m)));
+            prop_assert_eq!(unstuff(&data_wire(&m)), Some(reference(&m)));
         }
 
         #[test]
-        fn end_of_data_appears_only_at_the_end(m in message()) {
-            let wire = dot_stuffed(&m);
+        fn end_of_data_appears_only_at_the_end(m in message(), size in 1usize..9) {
+            let wire = sliced(Encoder::for_data(), &m, size);
             prop_assert!(wire.ends_with(b".\r\n"));
             if wire.len() > 3 {
                 prop_assert!(wire.ends_with(b"\r\n.\r\n"));
@@ -540,8 +536,8 @@ mod tests {
         }
 
         #[test]
-        fn every_cr_and_lf_in_the_wire_is_part_of_a_crlf_pair(m in message()) {
-            for data in [dot_stuffed(&m), crlf_normalised(&m)] {
+        fn every_cr_and_lf_in_the_wire_is_part_of_a_crlf_pair(m in message(), size in 1usize..9) {
+            for data in [sliced(Encoder::for_data(), &m, size), sliced(Encoder::for_bdat(), &m, size)] {
                 for (i, &b) in data.iter().enumerate() {
                     if b == b'\r' {
                         prop_assert_eq!(data.get(i + 1), Some(&b'\n'));
@@ -551,13 +547,6 @@ mod tests {
                     }
                 }
             }
-        }
-
-        #[test]
-        fn normalised_message_ends_with_crlf_unless_empty(m in message()) {
-            let n = crlf_normalised(&m);
-            prop_assert!(n.is_empty() || n.ends_with(b"\r\n"));
-            prop_assert_eq!(n.is_empty(), m.is_empty());
         }
     }
 }
