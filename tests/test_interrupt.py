@@ -14,7 +14,7 @@ import socket
 import time
 
 import pytest
-from securesmtp.transport import RESUME_BACKOFF
+from securesmtp.series import RESUME_BACKOFF
 
 try:
     from support import hostile

@@ -262,7 +262,7 @@ def _wrapmail(mail):
 # once per run, notify once per changeset, bugzilla once per batch. Within
 # one command (dispatch.runcommand: a plain hg, each command of the command
 # server or chg) or one hg serve request (hgweb.run_wsgi), the connections
-# opened are pooled on this thread, keyed by their settings (transport.py),
+# opened are pooled on this thread, keyed by their settings (connection.py),
 # so a burst of mail to one server shares one verified, authenticated
 # connection; they are closed (QUIT) when the command or request ends,
 # however it ends. Outside any scope (a script calling mail.connect itself)
@@ -343,10 +343,10 @@ def _wrap_email(loaded):
 def _email(orig, ui, repo, *revs, **opts):
     """``hg email`` with its series streamed and confirmed at the end, and
     its messages flattened without whole-body copies."""
-    from . import flatten, transport
+    from . import flatten, series
 
     with flatten.installed():
-        return transport.run_series(orig, _email_options, ui, repo, *revs, **opts)
+        return series.run_series(orig, _email_options, ui, repo, *revs, **opts)
 
 
 # Wrapping mail._smtp the usual way would load mercurial.mail (and with it
