@@ -20,7 +20,6 @@
 use std::collections::VecDeque;
 
 use crate::error::{Error, Stage};
-use crate::session::Delivery;
 use crate::smtp::Reply;
 
 /// A command whose reply is still due.
@@ -51,6 +50,17 @@ impl Expect {
             Expect::EndOfData | Expect::Chunk => Stage::Body,
         }
     }
+}
+
+/// What the server accepted of one message.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// Recipients the server accepted.
+    pub accepted: Vec<String>,
+    /// Recipients the server refused, with its reply.
+    pub refused: Vec<(String, Reply)>,
+    /// The server's final reply for the message (queued as ...).
+    pub reply: Reply,
 }
 
 /// What became of one message.

@@ -29,11 +29,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::error::{self, Error};
+use crate::pipeline::Delivery;
 use crate::pipeline::Outcome;
-use crate::session::{Delivery, Observer, Session};
+use crate::session::{Observer, Session};
 use crate::settings::{Settings, Timeout};
 use crate::smtp::{Credentials, Mechanism};
-use crate::tls::{self, HashAlg, Trust, Verdict};
+use crate::tls::{self, Dangerous, HashAlg, Trust, Verdict};
 use crate::transport::Interrupt;
 
 create_exception!(_core, SmtpError, PyException, "An SMTP session failed.");
@@ -638,10 +639,9 @@ fn verify_chain(
             ca_file: cafile,
             load_default_roots,
             pins: Vec::new(),
-            insecure: false,
             min_version: tls::MinVersion::Tls12,
             ciphers: None,
-            inspect_only: false,
+            dangerous: Dangerous::none(),
         };
         let now = match at {
             Some(secs) => {

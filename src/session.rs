@@ -84,17 +84,6 @@ pub trait Observer: Interrupt {
     fn wants_transcript(&self) -> bool;
 }
 
-/// What happened to one message.
-#[derive(Clone, Debug)]
-pub struct Delivery {
-    /// Recipients the server accepted.
-    pub accepted: Vec<String>,
-    /// Recipients the server refused, with its reply.
-    pub refused: Vec<(String, Reply)>,
-    /// The server's final reply for the message (queued as ...).
-    pub reply: Reply,
-}
-
 /// An open SMTP session.
 pub struct Session {
     conn: Channel,
@@ -535,7 +524,7 @@ impl Session {
                     // Only in inspect mode does a failed verdict complete the
                     // handshake; the channel stays unverified, so nothing
                     // more is sent on it.
-                    Err(_) if self.config.tls.inspect_only => {}
+                    Err(_) if self.config.tls.dangerous.inspects() => {}
                     Err(failure) => {
                         return Err(Error::Verify {
                             server,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Setting};
 use crate::session::{Config, Security};
-use crate::tls::{self, MinVersion, Pin, TlsPolicy};
+use crate::tls::{self, Dangerous, MinVersion, Pin, TlsPolicy};
 
 /// The shortest `smtp.timeout` accepted: below this nothing can answer.
 const MIN_TIMEOUT: f64 = 0.1;
@@ -67,6 +67,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The weakenings of the certificate check asked for, by name.
+    fn dangerous(&self) -> Dangerous {
+        let mut dangerous = Dangerous::none();
+        if self.insecure {
+            dangerous = dangerous.skip_ca_and_name_checks();
+        }
+        if self.inspect_only {
+            dangerous = dangerous.complete_failed_handshakes_for_inspection();
+        }
+        dangerous
+    }
+
     /// The session config, or the first setting that is unusable.
     pub fn validate(self) -> Result<Config, Error> {
         let security = security(&self.security)?;
@@ -106,6 +118,7 @@ impl Settings {
                     .map_err(|e| config(Setting::ClientCert, e.to_string()))
             })
             .transpose()?;
+        let dangerous = self.dangerous();
         Ok(Config {
             client_cert,
             tls: TlsPolicy {
@@ -113,10 +126,9 @@ impl Settings {
                 ca_file: self.ca_file.map(Into::into),
                 load_default_roots: self.load_default_roots,
                 pins,
-                insecure: self.insecure,
                 min_version,
                 ciphers: self.ciphers,
-                inspect_only: self.inspect_only,
+                dangerous,
             },
             host: self.host,
             port: self.port,
@@ -205,11 +217,11 @@ mod tests {
             fingerprints: None,
             legacy_fingerprints: None,
             pubkeys: None,
-            insecure: false,
             min_version: "tls1.2".into(),
             ciphers: None,
             pipelining: true,
             allow_cleartext_auth: false,
+            insecure: false,
             inspect_only: false,
             client_cert: None,
             client_key: None,

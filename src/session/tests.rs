@@ -11,8 +11,8 @@
 //!   at all after TLS began, is ever written on a channel that was not
 //!   verified, unless the configuration chose cleartext;
 //! - the series: each message ends with exactly one outcome; `NotSent` only
-//!   when the server never took in its end of data (so sending it again
-//!   cannot deliver it twice); `Accepted` only when the server's reply to its end of data was
+//!   when the server did not take it (never got its end of data, or refused
+//!   it), so sending it again cannot deliver it twice; `Accepted` only when the server's reply to its end of data was
 //!   2xx and came before anything that ends the connection (a 421, garbage,
 //!   a close, silence); a refusal carries a reply the server gave that
 //!   message.
@@ -30,7 +30,7 @@ use super::{Config, Observer, Security, Session};
 use crate::error::Error;
 use crate::pipeline::Outcome;
 use crate::smtp::Credentials;
-use crate::tls::{MinVersion, TlsPolicy, Trust, Verdict, VerdictSlot, VerifyFailure};
+use crate::tls::{Dangerous, MinVersion, TlsPolicy, Trust, Verdict, VerdictSlot, VerifyFailure};
 use crate::transport::{Interrupt, IoFailure, TlsInfo, Transport};
 
 /// What the server does with one command (or the greeting, or a body).
@@ -105,8 +105,8 @@ struct Event {
 struct Record {
     events: Vec<Event>,
     /// Messages whose end of data (final dot, or all of `BDAT LAST`) the
-    /// server received.
-    ended: HashSet<u64>,
+    /// server took in and did not refuse: delivered, or it may have been.
+    taken: HashSet<u64>,
 }
 
 /// Every write, with the state of the wire when it went out.
@@ -244,10 +244,18 @@ impl Memory {
     /// The message's end of data arrived: answer it, and the transaction is
     /// over.
     fn end_of_data(&mut self) {
-        if let Some(id) = self.current {
-            self.record.lock().unwrap().ended.insert(id);
-        }
         self.answer("end of data");
+        let mut record = self.record.lock().unwrap();
+        // Delivered, or may be: answered 2xx, or not answered at all. A
+        // refusal (421 included) means the server did not take it.
+        let taken = record
+            .events
+            .last()
+            .is_none_or(|e| e.code.is_none_or(|c| (200..300).contains(&c)));
+        if let (Some(id), true) = (self.current, taken) {
+            record.taken.insert(id);
+        }
+        drop(record);
         self.current = None;
     }
 
@@ -442,10 +450,13 @@ fn config(s: &Scenario) -> Config {
             ca_file: None,
             load_default_roots: false,
             pins: Vec::new(),
-            insecure: false,
             min_version: MinVersion::Tls12,
             ciphers: None,
-            inspect_only: s.inspect_only,
+            dangerous: if s.inspect_only {
+                Dangerous::none().complete_failed_handshakes_for_inspection()
+            } else {
+                Dangerous::none()
+            },
         },
         pipelining: s.pipelining,
         allow_cleartext_auth: false,
@@ -529,7 +540,7 @@ fn check_series(s: &Scenario, run: &Run) -> Result<(), String> {
         .position(|e| e.injected)
         .unwrap_or(events.len());
     for (id, outcome) in outcomes {
-        let ended = run.record.ended.contains(id);
+        let taken = run.record.taken.contains(id);
         let eod = events
             .iter()
             .position(|e| e.msg == Some(*id) && e.verb == "end of data");
@@ -538,10 +549,8 @@ fn check_series(s: &Scenario, run: &Run) -> Result<(), String> {
         // with a shifted reply.
         let honest = last.map_or(injected == events.len(), |i| i < injected);
         match outcome {
-            Outcome::NotSent if ended => {
-                return Err(format!(
-                    "message {id} not sent, but its end of data arrived"
-                ))
+            Outcome::NotSent if taken => {
+                return Err(format!("message {id} not sent, but the server took it"))
             }
             Outcome::Accepted(d) if honest => {
                 let Some(i) = eod else {

@@ -32,6 +32,7 @@ use hmac::{Hmac, Mac};
 use crate::smtp::capability::Capabilities;
 use crate::smtp::oauth;
 use crate::smtp::reply::Reply;
+use crate::smtp::sasl::SaslError;
 use crate::smtp::scram::Scram;
 
 /// A user name and its secret for AUTH: a password, or for XOAUTH2 and
@@ -147,48 +148,6 @@ impl Mechanism {
             .iter()
             .copied()
             .find(|m| caps.supports_auth(m.name()))
-    }
-}
-
-/// Why an exchange failed on the client's side (the server's refusals are
-/// replies, reported as such).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SaslError {
-    /// A 334 challenge where the mechanism expects none.
-    UnexpectedChallenge,
-    /// A challenge the mechanism cannot read.
-    BadChallenge(String),
-    /// SCRAM: the server's signature is wrong: it does not know the
-    /// password, so it is not the server the password was set up with.
-    ServerSignature,
-    /// SCRAM: the server accepted the login without proving it knows the
-    /// password.
-    MissingServerSignature,
-    /// SCRAM: the server's `e=` error.
-    ServerError(String),
-}
-
-impl fmt::Display for SaslError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SaslError::UnexpectedChallenge => {
-                f.write_str("the server sent a challenge the mechanism has no answer for")
-            }
-            SaslError::BadChallenge(why) => write!(f, "unreadable challenge: {why}"),
-            SaslError::ServerSignature => f.write_str(
-                "the server's SCRAM signature is wrong: it does not know your password \
-                 (it may not be the server you think it is)",
-            ),
-            SaslError::MissingServerSignature => f.write_str(
-                "the server accepted the login without proving it knows your password \
-                 (no SCRAM server signature)",
-            ),
-            SaslError::ServerError(e) => write!(
-                f,
-                "the server ended the SCRAM exchange with error '{}'",
-                crate::smtp::sanitize(e.as_bytes())
-            ),
-        }
     }
 }
 

@@ -25,9 +25,11 @@ pub mod command;
 pub mod data;
 pub mod oauth;
 pub mod reply;
+pub mod sasl;
 pub mod scram;
 
-pub use auth::{Credentials, Exchange, Mechanism, SaslError};
+pub use auth::{Credentials, Exchange, Mechanism};
 pub use capability::Capabilities;
 pub use command::{Command, CommandError};
 pub use reply::{sanitize, Limits, Reply, ReplyError, ReplyParser};
+pub use sasl::SaslError;

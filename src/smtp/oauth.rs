@@ -11,7 +11,7 @@
 //! Left out: fetching or refreshing tokens (a helper command does that),
 //! and the OpenID discovery fields of the error (`openid-configuration`).
 
-use crate::smtp::scram::saslname;
+use crate::smtp::sasl::saslname;
 
 /// The XOAUTH2 initial response, before base64.
 pub fn xoauth2_message(username: &str, token: &str) -> String {

@@ -17,7 +17,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::smtp::auth::SaslError;
+use crate::smtp::sasl::{saslname, SaslError};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -175,11 +175,6 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts any key length");
     mac.update(data);
     mac.finalize().into_bytes().into()
-}
-
-/// RFC 5802 5.1: `=` and `,` in a user name are written `=3D` and `=2C`.
-pub(crate) fn saslname(name: &str) -> String {
-    name.replace('=', "=3D").replace(',', "=2C")
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ use rustls::ClientConfig;
 
 pub use anchor::AnchorProblem;
 pub use client_cert::{ClientCert, ClientCertError};
+pub use danger::Dangerous;
 pub use names::ascii_host;
 pub use pin::{fingerprint, spki_pin, HashAlg, Pin, PinError};
 pub use policy::{MinVersion, TlsPolicy, TlsSetupError};
@@ -296,7 +297,7 @@ mod tests {
         let file = TempFile::new(&ca.pem());
         let leaf = ca.leaf(&["mail.example.org"], KeyKind::Ecdsa);
         let policy = TlsPolicy {
-            inspect_only: true,
+            dangerous: Dangerous::none().complete_failed_handshakes_for_inspection(),
             ..policy_trusting(&file)
         };
         let (config, slot) = client_config(&policy).unwrap();
@@ -363,7 +364,7 @@ mod tests {
         let server = Server::with_chain(vec![leaf.der.clone()], &impostor_key);
         for version in [MinVersion::Tls12, MinVersion::Tls13] {
             let policy = TlsPolicy {
-                insecure: true,
+                dangerous: Dangerous::none().skip_ca_and_name_checks(),
                 min_version: version,
                 ..testutil::policy("localhost")
             };

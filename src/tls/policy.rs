@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use rustls::SupportedProtocolVersion;
 
+use super::danger::Dangerous;
 use super::pin::Pin;
 
 /// The lowest TLS version offered (`hostsecurity.minimumprotocol`). TLS 1.0
@@ -43,19 +44,14 @@ pub struct TlsPolicy {
     /// False for `devel.disableloaddefaultcerts`.
     pub load_default_roots: bool,
     /// Certificate and public-key pins. When any are set, they replace the
-    /// CA and name checks (one match passes), even with `insecure`.
+    /// CA and name checks (one match passes), even with `--insecure`.
     pub pins: Vec<Pin>,
-    /// `--insecure` (never `smtp.verifycert`): no CA or name check. Pins
-    /// are still enforced and the handshake signature is still verified.
-    pub insecure: bool,
+    /// What the user chose to weaken (`--insecure`, `hg debugsmtp`).
+    pub dangerous: Dangerous,
     /// The lowest TLS version offered.
     pub min_version: MinVersion,
     /// The raw `hostsecurity.ciphers` value; see [`super::suites`].
     pub ciphers: Option<String>,
-    /// Record the verdict but let the handshake complete even when
-    /// verification fails, for `hg debugsmtp`. The caller must send nothing
-    /// on such a connection.
-    pub inspect_only: bool,
 }
 
 /// A configuration that cannot become a TLS client config.

@@ -100,7 +100,10 @@ pub(crate) fn load(policy: &TlsPolicy) -> Result<Anchors, TlsSetupError> {
             certs,
         });
     }
-    if policy.load_default_roots && policy.pins.is_empty() && !policy.insecure {
+    if policy.load_default_roots
+        && policy.pins.is_empty()
+        && !policy.dangerous.skips_ca_and_name_checks()
+    {
         return Ok(Anchors::Default(default_roots()));
     }
     Ok(Anchors::None)
@@ -181,6 +184,7 @@ fn system_certs() -> Vec<CertificateDer<'static>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::danger::Dangerous;
     use super::super::testutil::{self, TempFile};
     use super::*;
 
@@ -255,7 +259,7 @@ mod tests {
         let path = std::env::temp_dir().join("securesmtp-no-such-file.pem");
         let policy = TlsPolicy {
             pins: vec![testutil::any_pin()],
-            insecure: true,
+            dangerous: Dangerous::none().skip_ca_and_name_checks(),
             ..policy_with(Some(&path))
         };
         assert!(matches!(
@@ -286,7 +290,7 @@ mod tests {
             ..policy_with(None)
         };
         let insecure = TlsPolicy {
-            insecure: true,
+            dangerous: Dangerous::none().skip_ca_and_name_checks(),
             ..policy_with(None)
         };
         for policy in [disabled, pinned, insecure] {

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::danger::Dangerous;
+
 use base64::Engine as _;
 use rcgen::{
     date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType,
@@ -50,10 +52,9 @@ pub(crate) fn policy(host: &str) -> TlsPolicy {
         ca_file: None,
         load_default_roots: true,
         pins: Vec::new(),
-        insecure: false,
         min_version: MinVersion::Tls12,
         ciphers: None,
-        inspect_only: false,
+        dangerous: Dangerous::none(),
     }
 }
 

@@ -41,10 +41,11 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::x509::X509Version;
 
 use super::anchor::{self, AnchorProblem};
+use super::danger::Dangerous;
 use super::pin::Pin;
 use super::policy::{TlsPolicy, TlsSetupError};
 use super::roots::{self, Anchors, Roots};
-use super::{cert, constraints, danger, names};
+use super::{cert, constraints, names};
 
 /// Why the server was trusted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -322,8 +323,7 @@ pub(crate) struct Verifier {
     /// for the common-name fallback, which stock compares as text.
     written: String,
     pins: Vec<Pin>,
-    insecure: bool,
-    inspect_only: bool,
+    dangerous: Dangerous,
     anchors: Anchors,
     algorithms: WebPkiSupportedAlgorithms,
     slot: VerdictSlot,
@@ -340,8 +340,7 @@ pub(crate) fn verifier(policy: &TlsPolicy) -> Result<(Arc<Verifier>, VerdictSlot
             .trim_end_matches(']')
             .to_owned(),
         pins: policy.pins.clone(),
-        insecure: policy.insecure,
-        inspect_only: policy.inspect_only,
+        dangerous: policy.dangerous,
         anchors: roots::load(policy)?,
         algorithms: rustls::crypto::ring::default_provider().signature_verification_algorithms,
         slot: Arc::clone(&slot),
@@ -455,8 +454,8 @@ impl Verifier {
         if !self.pins.is_empty() {
             return check_pins(&self.pins, end_entity);
         }
-        if self.insecure {
-            return danger::skip_ca_and_name_checks();
+        if self.dangerous.skips_ca_and_name_checks() {
+            return Ok(Trust::Insecure);
         }
         match &self.anchors {
             Anchors::None => Err(VerifyFailure::NoTrustAnchors),
@@ -715,9 +714,9 @@ impl ServerCertVerifier for Verifier {
         };
         let outcome = match &result {
             Ok(_) => Ok(ServerCertVerified::assertion()),
-            Err(failure) if self.inspect_only => {
-                Ok(danger::complete_handshake_for_inspection(failure))
-            }
+            // The verdict (a failure) is recorded; the channel stays
+            // unverified, so nothing is sent on it.
+            Err(_) if self.dangerous.inspects() => Ok(ServerCertVerified::assertion()),
             Err(failure) => Err(failure.to_rustls()),
         };
         let chain = std::iter::once(end_entity)
@@ -1224,9 +1223,14 @@ mod tests {
         let leaf = ca.leaf(&["localhost"], KeyKind::Ecdsa);
         let pin = testutil::any_pin();
         for insecure in [false, true] {
+            let dangerous = if insecure {
+                Dangerous::none().skip_ca_and_name_checks()
+            } else {
+                Dangerous::none()
+            };
             let policy = TlsPolicy {
                 pins: vec![pin.clone()],
-                insecure,
+                dangerous,
                 ..trusting(&file, "localhost")
             };
             let failure = verify(&policy, &[&leaf.der]).unwrap_err();
@@ -1250,7 +1254,7 @@ mod tests {
         let evil = Ca::new("Evil CA");
         let leaf = evil.leaf(&["mail.example.org"], KeyKind::Ecdsa);
         let policy = TlsPolicy {
-            insecure: true,
+            dangerous: Dangerous::none().skip_ca_and_name_checks(),
             load_default_roots: false,
             ..testutil::policy("localhost")
         };
@@ -1266,7 +1270,7 @@ mod tests {
         let evil = Ca::new("Evil CA");
         let leaf = evil.leaf(&["localhost"], KeyKind::Ecdsa);
         let policy = TlsPolicy {
-            inspect_only: true,
+            dangerous: Dangerous::none().complete_failed_handshakes_for_inspection(),
             ..testutil::policy("localhost")
         };
         let (passed, verdict) = verify_at(&policy, &[&leaf.der], testutil::now());
