@@ -11,6 +11,16 @@ use crate::smtp::{CommandError, Reply, ReplyError, SaslError};
 use crate::tls::{TlsSetupError, VerifyFailure};
 
 /// Where in the session something went wrong, in the words a user knows.
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(
+        eq,
+        frozen,
+        hash,
+        module = "securesmtp._core",
+        rename_all = "SCREAMING_SNAKE_CASE"
+    )
+)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Stage {
     /// Resolving and connecting.
@@ -66,6 +76,16 @@ impl fmt::Display for Stage {
 }
 
 /// What kind of failure an [`Error`] is: what the shim dispatches on.
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(
+        eq,
+        frozen,
+        hash,
+        module = "securesmtp._core",
+        rename_all = "SCREAMING_SNAKE_CASE"
+    )
+)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// A setting is unusable.
@@ -109,10 +129,23 @@ pub enum Kind {
     Input,
     /// The user interrupted.
     Interrupted,
+    /// A bug in this extension: a panic caught at the Python binding (never
+    /// the kind of an [`Error`]).
+    Internal,
 }
 
 /// The setting a [`Error::Config`] is about; the shim names it as the user
 /// writes it in hgrc (with the host, where the setting is per host).
+#[cfg_attr(
+    feature = "python",
+    pyo3::pyclass(
+        eq,
+        frozen,
+        hash,
+        module = "securesmtp._core",
+        rename_all = "SCREAMING_SNAKE_CASE"
+    )
+)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Setting {
     /// `smtp.host`

@@ -28,7 +28,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::error::{self, Error};
+use crate::error::{self, Error, Kind, Setting, Stage};
 use crate::pipeline::Delivery;
 use crate::pipeline::Outcome;
 use crate::session::{Observer, Session};
@@ -39,155 +39,15 @@ use crate::transport::Interrupt;
 
 create_exception!(_core, SmtpError, PyException, "An SMTP session failed.");
 
-/// What kind of failure an `SmtpError` is (see `error::Kind`), plus
-/// `INTERNAL`: a bug in this extension.
-#[pyclass(
-    eq,
-    frozen,
-    hash,
-    module = "securesmtp._core",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Kind {
-    Config,
-    Connect,
-    ConnectTimeout,
-    Timeout,
-    Io,
-    Protocol,
-    Auth,
-    Reply,
-    StartTls,
-    Injection,
-    Verify,
-    Tls,
-    TlsVersion,
-    AuthMechanism,
-    AuthServer,
-    AuthProtocol,
-    CleartextAuth,
-    Recipients,
-    Input,
-    Interrupted,
-    Internal,
-}
-
-impl From<error::Kind> for Kind {
-    fn from(k: error::Kind) -> Kind {
-        use error::Kind as K;
-        match k {
-            K::Config => Kind::Config,
-            K::Connect => Kind::Connect,
-            K::ConnectTimeout => Kind::ConnectTimeout,
-            K::Timeout => Kind::Timeout,
-            K::Io => Kind::Io,
-            K::Protocol => Kind::Protocol,
-            K::Auth => Kind::Auth,
-            K::Reply => Kind::Reply,
-            K::StartTls => Kind::StartTls,
-            K::Injection => Kind::Injection,
-            K::Verify => Kind::Verify,
-            K::Tls => Kind::Tls,
-            K::TlsVersion => Kind::TlsVersion,
-            K::AuthMechanism => Kind::AuthMechanism,
-            K::AuthServer => Kind::AuthServer,
-            K::AuthProtocol => Kind::AuthProtocol,
-            K::CleartextAuth => Kind::CleartextAuth,
-            K::Recipients => Kind::Recipients,
-            K::Input => Kind::Input,
-            K::Interrupted => Kind::Interrupted,
-        }
-    }
-}
-
-/// Where in the session an `SmtpError` happened (see `error::Stage`).
-#[pyclass(
-    eq,
-    frozen,
-    hash,
-    module = "securesmtp._core",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Stage {
-    Connect,
-    Greeting,
-    Hello,
-    StartTls,
-    Handshake,
-    Auth,
-    Mail,
-    Rcpt,
-    Data,
-    Body,
-    Reset,
-    Quit,
-}
-
-impl From<error::Stage> for Stage {
-    fn from(s: error::Stage) -> Stage {
-        use error::Stage as S;
-        match s {
-            S::Connect => Stage::Connect,
-            S::Greeting => Stage::Greeting,
-            S::Hello => Stage::Hello,
-            S::StartTls => Stage::StartTls,
-            S::Handshake => Stage::Handshake,
-            S::Auth => Stage::Auth,
-            S::Mail => Stage::Mail,
-            S::Rcpt => Stage::Rcpt,
-            S::Data => Stage::Data,
-            S::Body => Stage::Body,
-            S::Reset => Stage::Reset,
-            S::Quit => Stage::Quit,
-        }
-    }
-}
-
-/// The setting a `CONFIG` error is about (see `error::Setting`).
-#[pyclass(
-    eq,
-    frozen,
-    hash,
-    module = "securesmtp._core",
-    rename_all = "SCREAMING_SNAKE_CASE"
-)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Setting {
-    Host,
-    Port,
-    Tls,
-    Timeout,
-    MinimumProtocol,
-    Fingerprints,
-    HostFingerprints,
-    Pubkeys,
-    Ciphers,
-    CaCerts,
-    ClientCert,
-    Auth,
-    Username,
-}
-
-impl From<error::Setting> for Setting {
-    fn from(s: error::Setting) -> Setting {
-        use error::Setting as S;
-        match s {
-            S::Host => Setting::Host,
-            S::Port => Setting::Port,
-            S::Tls => Setting::Tls,
-            S::Timeout => Setting::Timeout,
-            S::MinimumProtocol => Setting::MinimumProtocol,
-            S::Fingerprints => Setting::Fingerprints,
-            S::HostFingerprints => Setting::HostFingerprints,
-            S::Pubkeys => Setting::Pubkeys,
-            S::Ciphers => Setting::Ciphers,
-            S::CaCerts => Setting::CaCerts,
-            S::ClientCert => Setting::ClientCert,
-            S::Auth => Setting::Auth,
-            S::Username => Setting::Username,
-        }
+// `error::Kind`, `error::Stage` and `error::Setting` are the Python enums
+// `Kind`, `Stage` and `Setting` themselves (pyclasses under the `python`
+// feature); `Stage` also gives Python its words.
+#[pymethods]
+impl Stage {
+    /// The stage as the user reads it ("end of data", "RCPT TO (recipients)").
+    #[getter]
+    fn words(&self) -> &'static str {
+        self.name()
     }
 }
 
@@ -754,8 +614,8 @@ fn to_pyerr_at(
     // memory exhaustion; the message alone is still useful if it does.
     let _ = (|| -> PyResult<()> {
         set_defaults(value)?;
-        value.setattr("kind", Kind::from(e.kind()))?;
-        value.setattr("stage", e.stage().map(Stage::from))?;
+        value.setattr("kind", e.kind())?;
+        value.setattr("stage", e.stage())?;
         value.setattr("code", e.reply().map(|r| r.code()))?;
         value.setattr("server_text", e.reply().map(|r| r.text()))?;
         if let Error::Verify { chain, failure, .. } = &e {
@@ -779,7 +639,7 @@ fn to_pyerr_at(
                 value.setattr("pinned", pinned)?;
             }
         }
-        value.setattr("setting", setting.map(Setting::from))?;
+        value.setattr("setting", setting)?;
         match &e {
             Error::AuthRefused {
                 mechanism, detail, ..

@@ -559,7 +559,10 @@ def test_refusal_at_each_stage_is_reported_with_stage_code_and_text(repo, certs,
     if stage in ("greeting", "EHLO", "AUTH"):
         assert "MAIL" not in server.verbs()
     if stage in ("MAIL", "DATA", "."):
-        assert "message not sent: [PATCH] patch one" in run.stderr
+        # The refusal, its patch and the reply on one line.
+        headline = run.stderr.splitlines()[0]
+        want = "abort: the server refused [PATCH] patch one at %s: %s" % (STAGE[stage][shape], reply.decode().strip())
+        assert headline == want, str(run)
     assert_abort(run, STAGE[stage][shape], code, text)
 
 
@@ -638,7 +641,13 @@ def test_series_with_message_2_of_4_refused_reports_it_and_delivers_the_rest(rep
         assert any(b"Subject: [PATCH %d of 4] patch %s" % (n, name.encode()) in m for m in server.messages)
     report = run.stderr.split("abort:", 1)[1]
     assert "the server accepted 3 other message(s)" in report, str(run)
-    assert "message not sent: [PATCH 2 of 4] patch two" in report, str(run)
+    headline = run.stderr.splitlines()[0]
+    if where == "recipient":
+        assert headline == "abort: the server refused every recipient of [PATCH 2 of 4] patch two:", str(run)
+        assert run.stderr.splitlines()[1] == "  bob@example.test: %s" % text, str(run)
+    else:
+        assert headline == "abort: the server refused [PATCH 2 of 4] patch two at %s: %s" % (where, text), str(run)
+    assert "message not sent" not in report, str(run)
     line = re.search(r"^to send the messages not sent: (hg email .*)$", report, re.M)
     assert line, str(run)
     assert re.findall(r" -r (\S+)", line.group(1)) == [hostile.node(repo, 1)[:12]], line.group(1)

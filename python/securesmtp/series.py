@@ -96,6 +96,27 @@ class _Message:
         self.refused = []
 
 
+def _refusal(m):
+    """What the server refused of message ``m``, naming it: ``the server
+    refused [PATCH 3 of 6] subject at end of data: 550 ...`` (with the
+    refused recipients on the lines below, when it refused them all)."""
+    exc = m.error
+    text = tobytes(str(exc))
+    if exc.kind == _core.Kind.RECIPIENTS:
+        rest = text.partition(b":")[2]
+        return _(b"the server refused every recipient of %s:") % m.subject + rest
+    if exc.stage is not None:
+        prefix = b"the server refused %s: " % tobytes(exc.stage.words)
+        if text.startswith(prefix):
+            return _(b"the server refused %s at %s: %s") % (
+                m.subject,
+                tobytes(exc.stage.words),
+                text[len(prefix):],
+            )
+    # Not a reply (an address that cannot be sent, say): the reason as is.
+    return _(b"message not sent: %s: %s") % (m.subject, text)
+
+
 def _address(value):
     """The envelope address in ``value``, as smtplib's ``quoteaddr`` takes
     it: patchbomb passes recipients as written on the command line, display
@@ -260,7 +281,12 @@ class Sender:
         exc = first.error or self._failure
         security = self._security
         lines = []
-        if len(failed) == 1 and exc is not None and security is None:
+        named = None
+        if len(failed) == 1 and first.status == "refused" and first.error is not None and security is None:
+            # The refusal and its patch on the headline.
+            named = first
+            message = _refusal(first)
+        elif len(failed) == 1 and exc is not None and security is None:
             message = tobytes(str(exc))
         else:
             message = _(b"%d of %d messages were not delivered") % (len(failed), len(self._messages))
@@ -277,11 +303,12 @@ class Sender:
             lines.append(_(b"the server accepted %d other message(s):\n") % len(accepted))
             lines.extend(b"  %s\n" % m.subject for m in accepted)
         for m in failed:
-            if m.status == "refused":
-                if len(failed) == 1:
-                    lines.append(_(b"message not sent: %s\n") % m.subject)
-                else:
-                    lines.append(_(b"message not sent: %s: %s\n") % (m.subject, tobytes(str(m.error))))
+            if m is named:
+                continue
+            if m.status == "refused" and m.error is not None:
+                lines.append(_refusal(m) + b"\n")
+            elif m.status == "refused":
+                lines.append(_(b"message not sent: %s\n") % m.subject)
             elif m.status == "unknown":
                 lines.append(
                     _(
