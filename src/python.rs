@@ -123,6 +123,7 @@ fn set_defaults(value: &Bound<'_, pyo3::exceptions::PyBaseException>) -> PyResul
 /// Python-side progress hooks, called with the GIL re-acquired.
 struct PyObserver {
     transcript: Option<Py<PyAny>>,
+    notice: Option<Py<PyAny>>,
     /// The KeyboardInterrupt (or other signal handler error) to re-raise.
     pending: Arc<Mutex<Option<PyErr>>>,
 }
@@ -153,6 +154,15 @@ impl Observer for PyObserver {
 
     fn wants_transcript(&self) -> bool {
         self.transcript.is_some()
+    }
+
+    fn notice(&mut self, line: &str) {
+        if let Some(cb) = &self.notice {
+            // A failing printer must not break the session.
+            Python::attach(|py| {
+                let _ = cb.call1(py, (line,));
+            });
+        }
     }
 }
 
@@ -358,7 +368,7 @@ enum TimeoutArg {
     *, host, port, security, hello_name, timeout, ca_file=None, load_default_roots=true,
     fingerprints=None, legacy_fingerprints=None, pubkeys=None, insecure=false,
     min_version="tls1.2".to_owned(), ciphers=None, pipelining=true, allow_cleartext_auth=false,
-    inspect_only=false, transcript=None, client_cert=None, client_key=None
+    inspect_only=false, transcript=None, notice=None, client_cert=None, client_key=None
 ))]
 #[allow(clippy::too_many_arguments)] // mirrors the hgrc settings one to one
 fn connect(
@@ -380,6 +390,7 @@ fn connect(
     allow_cleartext_auth: bool,
     inspect_only: bool,
     transcript: Option<Py<PyAny>>,
+    notice: Option<Py<PyAny>>,
     client_cert: Option<String>,
     client_key: Option<String>,
 ) -> PyResult<PySession> {
@@ -411,6 +422,7 @@ fn connect(
         let config = settings.validate().map_err(|e| to_pyerr(py, e, &pending))?;
         let observer = Box::new(PyObserver {
             transcript,
+            notice,
             pending: pending.clone(),
         });
         let session = py

@@ -82,6 +82,9 @@ pub trait Observer: Interrupt {
     fn transcript(&mut self, line: &str);
     /// Whether transcript lines are wanted at all (avoids formatting them).
     fn wants_transcript(&self) -> bool;
+    /// A line for the user while the session waits: what it waits for and
+    /// the likely cause, long before the timeout says so.
+    fn notice(&mut self, _line: &str) {}
 }
 
 /// An open SMTP session.
@@ -101,6 +104,10 @@ pub struct Session {
     /// Replies still due for streamed messages ([`Session::submit`]).
     pipeline: Pipeline,
 }
+
+/// How long a silent server may leave the greeting unsent before the user
+/// is told what is being waited for (the wait itself lasts `smtp.timeout`).
+const GREETING_PATIENCE: Duration = Duration::from_secs(5);
 
 /// How long QUIT may wait for its reply: the messages are already sent, and
 /// a user who pressed Ctrl-C must not wait a full idle timeout again.
@@ -215,7 +222,7 @@ impl Session {
             let ((cfg, slot), name) = tls.take().expect("TLS settings for implicit TLS");
             self.handshake(cfg, slot, name)?;
         }
-        let greeting = self.read_reply(Stage::Greeting)?;
+        let greeting = self.read_greeting()?;
         if greeting.code() != 220 {
             return Err(Error::reply_at(Stage::Greeting, greeting));
         }
@@ -629,10 +636,53 @@ impl Session {
             .map_err(|e| self.io_error(stage, e))
     }
 
+    /// The greeting, within the timeout. A server that says nothing for
+    /// [`GREETING_PATIENCE`] is most often one that waits for the client to
+    /// speak first (implicit TLS, or another protocol): the user is told so
+    /// then, and the wait goes on to the timeout.
+    fn read_greeting(&mut self) -> Result<Reply, Error> {
+        let started = Instant::now();
+        let deadline = started + self.reply_timeout(Stage::Greeting);
+        let soon = started + GREETING_PATIENCE;
+        if soon < deadline {
+            match self.read_reply_by(Stage::Greeting, soon) {
+                Err(Error::Timeout { .. }) => {
+                    let notice = self.silent_greeting_notice();
+                    self.observer.notice(&notice);
+                }
+                done => return done,
+            }
+        }
+        self.read_reply_by(Stage::Greeting, deadline)
+    }
+
+    fn silent_greeting_notice(&self) -> String {
+        let server = server_label(&self.config.host, self.config.port);
+        let waited = GREETING_PATIENCE.as_secs();
+        let limit = self.config.timeout.as_secs();
+        match self.config.security {
+            Security::Implicit => format!(
+                "{server} has sent no greeting in {waited} seconds after TLS began; \
+                 waiting up to smtp.timeout ({limit} seconds)"
+            ),
+            _ => format!(
+                "{server} has sent no greeting in {waited} seconds: a port for \
+                 implicit TLS (usually 465) waits for the client to speak first; \
+                 if this is one, set smtp.tls = smtps. Waiting up to smtp.timeout \
+                 ({limit} seconds)"
+            ),
+        }
+    }
+
     /// One whole reply, which must arrive within the timeout however the
     /// server paces its bytes.
     fn read_reply(&mut self, stage: Stage) -> Result<Reply, Error> {
         let deadline = Instant::now() + self.reply_timeout(stage);
+        self.read_reply_by(stage, deadline)
+    }
+
+    /// One whole reply by `deadline`.
+    fn read_reply_by(&mut self, stage: Stage, deadline: Instant) -> Result<Reply, Error> {
         loop {
             if let Some(reply) = self.buffered_reply(stage)? {
                 return Ok(reply);

@@ -170,6 +170,7 @@ def connect(
     allow_cleartext_auth: bool = ...,
     inspect_only: bool = ...,
     transcript: Optional[Callable[[str], None]] = ...,
+    notice: Optional[Callable[[str], None]] = ...,
     client_cert: Optional[str] = ...,
     client_key: Optional[str] = ...,
 ) -> Session: ...

@@ -84,8 +84,11 @@ def _open(ui, quiet=False, remembered=None):
             ui.note(_(b"(using starttls)\n"))
         if mode != "none":
             ui.note(_(b"(verifying remote certificate)\n"))
+    if not quiet:
+        _warn_about_mode(ui, args["port"], mode)
     if ui.debugflag:
         args["transcript"] = lambda line: ui.debug(tobytes(line) + b"\n")
+    args["notice"] = lambda line: ui.warn(tobytes(line) + b"\n")
     # Before connecting: a failing password command or a missing token
     # aborts before anything is sent.
     if login.hooked(mail._smtp_login):
@@ -112,6 +115,25 @@ def _open(ui, quiet=False, remembered=None):
     if remembered is not None and used is not None:
         remembered.login = used
     return session, bhost
+
+
+# The port RFC 8314 gives message submission over implicit TLS.
+_SUBMISSIONS = 465
+
+
+def _warn_about_mode(ui, port, mode):
+    """Port 465 speaks TLS from the first byte: a client that waits for a
+    cleartext greeting there waits for smtp.timeout, then fails. Say so
+    before the wait, not after it."""
+    if port == _SUBMISSIONS and mode != "smtps":
+        ui.warn(
+            _(
+                b"warning: port 465 is for implicit TLS, where the server "
+                b"waits for the client to speak first, but smtp.tls = %s "
+                b"waits for the server's greeting; set smtp.tls = smtps\n"
+            )
+            % tobytes(mode)
+        )
 
 
 def _warn_about_trust(ui, bhost, verdict):

@@ -64,6 +64,7 @@ def report(ui, target, opts):
     args["inspect_only"] = True
     if ui.debugflag:
         args["transcript"] = lambda line: ui.debug(tobytes(line) + b"\n")
+    args["notice"] = lambda line: ui.warn(tobytes(line) + b"\n")
     # The pin lines to paste are keyed by the host as written, as the
     # settings are looked up.
     host = bhost or settings.host(ui)

@@ -226,6 +226,7 @@ class HostileServer:
         flood_seconds=10.0,
         connections=1,
         host="127.0.0.1",
+        port=0,
         backlog=8,
         allowed_peer=None,
     ):
@@ -254,7 +255,7 @@ class HostileServer:
         self._threads = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((host, 0))
+        self._listener.bind((host, port))
         self._listener.listen(backlog)
         self.host, self.port = self._listener.getsockname()[:2]
 
