@@ -300,6 +300,19 @@ impl PySession {
         Ok((out, failure))
     }
 
+    /// From now on the server may stay silent this long (an `smtp.timeout`
+    /// value, as for `connect`): a session opened within a shorter bound
+    /// (a reconnection) gets the configured one back.
+    fn set_timeout(&self, py: Python<'_>, timeout: TimeoutArg) -> PyResult<()> {
+        let duration = timeout
+            .duration()
+            .map_err(|e| to_pyerr(py, e, &self.pending))?;
+        self.with(py, |s| {
+            s.set_timeout(duration);
+            Ok(())
+        })
+    }
+
     /// Send QUIT and close. Never raises for a server that is already gone.
     fn quit(&self, py: Python<'_>) -> PyResult<()> {
         guarded(|| {
@@ -358,6 +371,16 @@ impl PySession {
 enum TimeoutArg {
     Text(String),
     Seconds(f64),
+}
+
+impl TimeoutArg {
+    /// The duration, checked as `connect` checks `smtp.timeout`.
+    fn duration(self) -> Result<std::time::Duration, Error> {
+        match self {
+            TimeoutArg::Text(text) => crate::settings::timeout_text(&text),
+            TimeoutArg::Seconds(seconds) => crate::settings::timeout_seconds(seconds),
+        }
+    }
 }
 
 /// Open a session: connect, greet, secure, EHLO. See the shim for the meaning
@@ -447,11 +470,8 @@ fn ascii_host(host: &str) -> PyResult<Option<String>> {
 #[pyfunction]
 fn timeout_seconds(py: Python<'_>, timeout: TimeoutArg) -> PyResult<f64> {
     guarded(|| {
-        let checked = match timeout {
-            TimeoutArg::Text(text) => crate::settings::timeout_text(&text),
-            TimeoutArg::Seconds(seconds) => crate::settings::timeout_seconds(seconds),
-        };
-        checked
+        timeout
+            .duration()
             .map(|d| d.as_secs_f64())
             .map_err(|e| to_pyerr(py, e, &Arc::new(Mutex::new(None))))
     })

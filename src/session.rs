@@ -409,6 +409,12 @@ impl Session {
         let _ = self.read_reply(Stage::Auth);
     }
 
+    /// How long the server may stay silent from now on.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.config.timeout = timeout;
+        self.conn.set_idle(timeout);
+    }
+
     /// End the session politely. Errors are returned but the connection is
     /// closed either way.
     pub fn quit(&mut self) -> Result<(), Error> {

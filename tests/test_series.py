@@ -47,7 +47,7 @@ import pytest
 from support import hg, servers
 from support.cutproxy import CutProxy
 from support.exim import Exim, strip_exim_headers
-from support.hostile import GREETING, PIPELINED, HostileServer, base_config, send, serve
+from support.hostile import GREETING, PIPELINED, HostileServer, base_config, send, serve, silent
 from support.hostile import hg_email as hostile_email
 from support.postfix import Listener, Postfix, PostfixError, free_port  # noqa: F401
 
@@ -558,6 +558,40 @@ def test_changed_certificate_on_reconnection_ends_with_the_report(postfix, repo2
     allow = [mid for mid, m in want.items() if _subject(m) not in {_subject(g) for g in got}]
     check_delivered(got, want, allow_missing=allow)
     assert {_subject(want[mid]) for mid in allow} >= set(not_sent)
+
+
+def test_reconnecting_to_a_server_that_never_speaks_takes_one_timeout_in_all(postfix, repo200, refs):
+    """After the cut, every new connection reaches a server that accepts
+    TCP and never greets (a half-dead relay). With smtp.timeout 4, the
+    reconnections together wait 4 seconds (not 4 per attempt), then the
+    report says how many were tried and why they stopped."""
+    srv = Server("postfix", postfix)
+    srv.clear()
+    want = refs("0:59")
+    size = sum(len(m) for m in want.values())
+    with HostileServer([silent()], connections=3, deadline=30) as mute:
+        with CutProxy(srv.port(CUT), cut_after=int(size * 0.5) + 4000, then_port=mute.port) as proxy:
+            started = time.monotonic()
+            code, out, err = run(repo200, srv, proxy.port, "0:59", extra={"smtp": {"timeout": "4"}})
+            elapsed = time.monotonic() - started
+            assert proxy.cut, err
+    assert code == 255, err
+    assert err.count("; reconnecting to send") == 1, err
+    assert re.search(r"^localhost: timed out at greeting: the server neither answered nor took data for 4 seconds$",
+                     err, re.M), err
+    assert "\nreconnection attempts: 1 (stopped: together they had waited smtp.timeout, 4 seconds)\n" in err, err
+    assert not mute.commands, mute.commands
+    # The series up to the cut, one pause (0.25 s) and one 4-second wait;
+    # an attempt per pause (0.25 + 1 + 2.5 s), each waiting 4 seconds,
+    # would take over 15.
+    assert elapsed < 12, (elapsed, err)
+    accepted = int(re.search(r"^the server accepted (\d+) other message", err, re.M).group(1))
+    got = srv.delivered(accepted, timeout=30)
+    got += srv.delivered(len(srv.pending()), timeout=5) if srv.pending() else []
+    delivered = {_subject(g) for g in got}
+    check_delivered(got, want, allow_missing=[mid for mid, m in want.items() if _subject(m) not in delivered])
+    not_sent = re.findall(r"^message not sent: (.*)$", err, re.M)
+    assert len(not_sent) >= 20 and not delivered & set(not_sent), err
 
 
 def test_printed_line_continues_the_series_without_a_second_introduction(repo200, tmp_path):

@@ -22,10 +22,20 @@ class Connection:
     def __init__(self, ui):
         remembered = login.Remembered()
         self.session, self.bhost = _open(ui, remembered=remembered)
-        self._reopen = lambda: _open(ui, True, remembered)[0]
+        self.timeout = _core.timeout_seconds(settings.connect_args(ui)["timeout"])
+        # Seconds every reconnection of this connection may still spend
+        # waiting on the server, together: one smtp.timeout. A server that
+        # takes connections and never speaks costs that once, not once per
+        # attempt.
+        self.reconnect_left = self.timeout
+        self._reopen = lambda within: _open(ui, True, remembered, within)[0]
 
-    def reopen(self):
-        self.session = self._reopen()
+    def reopen(self, within):
+        """Open the session again, connecting, greeting and logging in
+        within ``within`` seconds (what is left of the run's reconnection
+        budget); the new session then waits for replies as configured."""
+        self.session = self._reopen(within)
+        self.session.set_timeout(self.timeout)
         return self.session
 
     def close(self):
@@ -65,13 +75,16 @@ def hint_in_message(exc):
     return type(exc)(message)
 
 
-def _open(ui, quiet=False, remembered=None):
+def _open(ui, quiet=False, remembered=None, within=None):
     """A verified, authenticated session, and the host name as bytes.
 
     ``remembered`` keeps the login that succeeded, for the reconnections of
     the same run: the password is not asked for, fetched from the keyring or
-    printed by smtp.password-command again."""
+    printed by smtp.password-command again. ``within``: seconds the server
+    may stay silent while the session opens, instead of smtp.timeout."""
     args = settings.connect_args(ui)
+    if within is not None:
+        args["timeout"] = within
     # Messages and hints name the host as written: the settings they suggest
     # are looked up by that name.
     bhost = settings.host(ui)

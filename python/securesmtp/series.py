@@ -34,20 +34,40 @@ def _header(headers, name):
 
 
 def _subject(headers):
-    """The Subject header of a message, decoded, for failure reports."""
+    """The Subject header of a message, decoded, for failure reports: RFC
+    2047 encoded words in their charset, raw 8-bit bytes as UTF-8 (or
+    Latin-1 when they are not UTF-8), never replacement characters."""
     value = headers.get("Subject")
     if value is None:
         return b"(no subject)"
     try:
-        text = str(email.header.make_header(email.header.decode_header(value)))
+        parts = email.header.decode_header(value)
     except (LookupError, ValueError):
-        text = str(value)
+        parts = [(str(value), None)]
+    text = "".join(_decoded(part, charset) for part, charset in parts)
     return " ".join(text.split()).encode("utf-8", "replace")
+
+
+def _decoded(part, charset):
+    if isinstance(part, str):
+        return part
+    if charset in (None, "unknown-8bit"):
+        try:
+            return part.decode("utf-8")
+        except UnicodeDecodeError:
+            return part.decode("latin-1")
+    try:
+        return part.decode(charset, "replace")
+    except LookupError:
+        return part.decode("latin-1")
 
 
 # Reconnecting after a dropped connection or a 421: attempts, and the pause
 # before each (seconds).
 RESUME_BACKOFF = (0.25, 1.0, 2.5)
+
+# Less time than this left for reconnecting: not worth another attempt.
+_SHORTEST_WAIT = 0.5
 
 
 def _resumable(exc):
@@ -113,8 +133,8 @@ def _refusal(m):
                 tobytes(exc.stage.words),
                 text[len(prefix):],
             )
-    # Not a reply (an address that cannot be sent, say): the reason as is.
-    return _(b"message not sent: %s: %s") % (m.subject, text)
+    # Not a reply (an address that cannot go to this server, say).
+    return _(b"cannot send %s: %s") % (m.subject, text)
 
 
 def _address(value):
@@ -157,6 +177,8 @@ class Sender:
         self._stopped = None
         # Reconnections so far, for the whole run.
         self._attempts = 0
+        # Reconnecting stopped because the attempts had used up their time.
+        self._out_of_time = False
         # The certificate (or TLS) check that failed on a reconnection: no
         # further attempt, and the report ends with it.
         self._security = None
@@ -178,7 +200,9 @@ class Sender:
             return self._verdict_now(m)
         if m.number == 0:
             self._confirm()
-            if m.status == "refused" and m.error is not None and m.error.stage in (_core.Stage.MAIL, _core.Stage.RCPT):
+            if m.status == "refused" and m.error is not None and (
+                m.error.stage in (_core.Stage.MAIL, _core.Stage.RCPT) or m.error.kind == _core.Kind.INPUT
+            ):
                 # The rest share the sender and the recipients.
                 self._stopped = m
                 raise self.report()
@@ -238,6 +262,9 @@ class Sender:
             again = [m for m in self._messages if m.status == "not-sent" and m.data is not None]
             if not again or self._attempts >= len(RESUME_BACKOFF):
                 return
+            if self._connection.reconnect_left < _SHORTEST_WAIT:
+                self._out_of_time = True
+                return
             pause = RESUME_BACKOFF[self._attempts]
             self._attempts += 1
             exc = self._failure
@@ -249,14 +276,17 @@ class Sender:
             # more of it can reach the server.
             self._connection.close()
             time.sleep(pause)
+            started = time.monotonic()
             try:
-                self._connection.reopen()
+                self._connection.reopen(self._connection.reconnect_left)
             except error.SecurityError as e:
                 self._security = e
                 return
             except error.Abort as e:
                 self._ui.warn(_(b"%s: %s\n") % (self._bhost, e.message))
                 continue
+            finally:
+                self._connection.reconnect_left -= time.monotonic() - started
             self._failure = None
             for m in again:
                 m.status = None
@@ -299,6 +329,8 @@ class Sender:
                 # it was not worth reconnecting).
                 message += b": " + tobytes(str(self._failure))
         lines.append(b"\n")
+        if self._attempts:
+            lines.append(self._reconnections())
         if accepted:
             lines.append(_(b"the server accepted %d other message(s):\n") % len(accepted))
             lines.extend(b"  %s\n" % m.subject for m in accepted)
@@ -329,6 +361,16 @@ class Sender:
         if exc is not None and exc.kind in errors._SECURITY:
             return error.SecurityError(message, hint=hint)
         return error.Abort(message, hint=hint)
+
+    def _reconnections(self):
+        """How many reconnections were tried, and why they stopped when it
+        was for lack of time."""
+        line = _(b"reconnection attempts: %d") % self._attempts
+        if self._out_of_time:
+            line += _(b" (stopped: together they had waited smtp.timeout, %s seconds)") % (
+                tobytes("%g" % self._connection.timeout)
+            )
+        return line + b"\n"
 
     def _command_line(self, messages):
         series = current_series()

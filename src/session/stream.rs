@@ -21,9 +21,12 @@
 //! Bodies are encoded a slice at a time ([`Encoder`]): the session never
 //! holds a normalised copy of a whole message.
 
+use std::borrow::Cow;
+
 use super::*;
 use crate::pipeline::{Expect, Outcome};
 use crate::smtp::data::{self, Encoder, Slices};
+use crate::smtp::CommandError;
 
 /// Message bytes encoded per write of a DATA body.
 const DATA_SLICE: usize = 256 * 1024;
@@ -195,17 +198,48 @@ impl Session {
         if self.caps.eight_bit_mime() && data::is_eight_bit(message) {
             params.push("BODY=8BITMIME".to_owned());
         }
+        let from = self.envelope_address(from)?;
+        let recipients = recipients
+            .iter()
+            .map(|r| self.envelope_address(r))
+            .collect::<Result<Vec<_>, _>>()?;
         let needs_utf8 =
-            data::needs_smtputf8(from) || recipients.iter().any(|r| data::needs_smtputf8(r));
-        if needs_utf8 && self.caps.smtp_utf8() {
+            data::needs_smtputf8(&from) || recipients.iter().any(|r| data::needs_smtputf8(r));
+        if needs_utf8 {
+            // Only with the server's SMTPUTF8 is an address still non-ASCII.
             params.push("SMTPUTF8".to_owned());
         }
-        let mail = Command::mail(from, params).map_err(Error::BadInput)?;
+        let mail = Command::mail(&from, params).map_err(Error::BadInput)?;
         let rcpts = recipients
             .iter()
             .map(|r| Command::rcpt(r).map_err(Error::BadInput))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((mail, rcpts))
+    }
+
+    /// An address as it can go to this server. A server without SMTPUTF8
+    /// (RFC 6531) takes ASCII only: an internationalised domain goes as its
+    /// A-label (UTS-46, as host names do), and a non-ASCII local part has no
+    /// ASCII form, so the message cannot be sent there at all.
+    fn envelope_address<'a>(&self, address: &'a str) -> Result<Cow<'a, str>, Error> {
+        if address.is_ascii() || self.caps.smtp_utf8() {
+            return Ok(Cow::Borrowed(address));
+        }
+        let bad = |reason| {
+            Error::BadInput(CommandError::BadAddress {
+                address: crate::smtp::sanitize(address.as_bytes()),
+                reason,
+            })
+        };
+        let (local, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+        if !local.is_ascii() {
+            return Err(bad(
+                "its local part is not ASCII and the server does not offer SMTPUTF8",
+            ));
+        }
+        let domain = tls::ascii_host(domain)
+            .ok_or_else(|| bad("its domain is not a valid internationalised domain name"))?;
+        Ok(Cow::Owned(format!("{local}@{domain}")))
     }
 
     /// Whether commands may be sent ahead of their replies (RFC 2920).

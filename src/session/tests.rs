@@ -946,3 +946,73 @@ fn the_generated_sessions_reach_every_outcome_in_every_mode() {
         }
     }
 }
+
+/// The MAIL and RCPT lines a one-message series wrote to a plain server
+/// with `caps`, and the message's outcome.
+fn envelope_lines(caps: Vec<&'static str>, to: &str) -> (Vec<String>, Outcome) {
+    let mut s = scenario_with(Security::None, vec![], vec![]);
+    s.caps = caps;
+    s.pipelining = false;
+    let log = Log::default();
+    let transport = Box::new(Memory::new(&s, log.clone(), Default::default()));
+    let mut session = Session::over(config(&s), transport, Box::new(Quiet)).unwrap();
+    let _ = session.submit(
+        1,
+        "alice@example.test",
+        &[to.to_owned()],
+        b"Subject: x\n\nhi\n",
+    );
+    let (mut done, _) = session.confirm();
+    let lines = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).trim_end().to_owned())
+        .filter(|l| l.starts_with("MAIL") || l.starts_with("RCPT"))
+        .collect();
+    (lines, done.remove(0).1)
+}
+
+#[test]
+fn an_idn_domain_goes_as_its_a_label_to_a_server_without_smtputf8() {
+    let (lines, outcome) = envelope_lines(vec![], "bob@b\u{fc}cher.example");
+    assert_eq!(
+        lines,
+        [
+            "MAIL FROM:<alice@example.test>",
+            "RCPT TO:<bob@xn--bcher-kva.example>"
+        ]
+    );
+    match outcome {
+        // The user's own form in the verdict.
+        Outcome::Accepted(d) => assert_eq!(d.accepted, ["bob@b\u{fc}cher.example"]),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_non_ascii_local_part_without_smtputf8_is_refused_before_anything_is_written() {
+    let (lines, outcome) = envelope_lines(vec![], "j\u{f6}rg@example.test");
+    assert!(lines.is_empty(), "{lines:?}");
+    match outcome {
+        Outcome::Refused(e @ Error::BadInput(_)) => assert_eq!(
+            e.to_string(),
+            "invalid mail address \"j\u{f6}rg@example.test\": its local part is not ASCII \
+             and the server does not offer SMTPUTF8"
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn with_smtputf8_non_ascii_addresses_go_as_they_are() {
+    let (lines, outcome) = envelope_lines(vec!["SMTPUTF8"], "j\u{f6}rg@b\u{fc}cher.example");
+    assert_eq!(
+        lines,
+        [
+            "MAIL FROM:<alice@example.test> SMTPUTF8",
+            "RCPT TO:<j\u{f6}rg@b\u{fc}cher.example>"
+        ]
+    );
+    assert!(matches!(outcome, Outcome::Accepted(_)));
+}
