@@ -79,7 +79,7 @@ matrix() {
         case "$name" in too-old-*) continue ;; esac
         echo "-- $name: $("$venv/bin/hg" version -q) on $("$venv/bin/python" -VV)" >&2
         HG="$ROOT/$venv/bin/hg" nocargo "$ROOT/$venv" "$venv/bin/python" -m pytest \
-            -p no:cacheprovider -q "${MATRIX_SUBSET[@]}" || { echo "$name FAILED" >&2; rc=1; }
+            -p no:cacheprovider -q -rs "${MATRIX_SUBSET[@]}" || { echo "$name FAILED" >&2; rc=1; }
     done
     return "$rc"
 }
@@ -115,7 +115,7 @@ step "fuzz" sh fuzz/run.sh "${FUZZ_SECONDS:-20}"
 step "no cargo on the test PATH" check_no_cargo
 step "checks (ruff, mypy, stubtest, auditwheel)" checks
 step "pytest (full suite, .venv)" nocargo "$ROOT/.venv" .venv/bin/python -m pytest \
-    -p no:cacheprovider -q tests/ "$@"
+    -p no:cacheprovider -q -rs tests/ "$@"
 step "pytest (version matrix, subset)" matrix
 step "Mercurial older than the minimum" too_old
 step "Mercurial's patchbomb tests" nocargo "$ROOT/.venv" bash tests/mercurial/run.sh

@@ -288,7 +288,12 @@ def test_password_command_failure_aborts_before_connecting(repo, pki, sasl_serve
     assert code == 255, (code, out, err)
     assert "\nabort: smtp.password-command" in "\n" + err, err
     assert message in err, err
-    assert "(" in err.splitlines()[-1], err  # a hint
+    if "not found" in message:
+        hint = "(install it or give its full path in smtp.password-command)"
+    else:
+        hint = ("(run the command yourself to see what is wrong; it must print the password or "
+                "access token on one line (smtp.password-command))")
+    assert err.splitlines()[-1] == hint, err
     assert server.connections == 0
     if "exit" in message:
         assert "vault locked" in err  # the helper's own stderr is shown
