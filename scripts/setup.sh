@@ -230,6 +230,34 @@ build_wheel() {
     printf '%s' "$hash" >"$stamp"
 }
 
+# The core with `_core._test_hook_panic` (cargo feature test-hooks), for the
+# one test of the panic guard: a debug build beside the wheel, never in it.
+# tests/test_config.py loads it from a copy of the package.
+build_test_hooks() {
+    local out="$WORK/test-hooks" stamp hash
+    stamp="$out/.source-hash"
+    hash="$(source_hash)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$hash" ] && [ -f "$out/_core.abi3.so" ]; then
+        return 0
+    fi
+    rm -rf "$out"
+    mkdir -p "$out"
+    log "building the core with test hooks (maturin build --profile dev --features test-hooks)"
+    PATH="$VENV/bin:$PATH" "$VENV/bin/maturin" build --profile dev --features test-hooks \
+        --out "$out" </dev/null >"$out/build.log" 2>&1 || { tail -n 30 "$out/build.log" >&2; die "the test-hooks build failed"; }
+    "$VENV/bin/python" - "$out" <<'PY'
+import glob, os, sys, zipfile
+out = sys.argv[1]
+wheel = glob.glob(os.path.join(out, "securesmtp-*.whl"))[0]
+with zipfile.ZipFile(wheel) as zf:
+    name = next(n for n in zf.namelist() if os.path.basename(n).startswith("_core") and n.endswith(".so"))
+    with open(os.path.join(out, "_core.abi3.so"), "wb") as fp:
+        fp.write(zf.read(name))
+os.remove(wheel)
+PY
+    printf '%s' "$hash" >"$stamp"
+}
+
 # ---------------------------------------------------------------------------
 # Exim beside Postfix
 
@@ -379,6 +407,7 @@ main() {
     setup_exim
     build_wheel
     install_dev
+    build_test_hooks
     if [ "$MATRIX_MODE" = 1 ]; then
         local entry
         for entry in "${MATRIX[@]}" "$TOO_OLD"; do

@@ -503,9 +503,11 @@ fn describe_chain<'py>(py: Python<'py>, chain: Vec<Vec<u8>>) -> PyResult<Bound<'
     })
 }
 
-/// Test hook, not API: panics inside the binding with `secret` in the panic
-/// message, so a test can show that the panic surfaces as a clean
-/// `SmtpError` of kind `INTERNAL` that does not quote it.
+/// Test hook, not API, and not in the wheel (the `test-hooks` feature):
+/// panics inside the binding with `secret` in the panic message, so a test
+/// can show that the panic surfaces as a clean `SmtpError` of kind
+/// `INTERNAL` that does not quote it.
+#[cfg(feature = "test-hooks")]
 #[pyfunction]
 fn _test_hook_panic(secret: &str) -> PyResult<()> {
     guarded(|| panic!("test hook panic carrying {secret}"))
@@ -707,6 +709,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(timeout_seconds, m)?)?;
     m.add_function(wrap_pyfunction!(describe_chain, m)?)?;
     m.add_function(wrap_pyfunction!(verify_chain, m)?)?;
+    #[cfg(feature = "test-hooks")]
     m.add_function(wrap_pyfunction!(_test_hook_panic, m)?)?;
     Ok(())
 }

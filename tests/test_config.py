@@ -5,6 +5,7 @@ code that panics, and a panic would still end in a clean abort."""
 import ast
 import base64
 import os
+import shutil
 
 import pytest
 
@@ -82,10 +83,40 @@ def test_unusable_timeout_is_a_config_error_naming_smtp_timeout(one_patch, value
     assert not server.accepted.is_set()
 
 
-def test_a_panic_in_the_core_is_a_clean_abort_that_quotes_nothing(one_patch, tmp_path):
+#: The core built with the `test-hooks` feature (scripts/setup.sh).
+HOOKED_CORE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".work", "test-hooks",
+                           "_core.abi3.so")
+
+
+def test_the_shipped_core_has_no_test_hook():
+    from securesmtp import _core
+
+    assert not hasattr(_core, "_test_hook_panic")
+
+
+@pytest.fixture
+def hooked_package(tmp_path):
+    """A copy of the installed package whose core has the test hook, for
+    PYTHONPATH: the shipped core does not."""
+    import securesmtp
+
+    assert os.path.exists(HOOKED_CORE), "no %s: run scripts/setup.sh" % HOOKED_CORE
+    root = tmp_path / "hooked"
+    package = root / "securesmtp"
+    package.mkdir(parents=True)
+    source = os.path.dirname(securesmtp.__file__)
+    for name in os.listdir(source):
+        if name.endswith((".py", ".pyi", ".typed")):
+            shutil.copy(os.path.join(source, name), package / name)
+    shutil.copy(HOOKED_CORE, package / "_core.abi3.so")
+    return str(root)
+
+
+def test_a_panic_in_the_core_is_a_clean_abort_that_quotes_nothing(one_patch, tmp_path, hooked_package):
     """A test-only extension makes ``_core.connect`` call the core's panic
-    test hook: ``hg email`` must print an abort with a hint to report the
-    bug, not a PanicException traceback, and not the panic's message."""
+    test hook (in a core built with it): ``hg email`` must print an abort
+    with a hint to report the bug, not a PanicException traceback, and not
+    the panic's message."""
     ext = tmp_path / "panicker.py"
     ext.write_text(
         "from securesmtp import _core\n"
@@ -96,7 +127,7 @@ def test_a_panic_in_the_core_is_a_clean_abort_that_quotes_nothing(one_patch, tmp
     )
     config = hostile.base_config(port=1)
     config["extensions"]["panicker"] = str(ext)
-    run = hostile.hg_email(one_patch, config)
+    run = hostile.hg_email(one_patch, config, env={"PYTHONPATH": hooked_package})
     assert_clean_abort(run, "internal error in securesmtp", "src/python.rs", "bug in securesmtp")
     assert "PANIC-SECRET" not in run.output, str(run)
 

@@ -13,7 +13,6 @@ __all__ = [
     "timeout_seconds",
     "describe_chain",
     "verify_chain",
-    "_test_hook_panic",
 ]
 
 @final
@@ -185,5 +184,3 @@ def verify_chain(
     load_default_roots: bool = ...,
     at: Optional[int] = ...,
 ) -> tuple[bool, str]: ...
-def _test_hook_panic(secret: str) -> None:
-    """Test hook, not API: panics inside the binding."""
