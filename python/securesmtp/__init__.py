@@ -4,10 +4,17 @@ This extension replaces the SMTP client behind :hg:`email` with one that
 verifies the mail server before any password or patch leaves the machine.
 The settings you already have keep their meaning; nothing else changes.
 
-Enable it with::
+Enable it with patchbomb, the extension that provides :hg:`email`::
 
   [extensions]
+  patchbomb =
   securesmtp =
+
+  [smtp]
+  host = smtp.example.org
+  port = submission
+  tls = starttls
+  username = alice
 
 Connection settings (``[smtp]``)
 --------------------------------
@@ -240,6 +247,8 @@ def debugsmtp(ui, target=None, **opts):
 
     Returns 0 if the server passes verification, 1 if it does not.
     """
+    if not _email_options:
+        ui.warn(_NO_PATCHBOMB + b"\n")
     # The module shares this command's name, so ``from . import`` would
     # find this function.
     impl = importlib.import_module(__name__ + ".debugsmtp")
@@ -328,12 +337,19 @@ def extsetup(ui):
     extensions.afterloaded(b"patchbomb", _wrap_email)
 
 
-# The option table of `hg email`, as patchbomb declares it.
+# The option table of `hg email`, as patchbomb declares it (empty when
+# patchbomb is not enabled).
 _email_options: list = []
+
+# Without patchbomb there is no hg email: said by hg debugsmtp and at the top
+# of hg help securesmtp, in one line (short enough that help does not wrap it).
+_NO_PATCHBOMB = _(b'(hg email needs patchbomb: add "patchbomb =" under [extensions])')
 
 
 def _wrap_email(loaded):
     if not loaded:
+        summary, _sep, rest = (__doc__ or "").partition("\n")
+        globals()["__doc__"] = "%s\n\n%s\n%s" % (summary, _NO_PATCHBOMB.decode(), rest)
         return
     patchbomb = extensions.find(b"patchbomb")
     entry = extensions.wrapcommand(patchbomb.cmdtable, b"email", _email)
