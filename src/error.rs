@@ -490,7 +490,17 @@ impl fmt::Display for Error {
                 reply,
                 detail,
             } => {
-                write!(f, "the server refused AUTH {mechanism}: {reply}")?;
+                if reply.code() / 100 == 4 {
+                    // RFC 4954 6: "454 4.7.0 Temporary authentication
+                    // failure" says nothing about the secret: the server
+                    // could not check it (its password database is down).
+                    write!(
+                        f,
+                        "the server could not check the login just now (AUTH {mechanism}): {reply}"
+                    )?;
+                } else {
+                    write!(f, "the server refused AUTH {mechanism}: {reply}")?;
+                }
                 if let Some(detail) = detail {
                     write!(f, " (server's reason: {detail})")?;
                 }
@@ -583,6 +593,27 @@ mod tests {
         assert_eq!(at(Stage::Auth).kind(), Kind::Auth);
         assert_eq!(at(Stage::Mail).kind(), Kind::Reply);
         assert_eq!(at(Stage::Mail).reply().map(Reply::code), Some(535));
+    }
+
+    #[test]
+    fn a_temporary_failure_at_auth_is_not_called_a_refusal() {
+        let shown = |code, text| {
+            Error::AuthRefused {
+                mechanism: "PLAIN",
+                reply: reply(code, text),
+                detail: None,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            shown(454, "4.7.0 Temporary authentication failure"),
+            "the server could not check the login just now (AUTH PLAIN): \
+             454 4.7.0 Temporary authentication failure"
+        );
+        assert_eq!(
+            shown(535, "5.7.8 Error: authentication failed"),
+            "the server refused AUTH PLAIN: 535 5.7.8 Error: authentication failed"
+        );
     }
 
     #[test]

@@ -35,7 +35,6 @@ if certifi were importable; ``test_trust_sources_match`` makes sure it is not.
 import concurrent.futures
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -44,7 +43,7 @@ import types
 from dataclasses import dataclass, field
 
 import pytest
-from support import certmatrix, hg, servers
+from support import certmatrix, hg, hosts, servers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -152,41 +151,7 @@ class Result:
 def _hosts_prefix(directory):
     """A command prefix that runs hg with EXTRA_HOSTS resolving to
     127.0.0.1, or None (and why) when no mount namespace can be made."""
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return None, "unshare(1) not found"
-    # The system's hosts file plus our names, so localhost resolves as usual.
-    try:
-        with open("/etc/hosts") as fp:
-            system = fp.read()
-    except OSError:
-        system = "127.0.0.1 localhost\n"
-    hosts = os.path.join(directory, "hosts")
-    with open(hosts, "w") as fp:
-        fp.write(system.rstrip("\n") + "\n127.0.0.1 %s\n" % " ".join(certmatrix.EXTRA_HOSTS))
-    script = os.path.join(directory, "with-hosts.sh")
-    with open(script, "w") as fp:
-        fp.write('#!/bin/sh\nhosts=$1; shift\nmount --bind "$hosts" /etc/hosts || exit 97\n'
-                 'exec "$@"\n')
-    # As root a mount namespace is enough; otherwise (or where root lacks
-    # CAP_SYS_ADMIN, as in a default container) a user namespace maps us to
-    # root inside it.
-    attempts = ([["-m"]] if os.geteuid() == 0 else []) + [["-r", "-m"]]
-    probe = "import socket; [socket.getaddrinfo(h, 25) for h in %r]" % (certmatrix.EXTRA_HOSTS,)
-    why = "?"
-    for flags in attempts:
-        prefix = [unshare] + flags + ["--propagation", "private", "sh", script, hosts]
-        try:
-            proc = subprocess.run(prefix + [sys.executable, "-c", probe], capture_output=True,
-                                  timeout=30)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            why = "cannot run unshare: %s" % exc
-            continue
-        if proc.returncode == 0:
-            return prefix, None
-        why = "no private mount namespace for a hosts file: %s" % (
-            proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["?"])[-1]
-    return None, why
+    return hosts.prefix(directory, certmatrix.EXTRA_HOSTS)
 
 
 def _resolves(host):

@@ -31,8 +31,11 @@ def _dump(path=sys.argv[1]):
         name for name, mod in list(sys.modules.items())
         if mod is not None and type(mod) is types.ModuleType
     )
+    # The finders any import would still consult (by their class's module).
+    finders = [type(f).__module__ for f in sys.meta_path]
+    finders += [type(getattr(f, "_finder", None)).__module__ for f in sys.meta_path]
     with open(path, "w") as fp:
-        json.dump(loaded, fp)
+        json.dump({"modules": loaded, "finders": finders}, fp)
 
 atexit.register(_dump)
 hg = sys.argv[2]
@@ -62,6 +65,13 @@ HEAVY = (
 
 def loaded_modules(tmp_path, cwd, args, extensions=("securesmtp",)):
     """Modules whose code ran during ``hg ARGS`` (a set of names)."""
+    code, probed, err = probe(tmp_path, cwd, args, extensions)
+    return code, set(probed["modules"]), err
+
+
+def probe(tmp_path, cwd, args, extensions=("securesmtp",)):
+    """What the probe saw at the end of ``hg ARGS``: ``modules`` whose code
+    ran, and the ``finders`` left in sys.meta_path (their modules)."""
     out = tmp_path / "modules.json"
     hgrc = tmp_path / "hgrc"
     hgrc.write_text("[extensions]\n" + "".join("%s =\n" % e for e in extensions))
@@ -78,7 +88,7 @@ def loaded_modules(tmp_path, cwd, args, extensions=("securesmtp",)):
     err = proc.stderr.decode("utf-8", "replace")
     assert "Traceback" not in err, err
     assert "failed to import extension" not in err, err
-    return proc.returncode, set(json.loads(out.read_text())), err
+    return proc.returncode, json.loads(out.read_text()), err
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +125,17 @@ def test_everyday_commands_do_not_load_the_mail_stack(tmp_path, small_repo, args
     code, stock, err = loaded_modules(tmp_path, small_repo, args, extensions=())
     assert code == 0, err
     assert sorted(with_ext - stock - LOADER) == []
+
+
+@pytest.mark.parametrize("args", [["version"], ["status"]])
+def test_no_finder_of_the_extension_is_left_for_every_import(tmp_path, small_repo, args):
+    # A sys.meta_path finder is called for every import the command makes
+    # after the extension loads; it used to be three of them, the largest
+    # part of what enabling the extension cost (bench/import_cost.py).
+    code, probed, err = probe(tmp_path, small_repo, args, extensions=("patchbomb", "securesmtp"))
+    assert code == 0, err
+    assert "securesmtp" in probed["modules"]
+    assert [f for f in probed["finders"] if f.startswith("securesmtp")] == []
 
 
 @pytest.mark.parametrize("args", [["version"], ["status"]])

@@ -233,21 +233,7 @@ def test_scram_wrong_password_is_a_refusal(repo, pki, sasl_server):
     _no_mail(server)
 
 
-# -- provider refusals ---------------------------------------------------------
-
-
-def test_microsoft_basic_auth_refusal_says_to_use_oauth2(repo, pki, sasl_server):
-    server = sasl_server(
-        offer=("PLAIN", "LOGIN", "XOAUTH2"),
-        refuse_with="550 5.7.30 Basic authentication is not supported for Client Submission.",
-    )
-    cfg = _hgrc(server, pki, password=servers.PASSWORD)
-    code, out, err = _run(repo, cfg)
-    assert code == 255, (code, out, err)
-    assert "550 5.7.30 Basic authentication is not supported" in err, err
-    hint = err.split("\n(", 1)[1]
-    assert "smtp.auth = xoauth2" in hint and "smtp.password-command" in hint, err
-    _no_mail(server)
+# Provider refusals: tests/test_login_hints.py.
 
 
 # -- smtp.password-command ------------------------------------------------------
@@ -331,23 +317,6 @@ def test_auth_settings_without_username_are_a_config_error(repo, pki, sasl_serve
     assert code == 255, (code, out, err)
     assert "smtp.%s is set but smtp.username is not" % setting in err, err
     assert server.connections == 0
-
-
-def test_microsoft_refusal_is_not_retried_interactively(repo, pki, sasl_server):
-    # A prompted password refused with "basic auth is off" will not work
-    # whatever is typed: no second prompt, the OAuth2 hint at once.
-    server = sasl_server(
-        offer=("PLAIN", "LOGIN"),
-        refuse_with="535 5.7.139 Authentication unsuccessful, basic authentication is disabled",
-    )
-    cfg = _hgrc(server, pki)
-    cfg["ui"] = {"interactive": "true", "nontty": "true"}
-    code, out, err = _run(repo, cfg, input=servers.PASSWORD + "\n" + servers.PASSWORD + "\n")
-    assert code == 255, (code, out, err)
-    assert "5.7.139" in err and "smtp.auth = xoauth2" in err, err
-    assert (out + err).count("password:") == 1, (out, err)
-    assert len(server.auth_log) == 1, server.auth_log
-    _no_mail(server)
 
 
 @pytest.mark.parametrize("mechanism", ["xoauth2", "oauthbearer"])

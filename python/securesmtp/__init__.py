@@ -4,10 +4,17 @@ This extension replaces the SMTP client behind :hg:`email` with one that
 verifies the mail server before any password or patch leaves the machine.
 The settings you already have keep their meaning; nothing else changes.
 
-Enable it with::
+Enable it with patchbomb, the extension that provides :hg:`email`::
 
   [extensions]
+  patchbomb =
   securesmtp =
+
+  [smtp]
+  host = smtp.example.org
+  port = submission
+  tls = starttls
+  username = alice
 
 Connection settings (``[smtp]``)
 --------------------------------
@@ -240,6 +247,8 @@ def debugsmtp(ui, target=None, **opts):
 
     Returns 0 if the server passes verification, 1 if it does not.
     """
+    if not _email_options:
+        ui.warn(_NO_PATCHBOMB + b"\n")
     # The module shares this command's name, so ``from . import`` would
     # find this function.
     impl = importlib.import_module(__name__ + ".debugsmtp")
@@ -328,12 +337,19 @@ def extsetup(ui):
     extensions.afterloaded(b"patchbomb", _wrap_email)
 
 
-# The option table of `hg email`, as patchbomb declares it.
+# The option table of `hg email`, as patchbomb declares it (empty when
+# patchbomb is not enabled).
 _email_options: list = []
+
+# Without patchbomb there is no hg email: said by hg debugsmtp and at the top
+# of hg help securesmtp, in one line (short enough that help does not wrap it).
+_NO_PATCHBOMB = _(b'(hg email needs patchbomb: add "patchbomb =" under [extensions])')
 
 
 def _wrap_email(loaded):
     if not loaded:
+        summary, _sep, rest = (__doc__ or "").partition("\n")
+        globals()["__doc__"] = "%s\n\n%s\n%s" % (summary, _NO_PATCHBOMB.decode(), rest)
         return
     patchbomb = extensions.find(b"patchbomb")
     entry = extensions.wrapcommand(patchbomb.cmdtable, b"email", _email)
@@ -354,6 +370,12 @@ def _email(orig, ui, repo, *revs, **opts):
 # installed when mercurial.mail's code runs, whoever imports it (patchbomb,
 # notify, bugzilla, another extension). Under Mercurial's demandimport that
 # is at the module's first attribute access, not at the import statement.
+#
+# A module whose package is already loaded (mercurial.mail) is put in
+# sys.modules now as a lazy module, as demandimport would: that costs one
+# lookup, once. Only modules of a package not yet loaded (mercurial.hgweb's)
+# need a sys.meta_path finder, which every later import of the process
+# consults; one finder serves them all (bench/import_cost.py measures this).
 
 _LazyModule = getattr(importlib.util, "_LazyModule", None)
 
@@ -365,8 +387,12 @@ def _islazy(module):
 def _onload(name, callback):
     """Call ``callback(module)`` once module ``name`` has run its code."""
     module = sys.modules.get(name)
+    if module is None and _loaded(name.rpartition(".")[0]):
+        module = _lazy_import(name)
+        if module is None:
+            return  # not in this Mercurial
     if module is None:
-        sys.meta_path.insert(0, _Finder(name, callback))
+        _Finder.wait_for(name, callback)
     elif _islazy(module):
         # Its code runs later, through the loader on its spec (reading
         # attributes the normal way would load it now).
@@ -376,15 +402,49 @@ def _onload(name, callback):
         callback(module)
 
 
-class _Finder:
-    """A one-shot ``sys.meta_path`` entry for one module."""
+def _loaded(name):
+    module = sys.modules.get(name)
+    return module is not None and not _islazy(module)
 
-    def __init__(self, name, callback):
-        self.name = name
-        self.callback = callback
+
+def _lazy_import(name):
+    """Module ``name`` in sys.modules and on its package, its code not run
+    yet; None if there is no such module."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        return None
+    loader = spec.loader
+    if isinstance(loader, importlib.util.LazyLoader):
+        # demandimport's, which loads at once while it is deactivated.
+        # (typeshed does not declare the attribute LazyLoader keeps it in.)
+        loader = loader.loader  # type: ignore[attr-defined]
+    spec.loader = importlib.util.LazyLoader(loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    package, _, attr = name.rpartition(".")
+    setattr(sys.modules[package], attr, module)
+    return module
+
+
+class _Finder:
+    """The ``sys.meta_path`` entry for modules waited for (one for all)."""
+
+    _instance = None
+
+    def __init__(self):
+        self.waiting = {}
+
+    @classmethod
+    def wait_for(cls, name, callback):
+        if cls._instance is None:
+            cls._instance = cls()
+            sys.meta_path.insert(0, cls._instance)
+        cls._instance.waiting[name] = callback
 
     def find_spec(self, fullname, path, target=None):
-        if fullname != self.name:
+        callback = self.waiting.get(fullname)
+        if callback is None:
             return None
         spec = None
         for finder in list(sys.meta_path):
@@ -397,14 +457,17 @@ class _Finder:
                 break
         if spec is None or spec.loader is None:
             return spec
-        self._remove()
-        spec.loader = _Loader(spec.loader, self.callback)
+        del self.waiting[fullname]
+        if not self.waiting:
+            self._remove()
+        spec.loader = _Loader(spec.loader, callback)
         return spec
 
     def _remove(self):
         sys.meta_path[:] = [
             f for f in sys.meta_path if f is not self and getattr(f, "_finder", None) is not self
         ]
+        type(self)._instance = None
 
 
 class _Loader:

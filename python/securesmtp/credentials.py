@@ -13,7 +13,7 @@ import subprocess
 from mercurial import error, extensions
 from mercurial.i18n import _
 
-from .text import tobytes
+from .text import shown, tobytes
 
 # smtp.auth names, in the order the help lists them.
 MECHANISMS = ("xoauth2", "oauthbearer", "scram-sha-256", "plain", "login", "cram-md5", "external")
@@ -35,7 +35,7 @@ def mechanisms(ui):
         low = word.lower().decode("ascii", "replace")
         if low not in MECHANISMS:
             raise error.ConfigError(
-                _(b"smtp.auth has unknown mechanism '%s'") % word,
+                _(b"smtp.auth has unknown mechanism %s") % shown(word),
                 hint=_(b"use one or more of: %s") % b", ".join(m.encode() for m in MECHANISMS),
             )
         if low.upper() not in names:

@@ -128,7 +128,7 @@ def _hint(exc, host):
             b"smtp.allow-cleartext-auth=yes to send the password anyway"
         )
     if kind == Kind.AUTH:
-        return _auth_hint(exc)
+        return _auth_hint(exc, host)
     if kind == Kind.AUTH_MECHANISM and exc.setting == Setting.USERNAME:
         return _(
             b"the server offers no login on this connection: if it needs "
@@ -232,11 +232,45 @@ def needs_oauth(exc):
     return (exc.code or 0) in (534, 535, 550) and any(s in text for s in _NEEDS_OAUTH)
 
 
-def _auth_hint(exc):
-    """What to do about a refused login, provider refusals first."""
+# Providers known by the host names of their submission servers. Only the
+# host name is used: the greeting is not kept with the error, and a
+# self-hosted server answers the same codes (Postfix and Dovecot refuse every
+# failed login with 535 5.7.8, as Google does), so the code alone cannot
+# tell a Gmail account from a mistyped password on one's own server.
+_PROVIDERS = {
+    "google": (b"gmail.com", b"googlemail.com", b"google.com"),
+    "microsoft": (b"office365.com", b"outlook.com"),
+}
+
+
+def provider(host):
+    """``"google"``, ``"microsoft"`` or None, from the host name."""
+    name = (host or b"").lower().rstrip(b".")
+    for provider, domains in _PROVIDERS.items():
+        if any(name == d or name.endswith(b"." + d) for d in domains):
+            return provider
+    return None
+
+
+_PLAIN_AUTH_HINT = _(b"check smtp.username and the password (smtp.password or smtp.password-command)")
+
+
+def _auth_hint(exc, host):
+    """What to do about a refused login: a temporary failure first (nothing
+    to change), then what only the provider behind ``host`` means."""
     text = exc.server_text or ""
     code = exc.code or 0
-    if needs_oauth(exc):
+    if 400 <= code < 500:
+        # RFC 4954 6: 454 4.7.0 "Temporary authentication failure": the
+        # server could not check the secret (its password database is
+        # down), which says nothing about the secret.
+        return _(
+            b"this is a temporary failure: the server could not check the "
+            b"login just now; try again later, nothing in your settings "
+            b"needs to change (if it persists, tell the server's administrator)"
+        )
+    who = provider(host)
+    if who is not None and needs_oauth(exc):
         return _OAUTH_HINT
     mechanism = (getattr(exc, "mechanism", None) or "").upper()
     if mechanism in ("XOAUTH2", "OAUTHBEARER"):
@@ -245,7 +279,7 @@ def _auth_hint(exc):
             b"prints a fresh access token for smtp.username with the mail "
             b"scope (the server's reason is above)"
         )
-    if code == 535 and "5.7.8" in text:
+    if who == "google" and code == 535 and "5.7.8" in text:
         # Google's "Username and Password not accepted": a wrong password,
         # or an account that takes only an app password or OAuth2.
         return _(
@@ -254,7 +288,15 @@ def _auth_hint(exc):
             b"xoauth2 and smtp.password-command to a command that prints an "
             b"access token"
         )
-    return _(b"check smtp.username and the password (smtp.password or smtp.password-command)")
+    if who == "microsoft" and code == 535:
+        # Microsoft 365 answers 535 5.7.3 both to a wrong password and to
+        # an account whose basic authentication is turned off.
+        return _(
+            b"check smtp.username and the password; if they are right, the "
+            b"account may take only OAuth2: set smtp.auth = xoauth2 and "
+            b"smtp.password-command to a command that prints an access token"
+        )
+    return _PLAIN_AUTH_HINT
 
 
 def convert(exc, host, prefix=b"", suffix=b"", hint=None):

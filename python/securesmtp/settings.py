@@ -13,13 +13,33 @@ from mercurial.i18n import _
 from mercurial.utils import stringutil, urlutil
 
 from . import _core, errors
+from .text import invisible, shown
 
 _PROTOCOLS = (b"tls1.0", b"tls1.1", b"tls1.2", b"tls1.3")
 
 
+def _visible(setting, value, what=b"valid"):
+    """``value``, refused when it holds a character one cannot see. A
+    non-breaking space or a zero-width space pasted from a web page survives
+    Mercurial's stripping, and no setting read here can mean one; the error
+    quotes the value as typed and names the character."""
+    if isinstance(value, bytes) and invisible(value):
+        raise error.ConfigError(
+            _(b"%s is not %s: %s") % (setting, what, shown(value)),
+            hint=_(b"retype the value of %s without that character") % setting,
+        )
+    return value
+
+
+def _path_shown(path):
+    """A path for a message: as stock shows it, unless it holds a
+    character one cannot see."""
+    return shown(path) if invisible(path) else path
+
+
 def security(ui):
     """``none``, ``starttls`` or ``smtps`` from ``smtp.tls``."""
-    value = ui.config(b"smtp", b"tls")
+    value = _visible(b"smtp.tls", ui.config(b"smtp", b"tls"))
     if value is None or value.lower() in (b"", b"none"):
         return "none"
     low = value.lower()
@@ -31,13 +51,13 @@ def security(ui):
     if flag is False:
         return "none"
     raise error.ConfigError(
-        _(b"smtp.tls has unknown value '%s'") % value,
+        _(b"smtp.tls has unknown value %s") % shown(value),
         hint=_(b"use starttls, smtps or none"),
     )
 
 
 def host(ui):
-    value = ui.config(b"smtp", b"host")
+    value = _visible(b"smtp.host", ui.config(b"smtp", b"host"), b"a valid host name")
     if not value:
         raise error.Abort(_(b"smtp.host not configured - cannot send mail"))
     # An IPv6 literal may be written with brackets, as in a URL.
@@ -54,20 +74,20 @@ def _ascii_host(bhost):
     ascii_name = _core.ascii_host(name)
     if ascii_name is None:
         raise error.ConfigError(
-            _(b"smtp.host is not a valid host name: %s") % bhost
+            _(b"smtp.host is not a valid host name: %s") % shown(bhost)
         )
     return ascii_name
 
 
 def port(ui, mode):
     default = 465 if mode == "smtps" else 25
-    raw = ui.config(b"smtp", b"port", default)
+    raw = _visible(b"smtp.port", ui.config(b"smtp", b"port", default))
     try:
         value = urlutil.getport(raw)
     except error.Abort:
         # Mercurial's own message does not say which setting it read.
         raise error.ConfigError(
-            _(b"smtp.port names no known service: '%s'") % stringutil.escapestr(raw),
+            _(b"smtp.port names no known service: %s") % shown(raw),
             hint=_(b"use a port number, or a service name from /etc/services "
                    b"(submission is 587, smtps 465)"),
         )
@@ -80,7 +100,7 @@ def port(ui, mode):
 
 
 def hello_name(ui):
-    name = ui.config(b"smtp", b"local_hostname")
+    name = _visible(b"smtp.local_hostname", ui.config(b"smtp", b"local_hostname"), b"a valid host name")
     if name:
         text = name.decode("utf-8", "replace")
         if not text.isascii():
@@ -90,8 +110,7 @@ def hello_name(ui):
         # the same names at EHLO, where it could only blame the addresses.
         if not text.isascii() or any(c.isspace() or not c.isprintable() or c in "<>" for c in text):
             raise error.ConfigError(
-                _(b"smtp.local_hostname is not a valid host name: '%s'")
-                % stringutil.escapestr(name),
+                _(b"smtp.local_hostname is not a valid host name: %s") % shown(name),
                 hint=_(b"set smtp.local_hostname to this machine's name, or remove it"),
             )
         return text
@@ -103,7 +122,7 @@ def hello_name(ui):
 def timeout(ui):
     """``smtp.timeout`` in seconds, checked by the core (which names the
     setting when it is unusable)."""
-    value = ui.config(b"smtp", b"timeout")
+    value = _visible(b"smtp.timeout", ui.config(b"smtp", b"timeout"))
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
     try:
@@ -116,7 +135,7 @@ def _path(ui, value, setting):
     path = util.expandpath(value)
     if not os.path.exists(path):
         raise error.Abort(
-            _(b"path specified by %s does not exist: %s") % (setting, path),
+            _(b"path specified by %s does not exist: %s") % (setting, _path_shown(path)),
             hint=_(b"set %s to a PEM file of trusted certificates") % setting,
         )
     if os.path.isdir(path):
@@ -134,7 +153,7 @@ def _client_file(value, setting):
     path = util.expandpath(value)
     if not os.path.exists(path):
         raise error.Abort(
-            _(b"path specified by %s does not exist: %s") % (setting, path),
+            _(b"path specified by %s does not exist: %s") % (setting, _path_shown(path)),
             hint=_(b"set %s to a PEM file (certificate, or unencrypted key)") % setting,
         )
     return os.fsdecode(path)
@@ -155,6 +174,7 @@ def _minimum(ui, bhost):
 
 
 def _check_protocol(setting, value):
+    _visible(setting, value)
     if value not in _PROTOCOLS:
         raise error.ConfigError(
             _(b"unsupported protocol from %s: %s") % (setting, value),
@@ -195,6 +215,9 @@ def verification(ui, bhost):
         web = ui.config(b"web", b"cacerts")
         if web:
             cafile = _path(ui, web, b"web.cacerts")
+    for name in (b"%s:ciphers" % bhost, b"ciphers", b"%s:fingerprints" % bhost, b"%s:pubkeys" % bhost):
+        _visible(b"hostsecurity." + name, ui.config(b"hostsecurity", name, None))
+    _visible(b"hostfingerprints.%s" % bhost, ui.config(b"hostfingerprints", bhost))
     ciphers = ui.config(b"hostsecurity", b"%s:ciphers" % bhost, None) or ui.config(
         b"hostsecurity", b"ciphers"
     )
@@ -226,6 +249,8 @@ def connect_args(ui, bhost=None, bport=None, mode=None):
     name another host, port or TLS mode; the rest comes from hgrc."""
     mode = mode or security(ui)
     bhost = bhost or host(ui)
+    for name in (b"username", b"auth"):
+        _visible(b"smtp." + name, ui.config(b"smtp", name))
     args = {
         "host": _ascii_host(bhost),
         "port": port(ui, mode) if bport is None else bport,

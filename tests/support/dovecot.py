@@ -79,7 +79,7 @@ service submission-login {{
     port = {port}
   }}
 }}
-service anvil {{
+{auth_listener}service anvil {{
   chroot =
 }}
 service imap-login {{
@@ -102,6 +102,7 @@ class Dovecot:
         mechanisms="plain login cram-md5 scram-sha-256",
         port=None,
         jwt_key=None,
+        auth_socket=None,
     ):
         if not os.path.exists(DOVECOT):
             raise DovecotMissing(
@@ -116,6 +117,9 @@ class Dovecot:
         self.mechanisms = mechanisms
         self.port = port or free_port()
         self.jwt_key = jwt_key
+        # A path: Dovecot's auth service also listens there, for Postfix's
+        # smtpd_sasl_type = dovecot (support/dovecotpostfix.py).
+        self.auth_socket = auth_socket
         self.conf = os.path.join(self.directory, "dovecot.conf")
         self._proc = None
 
@@ -156,6 +160,7 @@ class Dovecot:
             fp.write(
                 CONF.format(
                     oauth2_passdb=oauth2_passdb,
+                    auth_listener=self._auth_listener(),
                     d=self.directory,
                     cert=cert,
                     key=key,
@@ -186,6 +191,18 @@ class Dovecot:
                 time.sleep(0.1)
         self.stop()
         raise DovecotError("dovecot did not answer on port %d:\n%s" % (self.port, self.log()))
+
+    def _auth_listener(self):
+        if self.auth_socket is None:
+            return ""
+        # Postfix's smtpd runs as user postfix.
+        return (
+            "service auth {\n"
+            "  unix_listener %s {\n"
+            "    mode = 0666\n"
+            "  }\n"
+            "}\n" % self.auth_socket
+        )
 
     def _oauth2(self):
         """The oauth2 passdb, validating JWTs locally: HS256 with the key

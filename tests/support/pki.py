@@ -40,6 +40,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
+# Providers' submission servers, served locally under their names (see
+# support/hosts.py): hints that only a provider's server gets.
+PROVIDER_NAMES = ("smtp.gmail.com", "smtp.office365.com")
 
 
 def _fingerprint(pem, algorithm):
@@ -109,6 +112,7 @@ class Pki:
     selfsigned_bare: CertFiles
     rogue_ca: CertFiles
     unknown_ca: CertFiles
+    providers: CertFiles  # for PROVIDER_NAMES, reached through a hosts file
 
     def leaf(self, kind):
         """``"rsa"`` or ``"ecdsa"``."""
@@ -310,6 +314,9 @@ def make_pki(directory):
     unknown_key = _ec_key()
     unknown = _leaf_cert(unknown_key, list(LOCAL_NAMES), rogue, rogue_key)
 
+    providers_key = _ec_key()
+    providers = _leaf_cert(providers_key, list(PROVIDER_NAMES), ca, ca_key)
+
     d = directory
     return Pki(
         directory=d,
@@ -324,6 +331,7 @@ def make_pki(directory):
         selfsigned_bare=_files(d, "selfsigned-bare", bare, bare_key),
         rogue_ca=_files(d, "rogue-ca", rogue, rogue_key),
         unknown_ca=_files(d, "unknown-ca", unknown, unknown_key),
+        providers=_files(d, "providers", providers, providers_key),
     )
 
 
