@@ -195,3 +195,31 @@ def test_smtp_login_hook_refusal_is_a_clean_abort(repo, pki, smtp_server, tmp_pa
     assert code == 255, (code, out, err)
     assert "authentication as alice failed: 535" in err, err
     server.assert_nothing_sent(verbs=("MAIL", "RCPT", "DATA", "BDAT"))
+
+
+def test_a_temporary_login_failure_with_the_stored_password_keeps_it_and_blames_nothing(
+    repo, keyring_env, tmp_path_factory
+):
+    """The server answers AUTH with 454 (it cannot check logins just now):
+    the stored password is not called wrong, the user is not sent to type
+    another one, and the keyring keeps it."""
+    from support import hostile
+    from support.hostile import GREETING, HostileServer, send, serve
+
+    certs = hostile.Certificates(str(tmp_path_factory.mktemp("keyring-pki")))
+    replies = {"AUTH": b"454 4.7.0 Temporary authentication failure\r\n"}
+    with HostileServer([send(GREETING), serve(replies=replies)], tls_context=certs.good()) as server:
+        cfg = hg.smtp_hgrc(server.port, cacerts=certs.ca_file, username=servers.USER, extension=False)
+        cfg["extensions"] = {name: "" for name in ORDERS["keyring-first"]}
+        key = "%s@@localhost:%d" % (servers.USER, server.port)
+        _keyring(keyring_env, "set", key, servers.PASSWORD)
+        code, out, err = hg.run_hg(repo, hg.email_args(), cfg, env=keyring_env)
+        verbs = server.verbs()
+    assert code == 255, (code, out, err)
+    assert (
+        "abort: could not log in as %s: the server could not check the login just now (AUTH PLAIN): "
+        "454 4.7.0 Temporary authentication failure" % servers.USER in err
+    ), err
+    assert "stored in the keyring" not in err and "run hg email interactively" not in err, err
+    assert "MAIL" not in verbs, verbs
+    assert _keyring(keyring_env, "get", key) == servers.PASSWORD

@@ -82,7 +82,7 @@ def test_a_temporary_login_failure_through_postfix_and_dovecot_is_called_tempora
     code, out, err = hg.run_hg(repo, hg.email_args(), cfg)
     assert code == 255, (code, out, err)
     assert (
-        "abort: authentication as alice@example.test failed: the server could not "
+        "abort: could not log in as alice@example.test: the server could not "
         "check the login just now (AUTH PLAIN): 454 4.7.0 Temporary authentication failure" in err
     ), (err, dovecot_postfix.log()[-2000:])
     assert _hint(err) == TEMPORARY_HINT, err

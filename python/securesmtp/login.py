@@ -32,9 +32,16 @@ class _LoginAdapter:
                 decoded(user, b"smtp.username"), decoded(password, b"smtp.password"), self._mechanisms
             )
         except _core.SmtpError as exc:
-            if exc.kind == _core.Kind.AUTH and exc.code:
+            # A refusal of the secret is what such hooks catch to ask again;
+            # a temporary failure (4xx) is not one.
+            if exc.kind == _core.Kind.AUTH and exc.code and not _temporary(exc):
                 raise smtplib.SMTPAuthenticationError(exc.code, tobytes(exc.server_text or ""))
             raise
+
+
+def _temporary(exc):
+    """A 4xx: the server could not check the login now (RFC 4954's 454)."""
+    return exc.code is not None and 400 <= exc.code < 500
 
 
 def decoded(value, setting):
@@ -145,7 +152,9 @@ def log_in(ui, session, bhost, port, login):
         )
     except _core.SmtpError as exc:
         prefix = b""
-        if exc.stage == _core.Stage.AUTH:
+        if exc.stage == _core.Stage.AUTH and _temporary(exc):
+            prefix = _(b"could not log in as %s: ") % (username or b"")
+        elif exc.stage == _core.Stage.AUTH:
             prefix = _(b"authentication as %s failed: ") % (username or b"")
         raise errors.convert(exc, bhost, prefix)
 
@@ -179,9 +188,16 @@ def _authenticate(ui, session, port, login):
                 and attempt < _ATTEMPTS
             )
             if not retry:
-                if exc.kind == _core.Kind.AUTH:
+                # A temporary failure says nothing about the secret: keep it
+                # for the next attempt, and do not blame the keyring.
+                if exc.kind == _core.Kind.AUTH and not _temporary(exc):
                     login.refused = True
-                if exc.kind == _core.Kind.AUTH and source == "keyring" and not errors.needs_oauth(exc):
+                if (
+                    exc.kind == _core.Kind.AUTH
+                    and source == "keyring"
+                    and not errors.needs_oauth(exc)
+                    and not _temporary(exc)
+                ):
                     raise errors.convert(
                         exc,
                         b"",
