@@ -29,7 +29,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::error::{self, Error, Kind, Setting, Stage};
-use crate::pipeline::Delivery;
 use crate::pipeline::Outcome;
 use crate::session::{Observer, Session};
 use crate::settings::{Settings, Timeout};
@@ -246,46 +245,42 @@ impl PySession {
         self.with(py, |s| s.submit(id, &sender, &recipients, message))
     }
 
-    /// Wait for every verdict still due: ([{"id", "status", ...}], error).
-    /// `status` is "accepted" (with the `send` keys), "refused" (with
-    /// "error", an `SmtpError`), "not-sent" or "unknown"; `error` is the
+    /// Wait for every verdict still due: ([Outcome], error), `error` the
     /// `SmtpError` that ended the connection, or None. Never raises it.
-    fn confirm<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyList>, Option<Py<PyAny>>)> {
+    fn confirm<'py>(&self, py: Python<'py>) -> PyResult<(Vec<MessageOutcome>, Option<Py<PyAny>>)> {
         let mut guard = self.lock()?;
         let Some(session) = guard.as_mut() else {
-            return Ok((PyList::empty(py), None));
+            return Ok((Vec::new(), None));
         };
         let (outcomes, failure) = py.detach(|| session.confirm());
-        let out = PyList::empty(py);
+        let mut out = Vec::with_capacity(outcomes.len());
         for (id, outcome) in outcomes {
-            let d = match &outcome {
+            let (status, refused, error) = match outcome {
                 Outcome::Accepted(delivery) => {
-                    let d = delivery_dict(py, delivery)?;
-                    d.set_item("status", "accepted")?;
-                    d
+                    let refused = delivery
+                        .refused
+                        .iter()
+                        .map(|(addr, reply)| (addr.clone(), reply.code(), reply.text()))
+                        .collect();
+                    (Status::Accepted, refused, None)
                 }
-                Outcome::Refused(_) => {
-                    let d = PyDict::new(py);
-                    d.set_item("status", "refused")?;
-                    d
+                Outcome::Refused(e) => {
+                    let err = session_pyerr(py, session, e, &self.pending);
+                    (
+                        Status::Refused,
+                        Vec::new(),
+                        Some(err.value(py).clone().into_any().unbind()),
+                    )
                 }
-                Outcome::NotSent => {
-                    let d = PyDict::new(py);
-                    d.set_item("status", "not-sent")?;
-                    d
-                }
-                Outcome::Unknown => {
-                    let d = PyDict::new(py);
-                    d.set_item("status", "unknown")?;
-                    d
-                }
+                Outcome::NotSent => (Status::NotSent, Vec::new(), None),
+                Outcome::Unknown => (Status::Unknown, Vec::new(), None),
             };
-            d.set_item("id", id)?;
-            if let Outcome::Refused(e) = outcome {
-                let err = session_pyerr(py, session, e, &self.pending);
-                d.set_item("error", err.value(py))?;
-            }
-            out.append(d)?;
+            out.push(MessageOutcome {
+                id,
+                status,
+                refused,
+                error,
+            });
         }
         let failure = match failure {
             Some(e) => {
@@ -326,14 +321,14 @@ impl PySession {
         })
     }
 
-    /// The verification verdict: {"trust": ..., "pin": ..., "legacy_sha1": ..., "sha256": ..., "spki": ..., "chain": [bytes], "failure": ...} or None.
-    fn verdict<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+    /// The verification verdict of the handshake, or None without TLS.
+    fn verdict(&self, py: Python<'_>) -> PyResult<Option<PyVerdict>> {
         guarded(|| {
             let guard = self.lock()?;
-            match guard.as_ref().and_then(|s| s.verdict()) {
-                Some(v) => Ok(Some(verdict_dict(py, v)?)),
-                None => Ok(None),
-            }
+            Ok(guard
+                .as_ref()
+                .and_then(|s| s.verdict())
+                .map(|v| PyVerdict::new(py, v)))
         })
     }
 
@@ -572,42 +567,126 @@ fn mechanism_list(
         .map_err(|e| to_pyerr(py, e, pending))
 }
 
-fn delivery_dict<'py>(py: Python<'py>, d: &Delivery) -> PyResult<Bound<'py, PyDict>> {
-    let out = PyDict::new(py);
-    out.set_item("accepted", d.accepted.clone())?;
-    let refused = PyList::empty(py);
-    for (addr, reply) in &d.refused {
-        refused.append((addr, reply.code(), reply.text()))?;
-    }
-    out.set_item("refused", refused)?;
-    out.set_item("code", d.reply.code())?;
-    out.set_item("text", d.reply.text())?;
-    Ok(out)
+/// What became of one message of a series.
+#[pyclass(
+    eq,
+    frozen,
+    hash,
+    module = "securesmtp._core",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Status {
+    /// The server accepted it (for the recipients not in `refused`).
+    Accepted,
+    /// The server refused it: `error` says where and why.
+    Refused,
+    /// Its end of data never reached the server: safe to send again.
+    NotSent,
+    /// Its end of data went out and the verdict was lost: possibly
+    /// delivered.
+    Unknown,
 }
 
-fn verdict_dict<'py>(py: Python<'py>, v: &Verdict) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    let leaf = v.leaf();
-    d.set_item("sha256", tls::fingerprint(leaf, HashAlg::Sha256))?;
-    d.set_item("spki", tls::spki_pin(leaf).ok())?;
-    let chain = PyList::empty(py);
-    for der in &v.chain {
-        chain.append(PyBytes::new(py, der))?;
+/// One message's outcome, from `Session.confirm`.
+#[pyclass(frozen, get_all, name = "Outcome", module = "securesmtp._core")]
+struct MessageOutcome {
+    /// The id the message was submitted with.
+    id: u64,
+    status: Status,
+    /// For `ACCEPTED`: recipients refused while others were accepted, as
+    /// (address, code, text).
+    refused: Vec<(String, u16, String)>,
+    /// For `REFUSED`: the `SmtpError`.
+    error: Option<Py<PyAny>>,
+}
+
+/// How a certificate was trusted, or that it was not.
+#[pyclass(
+    eq,
+    frozen,
+    hash,
+    name = "Trust",
+    module = "securesmtp._core",
+    rename_all = "SCREAMING_SNAKE_CASE"
+)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum TrustKind {
+    /// A chain to a trusted CA.
+    Ca,
+    /// The certificate itself is in the user's CA file.
+    SelfSigned,
+    /// By its common name, which the user's CA file vouches for.
+    CommonName,
+    /// A pin matched.
+    Pin,
+    /// `--insecure`.
+    Insecure,
+    /// Verification failed (inspect mode only gets this far).
+    Failed,
+}
+
+#[pymethods]
+impl TrustKind {
+    /// The word `hg debugsmtp --json` prints.
+    #[getter]
+    fn word(&self) -> &'static str {
+        match self {
+            TrustKind::Ca => "ca",
+            TrustKind::SelfSigned => "self",
+            TrustKind::CommonName => "commonname",
+            TrustKind::Pin => "pin",
+            TrustKind::Insecure => "insecure",
+            TrustKind::Failed => "failed",
+        }
     }
-    d.set_item("chain", chain)?;
-    let (trust, pin, legacy) = match &v.result {
-        Ok(Trust::CaChain) => ("ca", None, false),
-        Ok(Trust::SelfInCaFile) => ("self", None, false),
-        Ok(Trust::CommonNameFallback) => ("commonname", None, false),
-        Ok(Trust::Pin { pin, legacy_sha1 }) => ("pin", Some(pin.clone()), *legacy_sha1),
-        Ok(Trust::Insecure) => ("insecure", None, false),
-        Err(_) => ("failed", None, false),
-    };
-    d.set_item("trust", trust)?;
-    d.set_item("pin", pin)?;
-    d.set_item("legacy_sha1", legacy)?;
-    d.set_item("failure", v.result.as_ref().err().map(|f| f.to_string()))?;
-    Ok(d)
+}
+
+/// The verdict of the certificate check of one handshake.
+#[pyclass(frozen, get_all, name = "Verdict", module = "securesmtp._core")]
+struct PyVerdict {
+    /// The leaf's SHA-256 fingerprint, as a pin line takes it.
+    sha256: String,
+    /// The leaf's public-key pin, when its key can be read.
+    spki: Option<String>,
+    /// The chain as sent, DER, leaf first.
+    chain: Vec<Py<PyBytes>>,
+    trust: TrustKind,
+    /// For `PIN`: the pin that matched.
+    pin: Option<String>,
+    /// For `PIN`: it came from `[hostfingerprints]` (SHA-1).
+    legacy_sha1: bool,
+    /// For `FAILED`: why.
+    failure: Option<String>,
+}
+
+impl PyVerdict {
+    fn new(py: Python<'_>, v: &Verdict) -> PyVerdict {
+        let leaf = v.leaf();
+        let (trust, pin, legacy_sha1) = match &v.result {
+            Ok(Trust::CaChain) => (TrustKind::Ca, None, false),
+            Ok(Trust::SelfInCaFile) => (TrustKind::SelfSigned, None, false),
+            Ok(Trust::CommonNameFallback) => (TrustKind::CommonName, None, false),
+            Ok(Trust::Pin { pin, legacy_sha1 }) => {
+                (TrustKind::Pin, Some(pin.clone()), *legacy_sha1)
+            }
+            Ok(Trust::Insecure) => (TrustKind::Insecure, None, false),
+            Err(_) => (TrustKind::Failed, None, false),
+        };
+        PyVerdict {
+            sha256: tls::fingerprint(leaf, HashAlg::Sha256),
+            spki: tls::spki_pin(leaf).ok(),
+            chain: v
+                .chain
+                .iter()
+                .map(|der| PyBytes::new(py, der).unbind())
+                .collect(),
+            trust,
+            pin,
+            legacy_sha1,
+            failure: v.result.as_ref().err().map(|f| f.to_string()),
+        }
+    }
 }
 
 /// Turn a core error into `SmtpError` with attributes, or re-raise the
@@ -704,6 +783,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Stage>()?;
     m.add_class::<Setting>()?;
     m.add_class::<PySession>()?;
+    m.add_class::<Status>()?;
+    m.add_class::<MessageOutcome>()?;
+    m.add_class::<TrustKind>()?;
+    m.add_class::<PyVerdict>()?;
     m.add_function(wrap_pyfunction!(connect, m)?)?;
     m.add_function(wrap_pyfunction!(ascii_host, m)?)?;
     m.add_function(wrap_pyfunction!(timeout_seconds, m)?)?;

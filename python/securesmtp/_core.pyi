@@ -8,6 +8,10 @@ __all__ = [
     "Stage",
     "Setting",
     "Session",
+    "Status",
+    "Outcome",
+    "Trust",
+    "Verdict",
     "connect",
     "ascii_host",
     "timeout_seconds",
@@ -98,20 +102,63 @@ class SmtpError(Exception):
     mechanism: Optional[str]
     detail: Optional[str]
 
-class Delivery(TypedDict):
-    accepted: list[str]
-    refused: list[tuple[str, int, str]]
-    code: int
-    text: str
+@final
+class Status:
+    """What became of one message of a series."""
 
-class Verdict(TypedDict):
-    sha256: str
-    spki: Optional[str]
-    chain: list[bytes]
-    trust: str  # "ca", "self", "commonname", "pin", "insecure" or "failed"
-    pin: Optional[str]
-    legacy_sha1: bool
-    failure: Optional[str]
+    ACCEPTED: Status
+    REFUSED: Status
+    NOT_SENT: Status
+    UNKNOWN: Status
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Outcome:
+    """One message's outcome, from ``Session.confirm``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def status(self) -> Status: ...
+    @property
+    def refused(self) -> list[tuple[str, int, str]]: ...
+    @property
+    def error(self) -> Optional[SmtpError]: ...
+
+@final
+class Trust:
+    """How a certificate was trusted, or that it was not."""
+
+    CA: Trust
+    SELF_SIGNED: Trust
+    COMMON_NAME: Trust
+    PIN: Trust
+    INSECURE: Trust
+    FAILED: Trust
+    @property
+    def word(self) -> str: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Verdict:
+    """The verdict of the certificate check of one handshake."""
+
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def spki(self) -> Optional[str]: ...
+    @property
+    def chain(self) -> list[bytes]: ...
+    @property
+    def trust(self) -> Trust: ...
+    @property
+    def pin(self) -> Optional[str]: ...
+    @property
+    def legacy_sha1(self) -> bool: ...
+    @property
+    def failure(self) -> Optional[str]: ...
 
 class Info(TypedDict, total=False):
     peer: str
@@ -145,7 +192,7 @@ class Session:
     ) -> str: ...
     def auth_mechanism(self, mechanisms: Optional[list[str]] = ...) -> Optional[str]: ...
     def submit(self, id: int, sender: str, recipients: list[str], message: bytes) -> None: ...
-    def confirm(self) -> tuple[list[dict], Optional[SmtpError]]: ...
+    def confirm(self) -> tuple[list[Outcome], Optional[SmtpError]]: ...
     def set_timeout(self, timeout: Union[str, float]) -> None: ...
     def quit(self) -> None: ...
     def verdict(self) -> Optional[Verdict]: ...

@@ -152,8 +152,8 @@ def _warn_about_mode(ui, port, mode):
 def _warn_about_trust(ui, bhost, verdict):
     if verdict is None:
         return
-    fingerprint = tobytes(verdict["sha256"])
-    if verdict["trust"] == "insecure":
+    fingerprint = tobytes(verdict.sha256)
+    if verdict.trust == _core.Trust.INSECURE:
         ui.warn(
             _(
                 b"warning: connection security to %s is disabled per current "
@@ -162,7 +162,7 @@ def _warn_about_trust(ui, bhost, verdict):
             )
             % (bhost, fingerprint)
         )
-    elif verdict["trust"] == "pin" and verdict["legacy_sha1"]:
+    elif verdict.trust == _core.Trust.PIN and verdict.legacy_sha1:
         # Mercurial's own nudge, word for word.
         ui.warn(
             _(
@@ -173,7 +173,7 @@ def _warn_about_trust(ui, bhost, verdict):
             )
             % (bhost, bhost, fingerprint)
         )
-    elif verdict["trust"] == "commonname":
+    elif verdict.trust == _core.Trust.COMMON_NAME:
         ui.warn(
             _(
                 b"warning: the certificate of %s has no subject alternative "

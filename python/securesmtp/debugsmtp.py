@@ -79,7 +79,7 @@ def report(ui, target, opts):
     finally:
         session.quit()
 
-    chain = _core.describe_chain(verdict["chain"]) if verdict else []
+    chain = _core.describe_chain(verdict.chain) if verdict else []
     item = {
         "host": host,
         "port": args["port"],
@@ -97,9 +97,9 @@ def report(ui, target, opts):
         "cipher_suite": tobytes(info.get("cipher_suite")),
         "key_exchange": tobytes(info.get("key_exchange")),
         "chain": [_bvalue(c) for c in chain],
-        "verified": verdict is not None and verdict["trust"] != "failed",
-        "trust": tobytes(verdict["trust"]) if verdict else b"",
-        "failure": tobytes(verdict["failure"]) if verdict else b"",
+        "verified": verdict is not None and verdict.trust != _core.Trust.FAILED,
+        "trust": tobytes(verdict.trust.word) if verdict else b"",
+        "failure": tobytes(verdict.failure or "") if verdict else b"",
         "pins": [],
         "warnings": [],
     }
@@ -137,7 +137,7 @@ def _warnings(item, chain, info, verdict):
             out.append(_(b"the server certificate expired %d days ago") % -days)
         else:
             out.append(_(b"the server certificate expires in %d days") % days)
-    failure = (verdict or {}).get("failure") or ""
+    failure = (verdict.failure if verdict else None) or ""
     if chain and "unknown authority" in failure and not chain[-1]["self_signed"]:
         out.append(
             _(

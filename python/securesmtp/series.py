@@ -109,8 +109,8 @@ class _Message:
         self.subject = _subject(headers)
         self.node = _header(headers, "X-Mercurial-Node")
         self.message_id = _header(headers, "Message-Id")
-        # None while in flight; then "accepted", "refused", "not-sent" or
-        # "unknown" (sent, verdict lost).
+        # None while in flight; then a _core.Status: ACCEPTED, REFUSED,
+        # NOT_SENT or UNKNOWN (sent, verdict lost).
         self.status = None
         self.error = None
         self.refused = []
@@ -192,7 +192,7 @@ class Sender:
         m = _Message(len(self._messages), _address(sender), recipients, msg)
         self._messages.append(m)
         if self._stopped is not None:
-            m.status = "not-sent"
+            m.status = _core.Status.NOT_SENT
             return {}
         self._submit([m])
         if not self._streaming:
@@ -200,7 +200,7 @@ class Sender:
             return self._verdict_now(m)
         if m.number == 0:
             self._confirm()
-            if m.status == "refused" and m.error is not None and (
+            if m.status == _core.Status.REFUSED and m.error is not None and (
                 m.error.stage in (_core.Stage.MAIL, _core.Stage.RCPT) or m.error.kind == _core.Kind.INPUT
             ):
                 # The rest share the sender and the recipients.
@@ -227,7 +227,7 @@ class Sender:
         the batch is not sent."""
         for m in batch:
             if self._failure is not None:
-                m.status = "not-sent"
+                m.status = _core.Status.NOT_SENT
                 continue
             try:
                 self._connection.session.submit(m.number, m.sender, m.recipients, m.data)
@@ -243,23 +243,23 @@ class Sender:
         if failure is not None and self._failure is None:
             self._failure = failure
         for o in outcomes:
-            m = self._messages[o["id"]]
-            m.status = o["status"]
-            if m.status == "accepted":
+            m = self._messages[o.id]
+            m.status = o.status
+            if m.status == _core.Status.ACCEPTED:
                 m.data = None
-                m.refused = o["refused"]
+                m.refused = o.refused
                 for addr, code, text in m.refused:
                     self._ui.warn(
                         _(b"warning: %s refused recipient %s for %s: %d %s\n")
                         % (self._bhost, tobytes(addr), m.subject, code, tobytes(text))
                     )
-            elif m.status == "refused":
-                m.error = o["error"]
+            elif m.status == _core.Status.REFUSED:
+                m.error = o.error
                 m.data = None
 
     def _resume(self):
         while self._failure is not None and self._security is None and _resumable(self._failure):
-            again = [m for m in self._messages if m.status == "not-sent" and m.data is not None]
+            again = [m for m in self._messages if m.status == _core.Status.NOT_SENT and m.data is not None]
             if not again or self._attempts >= len(RESUME_BACKOFF):
                 return
             if self._connection.reconnect_left < _SHORTEST_WAIT:
@@ -297,22 +297,22 @@ class Sender:
 
     def _verdict_now(self, m):
         """The result for a caller that wants a verdict per message."""
-        if m.status == "accepted":
+        if m.status == _core.Status.ACCEPTED:
             return {addr: (code, tobytes(text)) for addr, code, text in m.refused}
         raise hint_in_message(self.report())
 
     def report(self):
         """The abort for the messages not delivered, or None."""
-        failed = [m for m in self._messages if m.status != "accepted"]
+        failed = [m for m in self._messages if m.status != _core.Status.ACCEPTED]
         if not failed:
             return None
-        accepted = [m for m in self._messages if m.status == "accepted"]
+        accepted = [m for m in self._messages if m.status == _core.Status.ACCEPTED]
         first = failed[0]
         exc = first.error or self._failure
         security = self._security
         lines = []
         named = None
-        if len(failed) == 1 and first.status == "refused" and first.error is not None and security is None:
+        if len(failed) == 1 and first.status == _core.Status.REFUSED and first.error is not None and security is None:
             # The refusal and its patch on the headline.
             named = first
             message = _refusal(first)
@@ -337,11 +337,11 @@ class Sender:
         for m in failed:
             if m is named:
                 continue
-            if m.status == "refused" and m.error is not None:
+            if m.status == _core.Status.REFUSED and m.error is not None:
                 lines.append(_refusal(m) + b"\n")
-            elif m.status == "refused":
+            elif m.status == _core.Status.REFUSED:
                 lines.append(_(b"message not sent: %s\n") % m.subject)
-            elif m.status == "unknown":
+            elif m.status == _core.Status.UNKNOWN:
                 lines.append(
                     _(
                         b"possibly delivered: %s (the connection was lost before "
@@ -351,7 +351,7 @@ class Sender:
                 )
             else:
                 lines.append(_(b"message not sent: %s\n") % m.subject)
-        again = self._command_line([m for m in failed if m.status != "unknown"])
+        again = self._command_line([m for m in failed if m.status != _core.Status.UNKNOWN])
         if again:
             lines.append(_(b"to send the messages not sent: %s\n") % again)
         message += b"".join(lines).rstrip(b"\n")
@@ -385,7 +385,7 @@ class Sender:
             return None
         words = [b"hg", b"email"]
         first = self._messages[0]
-        if first.status == "accepted" and first.message_id:
+        if first.status == _core.Status.ACCEPTED and first.message_id:
             # Thread what is sent again under the series already out, with
             # no second introduction (patchbomb.intro=auto would ask for
             # one when two or more patches remain).
