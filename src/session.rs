@@ -337,44 +337,8 @@ impl Session {
             String::new()
         };
         let mut exchange = Exchange::new(mechanism, credentials, nonce);
-        let initial = exchange.initial_response(&self.config.host, self.config.port);
-        // RFC 4954 4: an initial response that would make the AUTH line
-        // longer than SMTP's 512 octets (OAuth2 tokens run to kilobytes)
-        // goes as the answer to the server's first, empty, challenge.
-        let fits = |ir: &String| {
-            "AUTH ".len() + mechanism.name().len() + 1 + ir.len() + 2 <= MAX_COMMAND_LINE
-        };
-        let (inline, deferred) = match initial {
-            Some(ir) if !fits(&ir) => (None, Some(ir)),
-            other => (other, None),
-        };
-        let mut reply = self.command(
-            &Command::Auth {
-                mechanism: mechanism.name().into(),
-                initial_response: inline,
-            },
-            Stage::Auth,
-        )?;
-        if let (Some(ir), 334) = (deferred, reply.code()) {
-            reply = self.command(&Command::AuthResponse(ir), Stage::Auth)?;
-        }
-        let mut challenges = 0;
-        while reply.code() == 334 && challenges < auth::MAX_CHALLENGES {
-            challenges += 1;
-            let challenge = reply.lines().first().map(|l| String::from_utf8_lossy(l));
-            match exchange.answer(challenge.as_deref().unwrap_or("")) {
-                Ok(answer) => {
-                    reply = self.command(&Command::AuthResponse(answer), Stage::Auth)?;
-                }
-                Err(failure) => {
-                    self.cancel_auth();
-                    return Err(Error::AuthExchange {
-                        mechanism: mechanism.name(),
-                        failure,
-                    });
-                }
-            }
-        }
+        let reply = self.send_auth(&mut exchange, mechanism)?;
+        let reply = self.answer_challenges(&mut exchange, mechanism, reply)?;
         match reply.code() {
             235 => {
                 exchange.finish(&reply).map_err(|failure| {
@@ -401,6 +365,60 @@ impl Session {
                 detail: exchange.detail().map(str::to_owned),
             }),
         }
+    }
+
+    /// AUTH with the initial response, and the server's first answer.
+    fn send_auth(&mut self, exchange: &mut Exchange, mechanism: Mechanism) -> Result<Reply, Error> {
+        let initial = exchange.initial_response(&self.config.host, self.config.port);
+        // RFC 4954 4: an initial response that would make the AUTH line
+        // longer than SMTP's 512 octets (OAuth2 tokens run to kilobytes)
+        // goes as the answer to the server's first, empty, challenge.
+        let fits = |ir: &String| {
+            "AUTH ".len() + mechanism.name().len() + 1 + ir.len() + 2 <= MAX_COMMAND_LINE
+        };
+        let (inline, deferred) = match initial {
+            Some(ir) if !fits(&ir) => (None, Some(ir)),
+            other => (other, None),
+        };
+        let reply = self.command(
+            &Command::Auth {
+                mechanism: mechanism.name().into(),
+                initial_response: inline,
+            },
+            Stage::Auth,
+        )?;
+        match (deferred, reply.code()) {
+            (Some(ir), 334) => self.command(&Command::AuthResponse(ir), Stage::Auth),
+            _ => Ok(reply),
+        }
+    }
+
+    /// Answer the server's 334 challenges (a bounded number); the reply
+    /// that is not one.
+    fn answer_challenges(
+        &mut self,
+        exchange: &mut Exchange,
+        mechanism: Mechanism,
+        mut reply: Reply,
+    ) -> Result<Reply, Error> {
+        let mut challenges = 0;
+        while reply.code() == 334 && challenges < auth::MAX_CHALLENGES {
+            challenges += 1;
+            let challenge = reply.lines().first().map(|l| String::from_utf8_lossy(l));
+            match exchange.answer(challenge.as_deref().unwrap_or("")) {
+                Ok(answer) => {
+                    reply = self.command(&Command::AuthResponse(answer), Stage::Auth)?;
+                }
+                Err(failure) => {
+                    self.cancel_auth();
+                    return Err(Error::AuthExchange {
+                        mechanism: mechanism.name(),
+                        failure,
+                    });
+                }
+            }
+        }
+        Ok(reply)
     }
 
     /// Ends an exchange the client cannot go on with (RFC 4954 4: `*`).
@@ -527,36 +545,7 @@ impl Session {
             .conn
             .start_tls(config, name, &slot, self.observer.as_mut());
         match result {
-            Ok(()) => {
-                let verdict = verdict.ok_or_else(|| Error::Tls {
-                    server: server.clone(),
-                    reason: "handshake finished without certificate verification".into(),
-                })?;
-                match &verdict.result {
-                    Ok(_) => {}
-                    // Only in inspect mode does a failed verdict complete the
-                    // handshake; the channel stays unverified, so nothing
-                    // more is sent on it.
-                    Err(_) if self.config.tls.dangerous.inspects() => {}
-                    Err(failure) => {
-                        return Err(Error::Verify {
-                            server,
-                            failure: failure.clone(),
-                            chain: verdict.chain.clone(),
-                        })
-                    }
-                }
-                self.verdict = Some(verdict);
-                if self.observer.wants_transcript() {
-                    if let Some(info) = self.conn.tls_info() {
-                        self.observer.transcript(&format!(
-                            "-- TLS established: {} {} {}",
-                            info.version, info.cipher_suite, info.key_exchange
-                        ));
-                    }
-                }
-                Ok(())
-            }
+            Ok(()) => self.take_verdict(server, verdict),
             Err(IoFailure::Tls(e)) => {
                 if let Some(reason) = client_cert_refusal(&e, self.config.client_cert.is_some()) {
                     return Err(Error::ClientCertRefused { server, reason });
@@ -594,6 +583,37 @@ impl Session {
             }
             Err(e) => Err(self.io_error(Stage::Handshake, e)),
         }
+    }
+
+    /// A completed handshake: keep its verdict, which must have passed
+    /// (only in inspect mode does a failed one get this far, and the
+    /// channel then stays unverified, so nothing more is sent on it).
+    fn take_verdict(&mut self, server: String, verdict: Option<Verdict>) -> Result<(), Error> {
+        let verdict = verdict.ok_or_else(|| Error::Tls {
+            server: server.clone(),
+            reason: "handshake finished without certificate verification".into(),
+        })?;
+        match &verdict.result {
+            Ok(_) => {}
+            Err(_) if self.config.tls.dangerous.inspects() => {}
+            Err(failure) => {
+                return Err(Error::Verify {
+                    server,
+                    failure: failure.clone(),
+                    chain: verdict.chain.clone(),
+                })
+            }
+        }
+        self.verdict = Some(verdict);
+        if self.observer.wants_transcript() {
+            if let Some(info) = self.conn.tls_info() {
+                self.observer.transcript(&format!(
+                    "-- TLS established: {} {} {}",
+                    info.version, info.cipher_suite, info.key_exchange
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn command(&mut self, cmd: &Command, stage: Stage) -> Result<Reply, Error> {

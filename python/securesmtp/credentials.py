@@ -71,6 +71,14 @@ def from_command(ui, timeout):
     command = ui.config(b"smtp", b"password-command")
     if not command:
         return None
+    argv = _argv(command)
+    name = tobytes(os.path.basename(argv[0]))
+    ui.note(_(b"(getting the smtp secret from smtp.password-command: %s)\n") % name)
+    ui.flush()
+    return _one_line(_run(ui, argv, name, timeout), name)
+
+
+def _argv(command):
     try:
         argv = shlex.split(os.fsdecode(command))
     except ValueError as exc:
@@ -82,10 +90,11 @@ def from_command(ui, timeout):
         raise error.ConfigError(_(b"smtp.password-command is empty"))
     # No shell, but "~/bin/token" or "gpg -d ~/pw.gpg" (as msmtp's
     # passwordeval, which has one, takes them) should mean the same here.
-    argv = [os.path.expanduser(a) if a == "~" or a.startswith("~/") else a for a in argv]
-    name = tobytes(os.path.basename(argv[0]))
-    ui.note(_(b"(getting the smtp secret from smtp.password-command: %s)\n") % name)
-    ui.flush()
+    return [os.path.expanduser(a) if a == "~" or a.startswith("~/") else a for a in argv]
+
+
+def _run(ui, argv, name, timeout):
+    """The command's output; an abort that says why when it has none."""
     try:
         proc = subprocess.run(
             argv,
@@ -121,7 +130,11 @@ def from_command(ui, timeout):
             % (name, proc.returncode),
             hint=_COMMAND_HINT,
         )
-    out = proc.stdout
+    return proc.stdout
+
+
+def _one_line(out, name):
+    """The secret: the output's one line, without its line ending."""
     if out.endswith(b"\r\n"):
         out = out[:-2]
     elif out.endswith(b"\n"):
