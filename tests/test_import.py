@@ -135,7 +135,13 @@ def test_no_finder_of_the_extension_is_left_for_every_import(tmp_path, small_rep
     code, probed, err = probe(tmp_path, small_repo, args, extensions=("patchbomb", "securesmtp"))
     assert code == 0, err
     assert "securesmtp" in probed["modules"]
-    assert [f for f in probed["finders"] if f.startswith("securesmtp")] == []
+    finders = [f for f in probed["finders"] if f.startswith("securesmtp")]
+    if "mercurial.hgweb" in probed["modules"]:
+        assert finders == []
+    else:
+        # Mercurial 6 does not load the hgweb package for every command: the
+        # one finder waiting for its modules (for hg serve) stays.
+        assert finders == ["securesmtp"]
 
 
 @pytest.mark.parametrize("args", [["version"], ["status"]])

@@ -215,9 +215,15 @@ def verification(ui, bhost):
         web = ui.config(b"web", b"cacerts")
         if web:
             cafile = _path(ui, web, b"web.cacerts")
-    for name in (b"%s:ciphers" % bhost, b"ciphers", b"%s:fingerprints" % bhost, b"%s:pubkeys" % bhost):
-        _visible(b"hostsecurity." + name, ui.config(b"hostsecurity", name, None))
-    _visible(b"hostfingerprints.%s" % bhost, ui.config(b"hostfingerprints", bhost))
+    # Each read with the default Mercurial registered for it (a mismatched
+    # one is a devel warning): the per-host cipher list has none.
+    _visible(b"hostsecurity.%s:ciphers" % bhost, ui.config(b"hostsecurity", b"%s:ciphers" % bhost, None))
+    _visible(b"hostsecurity.ciphers", ui.config(b"hostsecurity", b"ciphers"))
+    for name in (b"%s:fingerprints" % bhost, b"%s:pubkeys" % bhost):
+        for item in ui.configlist(b"hostsecurity", name):
+            _visible(b"hostsecurity." + name, item)
+    for item in ui.configlist(b"hostfingerprints", bhost):
+        _visible(b"hostfingerprints.%s" % bhost, item)
     ciphers = ui.config(b"hostsecurity", b"%s:ciphers" % bhost, None) or ui.config(
         b"hostsecurity", b"ciphers"
     )
