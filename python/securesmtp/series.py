@@ -119,22 +119,28 @@ class _Message:
 def _refusal(m):
     """What the server refused of message ``m``, naming it: ``the server
     refused [PATCH 3 of 6] subject at end of data: 550 ...`` (with the
-    refused recipients on the lines below, when it refused them all)."""
+    refused recipients on the lines below, when it refused them all). Built
+    from the error's fields, in the words the core uses for a reply."""
     exc = m.error
-    text = tobytes(str(exc))
     if exc.kind == _core.Kind.RECIPIENTS:
-        rest = text.partition(b":")[2]
-        return _(b"the server refused every recipient of %s:") % m.subject + rest
-    if exc.stage is not None:
-        prefix = b"the server refused %s: " % tobytes(exc.stage.words)
-        if text.startswith(prefix):
-            return _(b"the server refused %s at %s: %s") % (
-                m.subject,
-                tobytes(exc.stage.words),
-                text[len(prefix):],
-            )
+        lines = [_(b"the server refused every recipient of %s:") % m.subject]
+        lines += [b"  %s: %s" % (tobytes(addr), _reply(code, text)) for addr, code, text in exc.refused]
+        return b"\n".join(lines)
+    if exc.kind == _core.Kind.REPLY and exc.stage is not None and exc.code is not None:
+        return _(b"the server refused %s at %s: %s") % (
+            m.subject,
+            tobytes(exc.stage.words),
+            _reply(exc.code, exc.server_text),
+        )
     # Not a reply (an address that cannot go to this server, say).
-    return _(b"cannot send %s: %s") % (m.subject, text)
+    return _(b"cannot send %s: %s") % (m.subject, tobytes(str(exc)))
+
+
+def _reply(code, text):
+    """A reply on one line, as the core shows it: the code, then its lines
+    (already made safe to show) joined by spaces."""
+    joined = " ".join((text or "").split("\n"))
+    return b"%d %s" % (code, tobytes(joined)) if joined else b"%d" % code
 
 
 def _address(value):
