@@ -21,8 +21,8 @@ class Connection:
 
     def __init__(self, ui):
         remembered = login.Remembered()
-        self.session, self.bhost = _open(ui, remembered=remembered)
-        self.timeout = _core.timeout_seconds(settings.connect_args(ui)["timeout"])
+        self.session, self.bhost, timeout = _open(ui, remembered=remembered)
+        self.timeout = _core.timeout_seconds(timeout)
         # Seconds every reconnection of this connection may still spend
         # waiting on the server, together: one smtp.timeout. A server that
         # takes connections and never speaks costs that once, not once per
@@ -76,13 +76,15 @@ def hint_in_message(exc):
 
 
 def _open(ui, quiet=False, remembered=None, within=None):
-    """A verified, authenticated session, and the host name as bytes.
+    """A verified, authenticated session, the host name as bytes, and
+    smtp.timeout as configured.
 
     ``remembered`` keeps the login that succeeded, for the reconnections of
     the same run: the password is not asked for, fetched from the keyring or
     printed by smtp.password-command again. ``within``: seconds the server
     may stay silent while the session opens, instead of smtp.timeout."""
     args = settings.connect_args(ui)
+    configured = args["timeout"]
     if within is not None:
         args["timeout"] = within
     # Messages and hints name the host as written: the settings they suggest
@@ -127,7 +129,7 @@ def _open(ui, quiet=False, remembered=None, within=None):
         raise
     if remembered is not None and used is not None:
         remembered.login = used
-    return session, bhost
+    return session, bhost, configured
 
 
 # The port RFC 8314 gives message submission over implicit TLS.
