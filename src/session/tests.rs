@@ -1016,3 +1016,24 @@ fn with_smtputf8_non_ascii_addresses_go_as_they_are() {
     );
     assert!(matches!(outcome, Outcome::Accepted(_)));
 }
+
+#[test]
+fn in_lock_step_a_reply_nobody_asked_for_ends_the_session_before_the_next_command() {
+    // Greeting, EHLO and AUTH good; MAIL's 250 comes with another reply
+    // behind it.
+    let mut s = scenario_with(
+        Security::None,
+        vec![Answer::Good, Answer::Good, Answer::Good, Answer::Inject],
+        vec![],
+    );
+    s.caps = vec!["AUTH PLAIN"];
+    s.pipelining = false;
+    s.messages = vec![1];
+    let run = run(&s);
+    assert_eq!(verbs(&run.writes), ["EHLO", "AUTH", "MAIL"]);
+    let outcomes = run.outcomes.unwrap();
+    assert!(
+        matches!(outcomes[..], [(1, Outcome::NotSent)]),
+        "{outcomes:?}"
+    );
+}
