@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 from support import hg
@@ -156,19 +157,23 @@ def _free_port():
 class _Serve:
     """``hg serve`` of a repository with the notify hook, on loopback."""
 
-    def __init__(self, repo, hgrc, tmp_path):
+    def __init__(self, repo, hgrc, tmp_path, serving=None):
+        """``serving``: what follows ``hg serve`` (default ``-R repo``)."""
         self.port = _free_port()
         self.rc = str(tmp_path / "serve.rc")
         with open(self.rc, "w") as fp:
             fp.write(hg.BASE_HGRC + hg.hgrc_text(hgrc))
+        serving = ["-R", repo] if serving is None else serving
         self.proc = subprocess.Popen(
-            [hg.HG, "serve", "-R", repo, "-a", "127.0.0.1", "-p", str(self.port)],
+            [hg.HG, "serve"] + serving + ["-a", "127.0.0.1", "-p", str(self.port)],
             env=dict(os.environ, HGRCPATH=self.rc), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
+            # A whole request, not a bare connect: hgweb prints a traceback
+            # for a connection closed before its request line.
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                urllib.request.urlopen(self.url, timeout=5).close()
                 return
             except OSError:
                 time.sleep(0.1)
@@ -331,3 +336,64 @@ def test_chg_ends_each_commands_session(tmp_path, pki, smtp_server, repo, chg):
         assert server.connections == 2 and server.verbs.count("QUIT") == 2, server.verbs
     finally:
         subprocess.run([chg, "--kill-chg-daemon"], env=env, capture_output=True, timeout=30)
+
+
+# -- The extension enabled in a repository's own hgrc ------------------------
+# A hosting setup enables notify and the extension in the served repository's
+# .hg/hgrc, not in a user's. hg then loads the extension when it opens that
+# repository: for a local push, while the push command is already running.
+
+
+def _hosted(path, port, cacerts):
+    """A repository whose own hgrc enables notify and the extension."""
+    repo = _init(path)
+    with open(os.path.join(repo, ".hg", "hgrc"), "w") as fp:
+        fp.write(hg.hgrc_text(_notify_hgrc(port, cacerts)))
+    return repo
+
+
+def test_a_push_to_a_repository_enabling_the_extension_itself_uses_one_connection(
+    tmp_path, pki, smtp_server
+):
+    server = smtp_server(pki.rsa, "starttls")
+    source = _built(tmp_path / "source", 60)
+    dest = _hosted(tmp_path / "hosted", server.port, pki.ca.cert)
+    # The pushing user's hgrc knows nothing of the extension (run_hg's base
+    # config enables only patchbomb).
+    code, out, err = hg.run_hg(source, ["push", dest], timeout=300)
+    assert code == 0 and "hook failed" not in err, (out, err)
+    got = server.wait_for_messages(60, timeout=30)
+    assert len(got) == 60 and _distinct(got) == 60
+    # Before: 61 connections (one per notification, and one more).
+    assert server.connections == 1, server.connections
+    # Ended with the push command, politely.
+    assert server.wait_idle(5.0) and server.open_now == 0
+    assert server.verbs.count("QUIT") == 1, server.verbs
+
+
+def test_hgweb_serving_repositories_enabling_the_extension_uses_a_connection_per_request(
+    tmp_path, pki, smtp_server
+):
+    """hg serve --web-conf (hgwebdir): each repository is opened, and the
+    extension loaded from its hgrc, inside a request."""
+    server = smtp_server(pki.rsa, "starttls")
+    dest = _hosted(tmp_path / "hosted", server.port, pki.ca.cert)
+    conf = tmp_path / "web.conf"
+    conf.write_text("[paths]\nhosted = %s\n" % dest)
+    serve = _Serve(dest, {"web": {"push_ssl": "false", "allow-push": "*"}}, tmp_path,
+                   serving=["--web-conf", str(conf)])
+    try:
+        first = _clone(dest, str(tmp_path / "a"))
+        for round_ in range(2):
+            _commits(first, 5, start=round_ * 5)
+            code, out, err = hg.run_hg(first, ["push", serve.url + "hosted"], timeout=120)
+            assert code == 0, (out, err)
+            assert len(server.wait_for_messages(5 * (round_ + 1), timeout=30)) == 5 * (round_ + 1)
+            # The request is over, hg serve runs on: nothing left open.
+            assert server.wait_idle(5.0) and server.open_now == 0, "a connection outlived its request"
+            assert serve.proc.poll() is None
+        assert server.connections == 2, server.connections
+        assert server.verbs.count("QUIT") == 2, server.verbs
+    finally:
+        out, err = serve.stop()
+    assert "Traceback" not in err, err

@@ -203,15 +203,17 @@ with AUTH payloads redacted and message bodies shown as a byte count.
 # mercurial.mail, the compiled core and the rest of the shim wait for
 # ``hg email`` and ``hg debugsmtp`` (see tests/test_import.py).
 import importlib
+import importlib.machinery
 import importlib.util
+import os
 import sys
 import threading
 
-from mercurial import cmdutil, dispatch, extensions, registrar
+from mercurial import cmdutil, dispatch, error, extensions, registrar
 from mercurial.i18n import _
 
-testedwith = b"6.5 7.2"
-minimumhgversion = b"6.5"
+testedwith = b"6.1 6.3 6.5 7.2"
+minimumhgversion = b"6.1"
 
 cmdtable: dict = {}
 command = registrar.command(cmdtable)
@@ -247,6 +249,9 @@ def debugsmtp(ui, target=None, **opts):
 
     Returns 0 if the server passes verification, 1 if it does not.
     """
+    problem = _unusable_here()
+    if problem:
+        raise error.Abort(_(b"securesmtp: %s") % problem)
     if not _email_options:
         ui.warn(_NO_PATCHBOMB + b"\n")
     # The module shares this command's name, so ``from . import`` would
@@ -257,9 +262,25 @@ def debugsmtp(ui, target=None, **opts):
 
 def _smtp(orig, ui):
     """``mail._smtp`` replacement: loads the real one on first use."""
-    from . import transport
-
+    transport = _import(ui, "transport")
+    if transport is None:
+        return orig(ui)
     return transport.smtp(orig, ui)
+
+
+def _import(ui, name):
+    """The shim's module ``name``, or None (said in one line) when the
+    compiled core does not load here: a copy for another system whose file
+    name this Python accepts (a Linux folder on macOS). Mercurial's own SMTP
+    client then sends, as without the extension."""
+    try:
+        return importlib.import_module("%s.%s" % (__name__, name))
+    except ImportError as exc:
+        ui.warn(
+            _(b"(securesmtp: its compiled core does not load here: %s; using Mercurial's own SMTP client)\n")
+            % str(exc).encode("utf-8", "replace")
+        )
+        return None
 
 
 def _wrapmail(mail):
@@ -284,20 +305,56 @@ def _wrapmail(mail):
 _scopes = threading.local()
 
 
-def mail_pool():
+def mail_pool(ui=None):
     """The connections pooled in the innermost scope of this thread (a dict
-    for the caller to fill), or None outside any scope."""
+    for the caller to fill), or None outside any scope.
+
+    With ``ui``, a command already running when the extension was loaded
+    (enabled in the hgrc of a repository the command opened, such as the
+    destination of a local push running notify) gets a scope too: it opens
+    now and ends when that command's dispatch does (``ui.atexit``)."""
     stack = getattr(_scopes, "stack", None)
-    return stack[-1] if stack else None
+    if stack:
+        return stack[-1]
+    if ui is None or not _dispatching():
+        return None
+    scope = _enter()
+    ui.atexit(_leave_late, scope)
+    return scope
+
+
+def _dispatching():
+    """Whether this thread is inside ``dispatch._runcommand``: a command
+    whose end ``ui.atexit`` handlers are run at."""
+    code = getattr(dispatch._runcommand, "__code__", None)
+    frame = sys._getframe(1)
+    while frame.f_code is not code:
+        if frame.f_back is None:
+            return False
+        frame = frame.f_back
+    return True
 
 
 def _enter():
     stack = _scopes.__dict__.setdefault("stack", [])
-    stack.append({})
+    scope: dict = {}
+    stack.append(scope)
+    return scope
 
 
 def _leave():
-    for connection in _scopes.stack.pop().values():
+    _close(_scopes.stack.pop())
+
+
+def _leave_late(scope):
+    stack = getattr(_scopes, "stack", [])
+    # By identity: two empty scopes compare equal.
+    stack[:] = [s for s in stack if s is not scope]
+    _close(scope)
+
+
+def _close(scope):
+    for connection in scope.values():
         connection.close()
 
 
@@ -330,11 +387,22 @@ def _wraphgweb(hgweb_mod):
 
 
 def extsetup(ui):
+    problem = _unusable_here()
+    if problem:
+        # Nothing is wrapped: hg email is stock Mercurial's, as without
+        # the extension.
+        ui.warn(_(b"(securesmtp: %s; disabling)\n") % problem)
+        return
     _onload("mercurial.mail", _wrapmail)
     for name in ("hgweb_mod_inner", "hgweb_mod"):
         _onload("mercurial.hgweb." + name, _wraphgweb)
     extensions.wrapfunction(dispatch, "runcommand", _command_scope)
-    extensions.afterloaded(b"patchbomb", _wrap_email)
+    # patchbomb may load after this: with --config on one command of the
+    # command server (TortoiseHg passes --config extensions.patchbomb= with
+    # each command), or from a repository's hgrc. afterloaded() reports it
+    # missing once and forgets it, so every later load is watched as well.
+    extensions.wrapfunction(extensions, "load", _load_extension)
+    extensions.afterloaded(b"patchbomb", _patchbomb_loaded)
 
 
 # The option table of `hg email`, as patchbomb declares it (empty when
@@ -344,22 +412,71 @@ _email_options: list = []
 # Without patchbomb there is no hg email: said by hg debugsmtp and at the top
 # of hg help securesmtp, in one line (short enough that help does not wrap it).
 _NO_PATCHBOMB = _(b'(hg email needs patchbomb: add "patchbomb =" under [extensions])')
+_HELP = __doc__ or ""
 
 
-def _wrap_email(loaded):
-    if not loaded:
-        summary, _sep, rest = (__doc__ or "").partition("\n")
+def _unusable_here():
+    """Why this copy cannot run in this Python (bytes), or None.
+
+    A folder unpacked from the wheel of another platform, or a Python older
+    than the compiled core's floor, is said in one line at load time rather
+    than as a traceback at ``hg email``. Only the folder is listed: loading
+    the core waits for a command that sends mail."""
+    # ruff assumes 3.9 (the wheel's floor); this check is for the folder
+    # install, which any Python Mercurial runs on can load.
+    if sys.version_info < (3, 9):  # noqa: UP036
+        return b"it needs Python 3.9 or newer, and Mercurial runs on %d.%d" % sys.version_info[:2]
+    here = os.path.dirname(os.path.abspath(__file__))
+    cores = [n for n in os.listdir(here) if n.startswith("_core.")]
+    if any(n.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)) for n in cores):
+        return None
+    if not cores:
+        return b"its compiled core (_core) is missing from %s" % os.fsencode(here)
+    built = b"Windows" if any(n.endswith(".pyd") for n in cores) else b"Linux or macOS"
+    return b"this copy is built for %s, not for %s (get the one for this system)" % (
+        built,
+        sys.platform.encode(),
+    )
+
+
+def _load_extension(orig, ui, name, *args, **kwargs):
+    module = orig(ui, name, *args, **kwargs)
+    if module is not None and name.replace(b"/", b".").rsplit(b".", 1)[-1] == b"patchbomb":
+        _wrap_patchbomb(module)
+    return module
+
+
+def _patchbomb_loaded(loaded):
+    if loaded:
+        _wrap_patchbomb(extensions.find(b"patchbomb"))
+    else:
+        summary, _sep, rest = _HELP.partition("\n")
         globals()["__doc__"] = "%s\n\n%s\n%s" % (summary, _NO_PATCHBOMB.decode(), rest)
+
+
+def _wrap_patchbomb(patchbomb):
+    if getattr(patchbomb, "_securesmtp_wrapped", False):
         return
-    patchbomb = extensions.find(b"patchbomb")
+    patchbomb._securesmtp_wrapped = True
+    globals()["__doc__"] = _HELP
     entry = extensions.wrapcommand(patchbomb.cmdtable, b"email", _email)
     _email_options[:] = entry[1]
+    # Loaded by an earlier command of this process: hg's table already holds
+    # the entry as it was.
+    from mercurial import commands
+
+    for key, value in list(commands.table.items()):
+        if value is entry:
+            commands.table[key] = patchbomb.cmdtable[key]
 
 
 def _email(orig, ui, repo, *revs, **opts):
     """``hg email`` with its series streamed and confirmed at the end, and
     its messages flattened without whole-body copies."""
-    from . import flatten, series
+    series = _import(ui, "series")
+    if series is None:
+        return orig(ui, repo, *revs, **opts)
+    from . import flatten
 
     with flatten.installed():
         return series.run_series(orig, _email_options, ui, repo, *revs, **opts)

@@ -47,7 +47,7 @@ def for_ui(ui, pooled):
     """The connection for ``ui``'s settings: reused from this scope's pool
     when ``pooled`` and one is there, else opened (and pooled, or closed
     when its last sender is released)."""
-    connections = mail_pool()
+    connections = mail_pool(ui)
     if connections is None:
         return Connection(ui)
     # A series' own connection is not shared, but ends with the scope.

@@ -172,9 +172,10 @@ def _authenticate(ui, session, port, login):
         stored = store.get_smtp_password(khost, port, username)
         if stored:
             secret, source = tostr(stored), "keyring"
+    refused = None
     for attempt in range(1, _ATTEMPTS + 1):
         if secret is None:
-            secret, source = _prompt(ui, username, store), "prompt"
+            secret, source = _prompt(ui, username, store, refused), "prompt"
         ui.note(_(b"(authenticating to mail server as %s)\n") % username)
         try:
             used = session.authenticate(decoded(username, b"smtp.username"), secret, login.mechanisms)
@@ -209,9 +210,8 @@ def _authenticate(ui, session, port, login):
                         ),
                     )
                 raise
-            ui.warn(
-                _(b"SMTP login failed: %d %s\n") % (exc.code, tobytes(exc.server_text or ""))
-            )
+            refused = b"%s %s" % (tobytes(str(exc.code)), tobytes(exc.server_text or ""))
+            ui.warn(_(b"SMTP login failed: %s\n") % refused)
             secret = None
             continue
         ui.note(_(b"(authenticated with %s)\n") % tobytes(used))
@@ -222,7 +222,10 @@ def _authenticate(ui, session, port, login):
     return Login(username, login.mechanisms, secret, "remembered")
 
 
-def _prompt(ui, username, store):
+def _prompt(ui, username, store, refused=None):
+    """The password typed at the prompt. After a refusal the question itself
+    says why it is asked again: a GUI (TortoiseHg) shows only the question,
+    not the line written before it."""
     if not ui.interactive():
         if store is not None:
             raise error.Abort(
@@ -241,7 +244,10 @@ def _prompt(ui, username, store):
                 b"mercurial_keyring, or run interactively to be prompted"
             ),
         )
-    password = ui.getpass()
+    if refused is None:
+        password = ui.getpass()
+    else:
+        password = ui.getpass(_(b"password (the server refused the last one: %s): ") % refused)
     if password is None:
         raise error.Abort(_(b"no password given for %s") % username)
     return decoded(password, b"smtp.password")
