@@ -238,7 +238,19 @@ build_wheel() {
     [ -n "$(wheel_path)" ] || die "maturin built no wheel"
     # The sdist beside it: what platforms without a wheel build from.
     "$VENV/bin/maturin" sdist --out "$DIST" </dev/null >/dev/null 2>&1 || die "maturin sdist failed"
+    # The same files as a folder and a zip, for a Python without pip.
+    "$VENV/bin/python" scripts/dist.py "$DIST" >/dev/null || die "scripts/dist.py failed"
     printf '%s' "$hash" >"$stamp"
+}
+
+# The folder `scripts/dist.py` made from the Linux wheel: the package
+# directory to name under [extensions].
+folder_path() {
+    local wheel
+    wheel="$(basename "$(wheel_path)" .whl)"
+    # securesmtp-VERSION-cp39-abi3-PLATFORM -> securesmtp-VERSION-PLATFORM
+    printf '%s/%s-%s-%s/securesmtp\n' "$DIST" "$(echo "$wheel" | cut -d- -f1)" \
+        "$(echo "$wheel" | cut -d- -f2)" "$(echo "$wheel" | cut -d- -f5)"
 }
 
 # The core with `_core._test_hook_panic` (cargo feature test-hooks), for the
@@ -377,6 +389,46 @@ setup_matrix_venv() {
     fi
 }
 
+# Debian's own Mercurial (the `mercurial` package, /usr/bin/hg on the system
+# Python): a venv that sees it through --system-site-packages holds only the
+# test tools; the extension is not installed in it but named by the path of
+# the folder (as a Debian user, who cannot pip into the system Python, does).
+setup_debian_venv() {
+    local venv="$WORK/venvs/debian-hg" want
+    if [ ! -x /usr/bin/hg ] || ! /usr/bin/python3 -c 'import mercurial' >/dev/null 2>&1; then
+        log "no Debian Mercurial in /usr/bin (apt-get install mercurial); its tests will fail"
+        return 0
+    fi
+    want="$(printf '%s\n' "$(/usr/bin/hg version -q)" "${MATRIX_REQUIREMENTS[@]}")"
+    if [ ! -f "$venv/.requirements" ] || [ "$(cat "$venv/.requirements")" != "$want" ]; then
+        rm -rf "$venv"
+        log "creating $venv (Debian's $(/usr/bin/hg version -q | head -n 1))"
+        /usr/bin/python3 -m venv --system-site-packages "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+            "${MATRIX_REQUIREMENTS[@]}" </dev/null
+        printf '%s' "$want" >"$venv/.requirements"
+    fi
+    # What scripts/test.sh runs there: Debian's hg, the extension by path.
+    printf '%s\n' /usr/bin/hg >"$venv/.hg"
+    folder_path >"$venv/.extension"
+}
+
+# A Python older than the core's floor: Mercurial alone, and the folder.
+setup_old_python_venv() {
+    local name="$1" pyver="$2" hgver="$3"
+    local venv="$WORK/venvs/$name" py want
+    want="$(printf '%s\n' "$pyver" "mercurial==$hgver")"
+    if [ ! -f "$venv/.requirements" ] || [ "$(cat "$venv/.requirements")" != "$want" ]; then
+        py="$(find_python "$pyver")" || die "Python $pyver not found (needed for the $name venv)"
+        rm -rf "$venv"
+        log "creating $venv (Python $pyver, Mercurial $hgver)"
+        "$py" -m venv "$venv"
+        "$venv/bin/python" -m pip install -q --disable-pip-version-check "mercurial==$hgver" </dev/null
+        printf '%s' "$want" >"$venv/.requirements"
+    fi
+    folder_path >"$venv/.extension"
+}
+
 # Mercurial's source distribution: tests/run-tests.py and the .t tests.
 setup_hg_tests() {
     local dest="$WORK/hg-tests/mercurial-$HG_TESTS_VERSION"
@@ -417,6 +469,7 @@ main() {
     setup_venv
     setup_exim
     build_wheel
+    [ -d "$(dirname "$(folder_path)")" ] || "$VENV/bin/python" scripts/dist.py "$DIST" >/dev/null
     install_dev
     build_test_hooks
     if [ "$MATRIX_MODE" = 1 ]; then
@@ -425,6 +478,9 @@ main() {
             # shellcheck disable=SC2086
             setup_matrix_venv $entry
         done
+        # shellcheck disable=SC2086
+        setup_old_python_venv $OLD_PYTHON
+        setup_debian_venv
         setup_hg_tests
     fi
 }

@@ -13,6 +13,7 @@ while the long-running process is still up.
 
 import glob
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -194,6 +195,14 @@ class _Serve:
         return out.decode(errors="replace"), err.decode(errors="replace")
 
 
+def _unexpected_tracebacks(err):
+    """The tracebacks hg serve printed, but for a client resetting an idle
+    keep-alive connection while hgweb waits for its next request line (hg's
+    HTTP client at exit, now and then; nothing of the extension's)."""
+    blocks = re.split(r"(?m)^ *Traceback \(most recent call last\):$", err)[1:]
+    return [b for b in blocks if not ("handle_one_request" in b and "ConnectionResetError" in b.split("\n----")[0])]
+
+
 def _clone(src, dest):
     subprocess.run([hg.HG, "clone", "-q", src, dest], check=True, env=dict(os.environ, HGRCPATH=""))
     return dest
@@ -241,7 +250,7 @@ def test_hg_serve_holds_no_smtp_connection_after_pushes(tmp_path, pki, smtp_serv
         assert serve.proc.poll() is None
     finally:
         out, err = serve.stop()
-    assert "Traceback" not in err, err
+    assert not _unexpected_tracebacks(err), err
 
 
 def test_the_command_server_closes_each_commands_session(tmp_path, pki, smtp_server, repo):
@@ -396,4 +405,4 @@ def test_hgweb_serving_repositories_enabling_the_extension_uses_a_connection_per
         assert server.verbs.count("QUIT") == 2, server.verbs
     finally:
         out, err = serve.stop()
-    assert "Traceback" not in err, err
+    assert not _unexpected_tracebacks(err), err

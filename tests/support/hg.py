@@ -81,6 +81,20 @@ def _env(extra=None):
     return env
 
 
+# Where hg takes the extension from: by name from its Python's packages, or
+# (SECURESMTP_EXTENSION: a folder unpacked from the wheel) by path, as with a
+# distribution's Mercurial or TortoiseHg.
+EXTENSION_PATH = os.environ.get("SECURESMTP_EXTENSION", "")
+
+
+def extension_by_path(text):
+    """``text`` (an hgrc) with ``securesmtp =`` naming the folder when the
+    tests run against one."""
+    if not EXTENSION_PATH:
+        return text
+    return re.sub(r"(?m)^securesmtp\s*=\s*$", "securesmtp = " + EXTENSION_PATH.replace("\\", "\\\\"), text)
+
+
 def hgrc_text(hgrc):
     """An hgrc from a ``{section: {key: value}}`` dict, or text as is."""
     if hgrc is None:
@@ -163,7 +177,7 @@ def run_hg(
     password, its base64 forms, and any ``smtp.password`` in ``hgrc``) and
     for tracebacks; either fails the calling test.
     """
-    text = BASE_HGRC + hgrc_text(hgrc)
+    text = extension_by_path(BASE_HGRC + hgrc_text(hgrc))
     fd, path = tempfile.mkstemp(prefix="hgrc-", suffix=".rc")
     with os.fdopen(fd, "w", encoding="utf-8") as fp:
         fp.write(text)
