@@ -11,9 +11,11 @@ bench:
 bench-import:
 	bash scripts/setup.sh && .venv/bin/python bench/import_cost.py
 
-# The wheel (built by setup.sh into .work/dist/) and the sdist next to it.
+# Into .work/dist/ (setup.sh builds them): the wheel, the sdist, and the
+# wheel unpacked as a folder and a zip for installs without pip
+# (scripts/dist.py; the README's "Without pip").
 dist:
-	bash scripts/setup.sh && .venv/bin/maturin sdist --out .work/dist && ls -l .work/dist
+	bash scripts/setup.sh && ls -l .work/dist
 
 # The generated trust-parity test at length (docs/security.md records a run).
 parity-long:
