@@ -56,6 +56,12 @@ def pytest_configure(config):
             "filterwarnings",
             "%s:%s:%s" % (action, re.escape(message), category.__name__),
         )
+    # Mercurial 6.1 imports imp (gone in Python 3.12) in the modules
+    # test_flatten.py imports in-process.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:the imp module is deprecated:DeprecationWarning:mercurial",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,10 @@ the prompt, when the session is interactive. The secret is a password, or
 an OAuth2 access token for XOAUTH2 and OAUTHBEARER; it is never printed.
 """
 
+import ntpath
 import os
 import shlex
+import shutil
 import subprocess
 
 from mercurial import error, extensions
@@ -78,9 +80,13 @@ def from_command(ui, timeout):
     return _one_line(_run(ui, argv, name, timeout), name)
 
 
-def _argv(command):
+def _argv(command, windows=os.name == "nt"):
+    text = os.fsdecode(command)
     try:
-        argv = shlex.split(os.fsdecode(command))
+        # Windows programs read their command line by the C runtime's rules,
+        # where a backslash is a path separator, not an escape:
+        # "C:\Users\alice\token.cmd" must stay as written.
+        argv = split_windows(text) if windows else shlex.split(text)
     except ValueError as exc:
         raise error.ConfigError(
             _(b"smtp.password-command cannot be parsed: %s") % tobytes(str(exc)),
@@ -90,7 +96,66 @@ def _argv(command):
         raise error.ConfigError(_(b"smtp.password-command is empty"))
     # No shell, but "~/bin/token" or "gpg -d ~/pw.gpg" (as msmtp's
     # passwordeval, which has one, takes them) should mean the same here.
-    return [os.path.expanduser(a) if a == "~" or a.startswith("~/") else a for a in argv]
+    home = ("~/", "~\\") if windows else ("~/",)
+    expanduser = ntpath.expanduser if windows else os.path.expanduser
+    argv = [expanduser(a) if a == "~" or a.startswith(home) else a for a in argv]
+    if windows:
+        # CreateProcess finds only NAME.exe for a bare NAME; a helper written
+        # as NAME.cmd or NAME.bat is found the way cmd.exe finds it
+        # (PATHEXT), which shutil.which does on Windows.
+        argv[0] = shutil.which(argv[0]) or argv[0]
+    return argv
+
+
+def split_windows(text):
+    """``text`` split into arguments as the Microsoft C runtime splits a
+    command line (CommandLineToArgvW): spaces and tabs separate outside
+    double quotes; 2n backslashes before a quote are n backslashes and the
+    quote opens or closes; 2n+1 are n and a literal quote; a backslash
+    before anything else is itself; ``""`` inside quotes is one quote."""
+    args = []
+    current = []
+    quoted = False
+    started = False
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            j = i
+            while j < len(text) and text[j] == "\\":
+                j += 1
+            if j < len(text) and text[j] == '"':
+                current.append("\\" * ((j - i) // 2))
+                if (j - i) % 2:
+                    current.append('"')
+                    i = j + 1
+                else:
+                    i = j
+            else:
+                current.append("\\" * (j - i))
+                i = j
+            started = True
+            continue
+        if c == '"':
+            if quoted and text[i + 1 : i + 2] == '"':
+                current.append('"')
+                i += 2
+                continue
+            quoted = not quoted
+            started = True
+        elif c in " \t" and not quoted:
+            if started:
+                args.append("".join(current))
+                current, started = [], False
+        else:
+            current.append(c)
+            started = True
+        i += 1
+    if quoted:
+        raise ValueError("No closing quotation")
+    if started:
+        args.append("".join(current))
+    return args
 
 
 def _run(ui, argv, name, timeout):
