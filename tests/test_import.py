@@ -52,7 +52,7 @@ HEAVY = (
     "email.parser",
     "mercurial.mail",
     "securesmtp._core",
-    "securesmtp.transport",
+    "securesmtp.reply",
     "securesmtp.connection",
     "securesmtp.login",
     "securesmtp.series",
@@ -201,7 +201,7 @@ def test_the_wrapper_is_in_place_when_mail_loads(tmp_path, small_repo):
     )
     assert code != 0
     assert "smtp.tls has unknown value 'bogus'" in err
-    assert {"securesmtp.transport", "mercurial.mail"} <= loaded
+    assert {"securesmtp.series", "mercurial.mail"} <= loaded
 
 
 @pytest.mark.parametrize("demandimport", ["enable", "disable"])

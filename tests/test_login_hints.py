@@ -5,11 +5,15 @@
   Temporary authentication failure`` once Dovecot's auth service is gone
   (support/dovecotpostfix.py).
 - A provider's advice (app passwords, OAuth2) only for that provider's
-  server: Postfix with Dovecot refuses a wrong password with ``535 5.7.8``,
-  the code Google uses, and gets the plain hint. The provider cases run
-  against a local server with a certificate for the provider's host name,
-  which hg reaches through a hosts file of its own (support/hosts.py); the
-  server's greeting is not used to recognise a provider, only smtp.host.
+  server, known by its reply (Microsoft's own enhanced codes and words,
+  Google's link to its help pages) under any host name, or by smtp.host for
+  the replies that do not say who answered. Postfix with Dovecot refuses a
+  wrong password with ``535 5.7.8``, the code Google uses, and gets the
+  plain hint. The host-name cases run against a local server with a
+  certificate for the provider's host name, which hg reaches through a
+  hosts file of its own (support/hosts.py); the replies under a neutral
+  name (``localhost``, as a company's own submission name pointing at the
+  provider would be) come from a local server answering as the provider.
 """
 
 import tempfile
@@ -139,11 +143,41 @@ def test_gmail_refusing_a_password_gets_the_app_password_hint(repo, pki, provide
     _no_mail(server)
 
 
-def test_the_same_refusal_from_another_server_gets_the_plain_hint(repo, pki, provider_server):
-    server = provider_server(GOOGLE_REFUSAL, cert=pki.rsa)
+MICROSOFT_HINT = (
+    "(check smtp.username and the password; if they are right, the account may "
+    "take only OAuth2: set smtp.auth = xoauth2 and smtp.password-command to a "
+    "command that prints an access token)"
+)
+
+
+@pytest.mark.parametrize(
+    "refusal, expected",
+    [
+        (GOOGLE_REFUSAL, GOOGLE_HINT),
+        ("534 5.7.9 Application-specific password required. For more information, go to "
+         "https://support.google.com/mail/?p=InvalidSecondFactor", OAUTH_HINT),
+        ("550 5.7.30 Basic authentication is not supported for Client Submission.", OAUTH_HINT),
+        ("535 5.7.139 Authentication unsuccessful, basic authentication is disabled. "
+         "[DM6PR0101CA0012.namprd01.prod.outlook.com]", OAUTH_HINT),
+        ("535 5.7.3 Authentication unsuccessful [SN4PR0601CA0005.namprd06.prod.outlook.com]",
+         MICROSOFT_HINT),
+        # Postfix and Dovecot's words for the same code as Google's.
+        ("535 5.7.8 Error: authentication failed: authentication failure", PLAIN_HINT),
+        # RFC 4954's own 534 5.7.9, not Google's.
+        ("534 5.7.9 Authentication mechanism is too weak", PLAIN_HINT),
+    ],
+)
+def test_a_providers_refusal_under_a_neutral_host_name_gets_its_hint(
+    repo, pki, provider_server, refusal, expected
+):
+    """A company's own submission name that points at Microsoft 365 or
+    Google: the reply says who answered."""
+    server = provider_server(refusal, cert=pki.rsa)
     code, out, err = hg.run_hg(repo, hg.email_args(), _as("localhost", server, pki), secrets=SECRETS)
     assert code == 255, (code, out, err)
-    assert _hint(err) == PLAIN_HINT, err
+    assert refusal.split(" [")[0].split(". For more")[0] in err, err
+    assert _hint(err) == expected, err
+    _no_mail(server)
 
 
 def test_microsoft_basic_auth_refusal_says_to_use_oauth2(repo, pki, provider_server, provider_hosts):
@@ -191,9 +225,14 @@ def test_microsoft_refusal_is_not_retried_interactively(repo, pki, provider_serv
         (b"mail.example.net", 534, "5.7.9 Authentication mechanism is too weak", PLAIN_HINT),
         (b"gmail.com.example.net", 535, "5.7.8 Username and Password not accepted.", PLAIN_HINT),
         (b"notgmail.com", 535, "5.7.8 Username and Password not accepted.", PLAIN_HINT),
+        (b"mail.example.net", 535, "5.7.8 Username and Password not accepted. For more "
+         "information, go to https://support.google.com/mail/?p=BadCredentials", GOOGLE_HINT),
+        (b"mail.example.net", 550, "5.7.30 Basic authentication is not supported", OAUTH_HINT),
+        (b"mail.example.net", 535, "5.7.3 Authentication unsuccessful", MICROSOFT_HINT),
+        (b"smtp.office365.com", 535, "5.7.8 Error: authentication failed:", MICROSOFT_HINT),
         (b"smtp.gmail.com", 454, "4.7.0 Temporary authentication failure", TEMPORARY_HINT),
     ],
 )
-def test_provider_hints_go_by_the_host_name(host, code, text, expected):
+def test_provider_hints_go_by_the_reply_and_the_host_name(host, code, text, expected):
     exc = types.SimpleNamespace(code=code, server_text=text, mechanism="PLAIN")
-    assert b"(%s)" % errors._auth_hint(exc, host) == expected.encode()
+    assert b"(%s)" % errors.auth_hint(exc, host) == expected.encode()

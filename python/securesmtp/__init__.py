@@ -262,10 +262,10 @@ def debugsmtp(ui, target=None, **opts):
 
 def _smtp(orig, ui):
     """``mail._smtp`` replacement: loads the real one on first use."""
-    transport = _import(ui, "transport")
-    if transport is None:
+    series = _import(ui, "series")
+    if series is None:
         return orig(ui)
-    return transport.smtp(orig, ui)
+    return series.smtp(orig, ui, mail_pool(ui))
 
 
 def _import(ui, name):
@@ -305,18 +305,18 @@ def _wrapmail(mail):
 _scopes = threading.local()
 
 
-def mail_pool(ui=None):
+def mail_pool(ui):
     """The connections pooled in the innermost scope of this thread (a dict
     for the caller to fill), or None outside any scope.
 
-    With ``ui``, a command already running when the extension was loaded
+    A command already running when the extension was loaded
     (enabled in the hgrc of a repository the command opened, such as the
     destination of a local push running notify) gets a scope too: it opens
     now and ends when that command's dispatch does (``ui.atexit``)."""
     stack = getattr(_scopes, "stack", None)
     if stack:
         return stack[-1]
-    if ui is None or not _dispatching():
+    if not _dispatching():
         return None
     scope = _enter()
     ui.atexit(_leave_late, scope)

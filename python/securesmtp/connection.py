@@ -1,5 +1,5 @@
 """Opening a verified, authenticated session, and the connections a
-command or an hgweb request shares (see ``mail_pool``).
+command or an hgweb request shares (the pool ``series.smtp`` is given).
 
 A session is verified by the core before anything but EHLO and STARTTLS is
 sent; here the settings are read, the trust verdict is reported, and the
@@ -11,7 +11,7 @@ password again.
 from mercurial import error, mail
 from mercurial.i18n import _
 
-from . import _core, errors, login, mail_pool, settings
+from . import _core, errors, login, settings
 from .text import tobytes
 
 
@@ -43,11 +43,11 @@ class Connection:
         self.session.quit()
 
 
-def for_ui(ui, pooled):
-    """The connection for ``ui``'s settings: reused from this scope's pool
-    when ``pooled`` and one is there, else opened (and pooled, or closed
-    when its last sender is released)."""
-    connections = mail_pool(ui)
+def for_ui(ui, connections, pooled):
+    """The connection for ``ui``'s settings: reused from ``connections``
+    (the scope's pool, or None outside one) when ``pooled`` and one is
+    there, else opened (and pooled, or closed when its last sender is
+    released)."""
     if connections is None:
         return Connection(ui)
     # A series' own connection is not shared, but ends with the scope.
@@ -63,16 +63,6 @@ def _settings_key(ui):
     args = settings.connect_args(ui)
     login = tuple(ui.config(b"smtp", k) for k in (b"username", b"auth", b"password-command"))
     return repr(sorted(args.items())), login
-
-
-def hint_in_message(exc):
-    """``exc`` with its hint folded into the message: callers other than
-    ``hg email`` run in hooks (notify), and Mercurial's hook runner prints
-    only the message, which would lose the pin line."""
-    if not exc.hint:
-        return exc
-    message = exc.message + b"\n" + exc.hint
-    return type(exc)(message)
 
 
 def _open(ui, quiet=False, remembered=None, within=None):

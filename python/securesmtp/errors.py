@@ -1,13 +1,17 @@
-"""Turn a core ``SmtpError`` into the Mercurial error a user should see.
+"""Every message the user sees about a failure, and its hint: the one place
+that turns a core ``SmtpError`` (its kind, stage, reply code, setting and
+the server's text) into a Mercurial error.
 
 Verification and channel-security failures are ``error.SecurityError`` (exit
 255, or 150 with ``ui.detailed-exit-code``), like Mercurial's own; everything
-else is ``error.Abort``. Each carries a hint naming the setting to change.
+else is ``error.Abort``. Each carries a hint naming the setting to change,
+chosen from tables keyed by the error's kind and by the server's reply.
 """
 
 from mercurial import error
 from mercurial.i18n import _
 
+from . import reply
 from ._core import Kind, Setting, Stage
 from .text import tobytes
 
@@ -23,17 +27,57 @@ _SECURITY = {
     Kind.AUTH_SERVER,
 }
 
-# Refusals that mean "this account does not take a password here any more".
-# Microsoft 365: 550 5.7.30 (basic auth off for client submission), 535
-# 5.7.139 (basic auth disabled). Google: 534 5.7.9 (application-specific
-# password required).
-_NEEDS_OAUTH = ("5.7.30", "5.7.139", "5.7.9")
-
 _OAUTH_HINT = _(
     b"this account needs OAuth2: set smtp.auth = xoauth2 and set "
     b"smtp.password-command to a command that prints an access token "
     b"(for example pizauth, oama or mutt_oauth2.py); see hg help securesmtp"
 )
+
+_GOOGLE_HINT = _(
+    b"check smtp.username and the password; if they are right, the "
+    b"account may need an app password, or OAuth2: set smtp.auth = "
+    b"xoauth2 and smtp.password-command to a command that prints an "
+    b"access token"
+)
+
+_MICROSOFT_HINT = _(
+    b"check smtp.username and the password; if they are right, the "
+    b"account may take only OAuth2: set smtp.auth = xoauth2 and "
+    b"smtp.password-command to a command that prints an access token"
+)
+
+_PLAIN_AUTH_HINT = _(b"check smtp.username and the password (smtp.password or smtp.password-command)")
+
+# Refused logins whose reply says which provider answered, whatever
+# smtp.host is called (a company's own submission name often points at
+# Microsoft 365 or Google): the code, the enhanced status code, and text
+# only that provider writes (None: the enhanced code is the provider's
+# own). A self-hosted server answers 535 5.7.8 too (Postfix with Dovecot:
+# "Error: authentication failed"), so Google's 5.7.8 is known by the help
+# page its text links to, and RFC 4954's 534 5.7.9 ("mechanism too weak")
+# from Google's words for it.
+_PROVIDER_REPLIES = (
+    # Microsoft 365: basic authentication off for client submission, or
+    # for the whole tenant: no password will do.
+    (reply.UNAVAILABLE, "5.7.30", None, "microsoft", _OAUTH_HINT),
+    (reply.AUTH_INVALID, "5.7.139", None, "microsoft", _OAUTH_HINT),
+    # Microsoft 365's answer to a wrong password and to an account whose
+    # basic authentication is off alike.
+    (reply.AUTH_INVALID, "5.7.3", "Authentication unsuccessful", "microsoft", _MICROSOFT_HINT),
+    # Google: an app password (or OAuth2) is required.
+    (reply.AUTH_TOO_WEAK, "5.7.9", "Application-specific password", "google", _OAUTH_HINT),
+    (reply.AUTH_INVALID, "5.7.8", "support.google.com/mail", "google", _GOOGLE_HINT),
+)
+
+
+def _provider_reply(exc):
+    """The provider entry of ``_PROVIDER_REPLIES`` the refusal ``exc``
+    matches, or None."""
+    text = exc.server_text or ""
+    for code, enhanced, marker, who, hint in _PROVIDER_REPLIES:
+        if exc.code == code and text.startswith(enhanced) and (marker is None or marker in text):
+            return who, hint
+    return None
 
 
 def pin_hint(host, fingerprint):
@@ -87,98 +131,108 @@ def _config_setting(setting, host):
     return names.get(setting, b"your hgrc")
 
 
-def _hint(exc, host):
-    kind = exc.kind
-    if kind != Kind.CONFIG and exc.setting == Setting.TLS:
-        # A cleartext session to a server that offers STARTTLS, which then
-        # had no AUTH for us or wanted STARTTLS (or a login) first.
-        return _(
-            b"the server offers STARTTLS, which smtp.tls = none does not "
-            b"use, and wants it before a login or a message: set "
-            b"smtp.tls = starttls"
-        )
-    if kind == Kind.VERIFY:
-        if getattr(exc, "pinned", None):
-            return repin_hint(host, exc.pinned, exc.fingerprint, exc.spki)
-        if exc.fingerprint:
-            return pin_hint(host, exc.fingerprint)
-        return _(b"set web.cacerts or hostsecurity.%s:fingerprints") % host
-    if kind == Kind.TLS_VERSION:
-        return _(
-            b"the minimum is set by hostsecurity.minimumprotocol or "
-            b"hostsecurity.%s:minimumprotocol; TLS 1.0 and 1.1 are never used"
-        ) % host
-    if kind == Kind.START_TLS:
-        return _(
-            b"if this port expects TLS from the start, set smtp.tls=smtps; "
-            b"to send without encryption (not recommended), set smtp.tls=none"
-        )
-    if kind == Kind.INJECTION:
-        return _(b"someone between you and the server may be tampering with the connection")
-    if kind == Kind.TLS and exc.setting == Setting.CLIENT_CERT:
+def _verify_hint(exc, host):
+    if getattr(exc, "pinned", None):
+        return repin_hint(host, exc.pinned, exc.fingerprint, exc.spki)
+    if exc.fingerprint:
+        return pin_hint(host, exc.fingerprint)
+    return _(b"set web.cacerts or hostsecurity.%s:fingerprints") % host
+
+
+def _tls_hint(exc, host):
+    if exc.setting == Setting.CLIENT_CERT:
         return _(
             b"set hostsecurity.%s:clientcert (and :clientkey) to a PEM "
             b"certificate the server accepts"
         ) % host
-    if kind == Kind.TLS:
-        return _(b"check smtp.port and smtp.tls (smtps for implicit TLS, starttls otherwise)")
-    if kind == Kind.CLEARTEXT_AUTH:
-        return _(
-            b"set smtp.tls=starttls or smtps, or set "
-            b"smtp.allow-cleartext-auth=yes to send the password anyway"
-        )
-    if kind == Kind.AUTH:
-        return _auth_hint(exc, host)
-    if kind == Kind.AUTH_MECHANISM and exc.setting == Setting.USERNAME:
+    return _(b"check smtp.port and smtp.tls (smtps for implicit TLS, starttls otherwise)")
+
+
+def _mechanism_hint(exc, host):
+    if exc.setting == Setting.USERNAME:
         return _(
             b"the server offers no login on this connection: if it needs "
             b"none, remove smtp.username; otherwise check smtp.port (logins "
             b"are usually taken on submission, 587, or 465 with smtp.tls = smtps)"
         )
-    if kind == Kind.AUTH_MECHANISM:
-        return _(
-            b"set smtp.auth to mechanisms the server offers; this client "
-            b"knows xoauth2, oauthbearer, scram-sha-256, plain, login, cram-md5 "
-            b"and external"
-        )
-    if kind == Kind.AUTH_SERVER:
-        return _(
-            b"nothing was sent; the server could not prove it knows your "
-            b"password, so it may not be the server you set up the account "
-            b"on: check smtp.host, or ask its administrator"
-        )
-    if kind == Kind.AUTH_PROTOCOL:
-        return _(
-            b"the server's SASL exchange went wrong; smtp.auth can name "
-            b"another mechanism"
-        )
-    if kind == Kind.CONNECT_TIMEOUT:
-        return _(b"check smtp.host and smtp.port; smtp.timeout sets how long to wait")
-    if kind == Kind.CONNECT:
-        return _(b"check smtp.host and smtp.port")
-    if kind == Kind.TIMEOUT and exc.stage == Stage.GREETING:
+    return _(
+        b"set smtp.auth to mechanisms the server offers; this client "
+        b"knows xoauth2, oauthbearer, scram-sha-256, plain, login, cram-md5 "
+        b"and external"
+    )
+
+
+def _timeout_hint(exc, host):
+    if exc.stage == Stage.GREETING:
         # A port for implicit TLS (465) waits for a ClientHello and never
         # greets a client that waits for its greeting.
         return _(
             b"a server that never greets may expect TLS from the first byte "
             b"(port 465): set smtp.tls = smtps; else raise smtp.timeout"
         )
-    if kind == Kind.TIMEOUT:
-        return _(b"the server stopped answering; raise smtp.timeout if it is only slow")
-    if kind == Kind.CONFIG:
-        return _(b"check %s") % _config_setting(exc.setting, host)
-    if kind in (Kind.RECIPIENTS, Kind.INPUT):
-        return _(b"check the recipient addresses (--to, --cc, --bcc) and email.from")
-    if kind == Kind.REPLY:
-        return _reply_hint(exc)
-    if kind in (Kind.IO, Kind.PROTOCOL):
-        return _(
-            b"the connection to the server broke off or did not speak SMTP; "
-            b"check smtp.port and smtp.tls, then try again"
-        )
-    if kind == Kind.INTERNAL:
-        return _(b"this is a bug in securesmtp; please report it")
-    return _(b"see hg help securesmtp")
+    return _(b"the server stopped answering; raise smtp.timeout if it is only slow")
+
+
+# What to do, by the kind of failure: a hint, or a function of the error and
+# the host (as written in smtp.host) that picks one.
+_KIND_HINTS = {
+    Kind.VERIFY: _verify_hint,
+    Kind.TLS_VERSION: lambda exc, host: _(
+        b"the minimum is set by hostsecurity.minimumprotocol or "
+        b"hostsecurity.%s:minimumprotocol; TLS 1.0 and 1.1 are never used"
+    )
+    % host,
+    Kind.START_TLS: _(
+        b"if this port expects TLS from the start, set smtp.tls=smtps; "
+        b"to send without encryption (not recommended), set smtp.tls=none"
+    ),
+    Kind.INJECTION: _(b"someone between you and the server may be tampering with the connection"),
+    Kind.TLS: _tls_hint,
+    Kind.CLEARTEXT_AUTH: _(
+        b"set smtp.tls=starttls or smtps, or set "
+        b"smtp.allow-cleartext-auth=yes to send the password anyway"
+    ),
+    Kind.AUTH: lambda exc, host: auth_hint(exc, host),
+    Kind.AUTH_MECHANISM: _mechanism_hint,
+    Kind.AUTH_SERVER: _(
+        b"nothing was sent; the server could not prove it knows your "
+        b"password, so it may not be the server you set up the account "
+        b"on: check smtp.host, or ask its administrator"
+    ),
+    Kind.AUTH_PROTOCOL: _(
+        b"the server's SASL exchange went wrong; smtp.auth can name "
+        b"another mechanism"
+    ),
+    Kind.CONNECT_TIMEOUT: _(b"check smtp.host and smtp.port; smtp.timeout sets how long to wait"),
+    Kind.CONNECT: _(b"check smtp.host and smtp.port"),
+    Kind.TIMEOUT: _timeout_hint,
+    Kind.CONFIG: lambda exc, host: _(b"check %s") % _config_setting(exc.setting, host),
+    Kind.RECIPIENTS: _(b"check the recipient addresses (--to, --cc, --bcc) and email.from"),
+    Kind.INPUT: _(b"check the recipient addresses (--to, --cc, --bcc) and email.from"),
+    Kind.REPLY: lambda exc, host: _reply_hint(exc),
+    Kind.IO: _(
+        b"the connection to the server broke off or did not speak SMTP; "
+        b"check smtp.port and smtp.tls, then try again"
+    ),
+    Kind.INTERNAL: _(b"this is a bug in securesmtp; please report it"),
+}
+_KIND_HINTS[Kind.PROTOCOL] = _KIND_HINTS[Kind.IO]
+
+_STARTTLS_UNUSED_HINT = _(
+    b"the server offers STARTTLS, which smtp.tls = none does not "
+    b"use, and wants it before a login or a message: set "
+    b"smtp.tls = starttls"
+)
+
+
+def hint_for(exc, host):
+    """What to do about core error ``exc`` talking to ``host``."""
+    if exc.kind != Kind.CONFIG and exc.setting == Setting.TLS:
+        # A cleartext session to a server that offers STARTTLS, which then
+        # had no AUTH for us or wanted STARTTLS (or a login) first.
+        return _STARTTLS_UNUSED_HINT
+    found = _KIND_HINTS.get(exc.kind, _(b"see hg help securesmtp"))
+    return found(exc, host) if callable(found) else found
 
 
 # What to do about a refusal, by the stage it came at.
@@ -198,45 +252,43 @@ _STAGE_HINTS = {
 
 def _reply_hint(exc):
     code = exc.code or 0
-    if code in (421, 221):
+    if reply.closing(code):
         return _(b"the server is closing the connection; try again later")
-    if code < 400:
+    if reply.positive(code):
         # A positive reply where another was due: not a refusal.
         return _(
             b"the server answered out of turn; check that smtp.host and "
             b"smtp.port name an SMTP server"
         )
-    if code == 530 and exc.stage != Stage.AUTH:
+    if code == reply.AUTH_REQUIRED and exc.stage != Stage.AUTH:
         # RFC 4954 6: "530 5.7.0 Authentication required".
         return _(
             b"the server takes mail only after a login: set smtp.username "
             b"(the password comes from smtp.password, smtp.password-command, "
             b"the keyring or a prompt)"
         )
-    if code == 552 and exc.stage in (Stage.MAIL, Stage.DATA, Stage.BODY):
+    if code == reply.TOO_BIG and exc.stage in (Stage.MAIL, Stage.DATA, Stage.BODY):
         # RFC 1870: the message is bigger than the server's SIZE limit.
         return _(
             b"the message is larger than the server accepts (its SIZE "
             b"limit); leave out large patches or ask the server's "
             b"administrator"
         )
-    hint = _STAGE_HINTS.get(exc.stage, _(b"the server's reply above says why"))
-    if 400 <= code < 500:
-        hint += _(b"; this is a temporary failure, trying again later may work")
-    return hint
+    found = _STAGE_HINTS.get(exc.stage, _(b"the server's reply above says why"))
+    if reply.transient(code):
+        found += _(b"; this is a temporary failure, trying again later may work")
+    return found
 
 
 def needs_oauth(exc):
     """Whether a refused login says the account takes no password here."""
-    text = exc.server_text or ""
-    return (exc.code or 0) in (534, 535, 550) and any(s in text for s in _NEEDS_OAUTH)
+    found = _provider_reply(exc)
+    return found is not None and found[1] is _OAUTH_HINT
 
 
-# Providers known by the host names of their submission servers. Only the
-# host name is used: the greeting is not kept with the error, and a
-# self-hosted server answers the same codes (Postfix and Dovecot refuse every
-# failed login with 535 5.7.8, as Google does), so the code alone cannot
-# tell a Gmail account from a mistyped password on one's own server.
+# Providers known by the host names of their submission servers, for the
+# replies that do not say who answered (Google's short "5.7.8 Username and
+# Password not accepted", Microsoft's 535 with other wording).
 _PROVIDERS = {
     "google": (b"gmail.com", b"googlemail.com", b"google.com"),
     "microsoft": (b"office365.com", b"outlook.com"),
@@ -246,21 +298,17 @@ _PROVIDERS = {
 def provider(host):
     """``"google"``, ``"microsoft"`` or None, from the host name."""
     name = (host or b"").lower().rstrip(b".")
-    for provider, domains in _PROVIDERS.items():
+    for who, domains in _PROVIDERS.items():
         if any(name == d or name.endswith(b"." + d) for d in domains):
-            return provider
+            return who
     return None
 
 
-_PLAIN_AUTH_HINT = _(b"check smtp.username and the password (smtp.password or smtp.password-command)")
-
-
-def _auth_hint(exc, host):
+def auth_hint(exc, host):
     """What to do about a refused login: a temporary failure first (nothing
-    to change), then what only the provider behind ``host`` means."""
-    text = exc.server_text or ""
-    code = exc.code or 0
-    if 400 <= code < 500:
+    to change), then what the provider that answered means, known by its
+    reply or by ``host``."""
+    if reply.transient(exc.code):
         # RFC 4954 6: 454 4.7.0 "Temporary authentication failure": the
         # server could not check the secret (its password database is
         # down), which says nothing about the secret.
@@ -269,8 +317,8 @@ def _auth_hint(exc, host):
             b"login just now; try again later, nothing in your settings "
             b"needs to change (if it persists, tell the server's administrator)"
         )
-    who = provider(host)
-    if who is not None and needs_oauth(exc):
+    found = _provider_reply(exc)
+    if found is not None and found[1] is _OAUTH_HINT:
         return _OAUTH_HINT
     mechanism = (getattr(exc, "mechanism", None) or "").upper()
     if mechanism in ("XOAUTH2", "OAUTHBEARER"):
@@ -279,34 +327,122 @@ def _auth_hint(exc, host):
             b"prints a fresh access token for smtp.username with the mail "
             b"scope (the server's reason is above)"
         )
-    if who == "google" and code == 535 and "5.7.8" in text:
-        # Google's "Username and Password not accepted": a wrong password,
-        # or an account that takes only an app password or OAuth2.
-        return _(
-            b"check smtp.username and the password; if they are right, the "
-            b"account may need an app password, or OAuth2: set smtp.auth = "
-            b"xoauth2 and smtp.password-command to a command that prints an "
-            b"access token"
-        )
-    if who == "microsoft" and code == 535:
-        # Microsoft 365 answers 535 5.7.3 both to a wrong password and to
-        # an account whose basic authentication is turned off.
-        return _(
-            b"check smtp.username and the password; if they are right, the "
-            b"account may take only OAuth2: set smtp.auth = xoauth2 and "
-            b"smtp.password-command to a command that prints an access token"
-        )
+    if found is not None:
+        return found[1]
+    who = provider(host)
+    text = exc.server_text or ""
+    if who == "google" and exc.code == reply.AUTH_INVALID and text.startswith("5.7.8"):
+        return _GOOGLE_HINT
+    if who == "microsoft" and exc.code == reply.AUTH_INVALID:
+        return _MICROSOFT_HINT
     return _PLAIN_AUTH_HINT
+
+
+def is_security(exc):
+    """Whether ``exc`` is a failure of the channel's security: the server
+    was refused before any credential or message went out."""
+    return exc.kind in _SECURITY
 
 
 def convert(exc, host, prefix=b"", suffix=b"", hint=None):
     """The Mercurial exception for core error ``exc`` talking to ``host``."""
-    message = prefix + tobytes(str(exc)) + suffix
+    return for_message(prefix + tobytes(str(exc)) + suffix, exc, host, hint)
+
+
+def for_message(message, exc, host, hint=None):
+    """The Mercurial exception carrying ``message`` for core error ``exc``
+    (None: a plain abort with no hint)."""
+    if exc is None:
+        return error.Abort(message, hint=hint)
     if hint is None:
-        hint = _hint(exc, host)
+        hint = hint_for(exc, host)
     # An unusable CA file is an abort in stock Mercurial, not a config error.
     if exc.kind == Kind.CONFIG and exc.setting != Setting.CA_CERTS:
         return error.ConfigError(message, hint=hint)
-    if exc.kind in _SECURITY:
+    if is_security(exc):
         return error.SecurityError(message, hint=hint)
     return error.Abort(message, hint=hint)
+
+
+def hint_in_message(exc):
+    """``exc`` with its hint folded into the message: callers other than
+    ``hg email`` run in hooks (notify), and Mercurial's hook runner prints
+    only the message, which would lose the pin line."""
+    if not exc.hint:
+        return exc
+    return type(exc)(exc.message + b"\n" + exc.hint)
+
+
+# -- A refused message of a series, and a refused login ----------------------
+
+
+def reply_line(code, text):
+    """A reply on one line, as the core shows it: the code, then its lines
+    (already made safe to show) joined by spaces."""
+    joined = " ".join((text or "").split("\n"))
+    return b"%d %s" % (code, tobytes(joined)) if joined else b"%d" % code
+
+
+def refusal(subject, exc):
+    """What the server refused of the message ``subject``, naming it: ``the
+    server refused [PATCH 3 of 6] subject at end of data: 550 ...`` (with
+    the refused recipients on the lines below, when it refused them all)."""
+    if exc.kind == Kind.RECIPIENTS:
+        lines = [_(b"the server refused every recipient of %s:") % subject]
+        lines += [b"  %s: %s" % (tobytes(addr), reply_line(code, text)) for addr, code, text in exc.refused]
+        return b"\n".join(lines)
+    if exc.kind == Kind.REPLY and exc.stage is not None and exc.code is not None:
+        return _(b"the server refused %s at %s: %s") % (
+            subject,
+            tobytes(exc.stage.words),
+            reply_line(exc.code, exc.server_text),
+        )
+    # Not a reply (an address that cannot go to this server, say).
+    return _(b"cannot send %s: %s") % (subject, tobytes(str(exc)))
+
+
+def refused_recipient(host, address, code, text, subject):
+    """The warning for one recipient refused of a message sent to others."""
+    return _(b"warning: %s refused recipient %s for %s: %d %s\n") % (
+        host,
+        tobytes(address),
+        subject,
+        code,
+        tobytes(text),
+    )
+
+
+def login_failed(exc, host, username):
+    """A core error from logging in as ``username``."""
+    prefix = b""
+    if exc.stage == Stage.AUTH and reply.transient(exc.code):
+        prefix = _(b"could not log in as %s: ") % (username or b"")
+    elif exc.stage == Stage.AUTH:
+        prefix = _(b"authentication as %s failed: ") % (username or b"")
+    return convert(exc, host, prefix)
+
+
+def keyring_password_refused(exc, username):
+    """The password stored in mercurial_keyring was refused, and nobody is
+    there to type another."""
+    return convert(
+        exc,
+        b"",
+        _(b"authentication as %s failed with the password stored in the keyring: ") % username,
+        hint=_(b"run hg email interactively to enter the right password (it is then saved in the keyring)"),
+    )
+
+
+def hook_login_failed(username, code, text):
+    """A refusal reported by an extension that logs in through
+    ``mail._smtp_login`` (an smtplib-style error)."""
+    return error.Abort(
+        _(b"authentication as %s failed: %d %s") % (username or b"", code, tobytes(text)),
+        hint=_(b"check smtp.username and smtp.password"),
+    )
+
+
+def login_retry_line(code, text):
+    """The reply that refused a typed password, for the line and the
+    question that ask for it again."""
+    return b"%s %s" % (tobytes(str(code)), tobytes(text or ""))

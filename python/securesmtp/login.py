@@ -10,7 +10,7 @@ import smtplib
 from mercurial import encoding, error, mail
 from mercurial.i18n import _
 
-from . import _core, credentials, errors
+from . import _core, credentials, errors, reply
 from .text import tobytes, tostr
 
 
@@ -34,14 +34,9 @@ class _LoginAdapter:
         except _core.SmtpError as exc:
             # A refusal of the secret is what such hooks catch to ask again;
             # a temporary failure (4xx) is not one.
-            if exc.kind == _core.Kind.AUTH and exc.code and not _temporary(exc):
+            if exc.kind == _core.Kind.AUTH and exc.code and not reply.transient(exc.code):
                 raise smtplib.SMTPAuthenticationError(exc.code, tobytes(exc.server_text or ""))
             raise
-
-
-def _temporary(exc):
-    """A 4xx: the server could not check the login now (RFC 4954's 454)."""
-    return exc.code is not None and 400 <= exc.code < 500
 
 
 def decoded(value, setting):
@@ -145,18 +140,9 @@ def log_in(ui, session, bhost, port, login):
             return None
         return _authenticate(ui, session, port, login)
     except smtplib.SMTPAuthenticationError as exc:
-        raise error.Abort(
-            _(b"authentication as %s failed: %d %s")
-            % (username or b"", exc.smtp_code, tobytes(exc.smtp_error)),
-            hint=_(b"check smtp.username and smtp.password"),
-        )
+        raise errors.hook_login_failed(username, exc.smtp_code, exc.smtp_error)
     except _core.SmtpError as exc:
-        prefix = b""
-        if exc.stage == _core.Stage.AUTH and _temporary(exc):
-            prefix = _(b"could not log in as %s: ") % (username or b"")
-        elif exc.stage == _core.Stage.AUTH:
-            prefix = _(b"authentication as %s failed: ") % (username or b"")
-        raise errors.convert(exc, bhost, prefix)
+        raise errors.login_failed(exc, bhost, username)
 
 
 def _authenticate(ui, session, port, login):
@@ -182,7 +168,7 @@ def _authenticate(ui, session, port, login):
         except _core.SmtpError as exc:
             retry = (
                 exc.kind == _core.Kind.AUTH
-                and exc.code == 535
+                and exc.code == reply.AUTH_INVALID
                 and not errors.needs_oauth(exc)
                 and source in ("keyring", "prompt")
                 and ui.interactive()
@@ -191,26 +177,17 @@ def _authenticate(ui, session, port, login):
             if not retry:
                 # A temporary failure says nothing about the secret: keep it
                 # for the next attempt, and do not blame the keyring.
-                if exc.kind == _core.Kind.AUTH and not _temporary(exc):
+                if exc.kind == _core.Kind.AUTH and not reply.transient(exc.code):
                     login.refused = True
                 if (
                     exc.kind == _core.Kind.AUTH
                     and source == "keyring"
                     and not errors.needs_oauth(exc)
-                    and not _temporary(exc)
+                    and not reply.transient(exc.code)
                 ):
-                    raise errors.convert(
-                        exc,
-                        b"",
-                        _(b"authentication as %s failed with the password "
-                          b"stored in the keyring: ") % username,
-                        hint=_(
-                            b"run hg email interactively to enter the right "
-                            b"password (it is then saved in the keyring)"
-                        ),
-                    )
+                    raise errors.keyring_password_refused(exc, username)
                 raise
-            refused = b"%s %s" % (tobytes(str(exc.code)), tobytes(exc.server_text or ""))
+            refused = errors.login_retry_line(exc.code, exc.server_text)
             ui.warn(_(b"SMTP login failed: %s\n") % refused)
             secret = None
             continue

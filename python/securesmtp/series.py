@@ -1,7 +1,19 @@
-"""A series of messages over one connection: what ``mail.connect`` returns
-(``Sender``), each message's verdict, reconnecting after a drop or a 421 to
-send again what the server cannot have accepted, and the report of what was
-not delivered with the ``hg email`` line that sends it.
+"""The replacement for ``mercurial.mail._smtp`` (``smtp``), and a series of
+messages over one connection: what ``mail.connect`` returns (``Sender``),
+each message's verdict, reconnecting after a drop or a 421 to send again
+what the server cannot have accepted, and the report of what was not
+delivered with the ``hg email`` line that sends it.
+
+``smtp(orig, ui, pool)`` is called once per ``hg email`` run (whose one
+connection serves the whole series), once per notification by notify, once
+per batch by bugzilla. ``pool`` is the connections of the command or hgweb
+request under way (``mail_pool`` in ``__init__``), or None outside one: a
+connection opened with the same settings is reused by the next call and
+closed with QUIT when the scope ends; outside one, when the send function is
+released.
+
+Opening a verified session: ``connection.py``; the messages and hints:
+``errors.py``.
 """
 
 import email.header
@@ -15,9 +27,23 @@ from mercurial import error
 from mercurial.i18n import _
 from mercurial.utils import procutil
 
-from . import _core, errors, mail_pool
-from .connection import hint_in_message
+from . import _core, connection, errors, reply
 from .text import tobytes, tostr
+
+
+def smtp(orig, ui, pool):
+    """A ``send`` function on a verified, authenticated connection: the
+    pooled one for these settings if ``pool`` has one, else a new one."""
+    running = current_series()
+    streaming = running is not None and running.sender is None
+    try:
+        conn = connection.for_ui(ui, pool, pooled=not streaming)
+    except error.Abort as exc:
+        raise exc if streaming else errors.hint_in_message(exc)
+    sender = Sender(ui, conn, streaming, scoped=pool is not None)
+    if streaming:
+        running.sender = sender
+    return sender
 
 
 def _headers(msg):
@@ -75,7 +101,7 @@ def _resumable(exc):
     it without a reset) or the server closing it (421): worth a new
     connection. Garbage (a broken or hostile server) or a refusal is not."""
     return exc.kind in (_core.Kind.IO, _core.Kind.TIMEOUT) or (
-        exc.kind == _core.Kind.REPLY and exc.code == 421
+        exc.kind == _core.Kind.REPLY and exc.code == reply.CLOSING
     )
 
 
@@ -116,33 +142,6 @@ class _Message:
         self.refused = []
 
 
-def _refusal(m):
-    """What the server refused of message ``m``, naming it: ``the server
-    refused [PATCH 3 of 6] subject at end of data: 550 ...`` (with the
-    refused recipients on the lines below, when it refused them all). Built
-    from the error's fields, in the words the core uses for a reply."""
-    exc = m.error
-    if exc.kind == _core.Kind.RECIPIENTS:
-        lines = [_(b"the server refused every recipient of %s:") % m.subject]
-        lines += [b"  %s: %s" % (tobytes(addr), _reply(code, text)) for addr, code, text in exc.refused]
-        return b"\n".join(lines)
-    if exc.kind == _core.Kind.REPLY and exc.stage is not None and exc.code is not None:
-        return _(b"the server refused %s at %s: %s") % (
-            m.subject,
-            tobytes(exc.stage.words),
-            _reply(exc.code, exc.server_text),
-        )
-    # Not a reply (an address that cannot go to this server, say).
-    return _(b"cannot send %s: %s") % (m.subject, tobytes(str(exc)))
-
-
-def _reply(code, text):
-    """A reply on one line, as the core shows it: the code, then its lines
-    (already made safe to show) joined by spaces."""
-    joined = " ".join((text or "").split("\n"))
-    return b"%d %s" % (code, tobytes(joined)) if joined else b"%d" % code
-
-
 def _address(value):
     """The envelope address in ``value``, as smtplib's ``quoteaddr`` takes
     it: patchbomb passes recipients as written on the command line, display
@@ -170,12 +169,12 @@ class Sender:
     again only the messages the server cannot have accepted.
     """
 
-    def __init__(self, ui, connection, streaming=False):
+    def __init__(self, ui, connection, streaming=False, scoped=False):
         self._ui = ui
         self._connection = connection
         self._bhost = connection.bhost
         self._streaming = streaming
-        if mail_pool() is None:
+        if not scoped:
             # No scope will close it: the last sender released does.
             weakref.finalize(self, connection.close)
         self._messages = []
@@ -255,10 +254,7 @@ class Sender:
                 m.data = None
                 m.refused = o.refused
                 for addr, code, text in m.refused:
-                    self._ui.warn(
-                        _(b"warning: %s refused recipient %s for %s: %d %s\n")
-                        % (self._bhost, tobytes(addr), m.subject, code, tobytes(text))
-                    )
+                    self._ui.warn(errors.refused_recipient(self._bhost, addr, code, text, m.subject))
             elif m.status == _core.Status.REFUSED:
                 m.error = o.error
                 m.data = None
@@ -305,7 +301,7 @@ class Sender:
         """The result for a caller that wants a verdict per message."""
         if m.status == _core.Status.ACCEPTED:
             return {addr: (code, tobytes(text)) for addr, code, text in m.refused}
-        raise hint_in_message(self.report())
+        raise errors.hint_in_message(self.report())
 
     def report(self):
         """The abort for the messages not delivered, or None."""
@@ -321,7 +317,7 @@ class Sender:
         if len(failed) == 1 and first.status == _core.Status.REFUSED and first.error is not None and security is None:
             # The refusal and its patch on the headline.
             named = first
-            message = _refusal(first)
+            message = errors.refusal(first.subject, first.error)
         elif len(failed) == 1 and exc is not None and security is None:
             message = tobytes(str(exc))
         else:
@@ -344,7 +340,7 @@ class Sender:
             if m is named:
                 continue
             if m.status == _core.Status.REFUSED and m.error is not None:
-                lines.append(_refusal(m) + b"\n")
+                lines.append(errors.refusal(m.subject, m.error) + b"\n")
             elif m.status == _core.Status.REFUSED:
                 lines.append(_(b"message not sent: %s\n") % m.subject)
             elif m.status == _core.Status.UNKNOWN:
@@ -363,10 +359,7 @@ class Sender:
         message += b"".join(lines).rstrip(b"\n")
         if security is not None:
             return error.SecurityError(message, hint=security.hint)
-        hint = errors._hint(exc, self._bhost) if exc is not None else None
-        if exc is not None and exc.kind in errors._SECURITY:
-            return error.SecurityError(message, hint=hint)
-        return error.Abort(message, hint=hint)
+        return errors.for_message(message, exc, self._bhost)
 
     def _reconnections(self):
         """How many reconnections were tried, and why they stopped when it
