@@ -43,6 +43,11 @@ DEBIAN_PACKAGES=(
     # its tests run in sees it through --system-site-packages.
     mercurial
     python3-venv
+    # tests/test_tortoisehg.py: Debian's TortoiseHg (on Debian's Mercurial)
+    # driven under Xvfb.
+    tortoisehg
+    xvfb
+    xauth
 )
 
 # Exim for the streamed-series tests, unpacked into .work/exim/root rather

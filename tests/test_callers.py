@@ -347,6 +347,31 @@ def test_chg_ends_each_commands_session(tmp_path, pki, smtp_server, repo, chg):
         subprocess.run([chg, "--kill-chg-daemon"], env=env, capture_output=True, timeout=30)
 
 
+def test_chg_wraps_patchbomb_enabled_only_on_the_command(tmp_path, pki, repo, chg):
+    """chg's server starts without patchbomb; the command enables it: a
+    refusal mid-series still delivers the rest and prints the resend line."""
+    from support import servers
+
+    server = servers.ContentFilterServer(pki.rsa, "starttls").start()
+    rc = str(tmp_path / "chg.rc")
+    with open(rc, "w") as fp:
+        fp.write(hg.BASE_HGRC.replace("patchbomb =\n", "")
+                 + hg.hgrc_text(hg.smtp_hgrc(server.port, cacerts=pki.ca.cert)))
+    env = dict(os.environ, HGRCPATH=rc, CHGHG=hg.HG, CHGSOCKNAME=str(tmp_path / "chg.sock"))
+    try:
+        for run in (1, 2):
+            proc = subprocess.run([chg] + hg.email_args() + ["--config", "extensions.patchbomb="], cwd=repo,
+                                  env=env, capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+            err = proc.stderr.decode()
+            assert proc.returncode != 0, err
+            assert "abort: the server refused [PATCH 2 of 3]" in err, err
+            assert "to send the messages not sent: hg email" in err, err
+            assert len(server.wait_for_messages(2 * run, timeout=30)) == 2 * run
+    finally:
+        subprocess.run([chg, "--kill-chg-daemon"], env=env, capture_output=True, timeout=30)
+        server.stop()
+
+
 # -- The extension enabled in a repository's own hgrc ------------------------
 # A hosting setup enables notify and the extension in the served repository's
 # .hg/hgrc, not in a user's. hg then loads the extension when it opens that

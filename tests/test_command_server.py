@@ -21,22 +21,10 @@ USER = "alice"
 PASSWORD = "cmdserver-Secret-3b1d"
 
 
-class _RefusingHandler(servers._Handler):
-    """Refuses the message with the long line (patch 2 of make_repo's 3)."""
-
-    async def handle_DATA(self, smtp, session, envelope):
-        if b"x" * 70 in envelope.original_content:
-            return "550 5.7.1 refused by content filter"
-        return await super().handle_DATA(smtp, session, envelope)
-
-
-class _RefusingServer(servers.SmtpServer):
-    handler_class = _RefusingHandler
-
-
 def _open(repo, tmp_path, hgrc):
     """A command server for ``repo``, its hgrc without patchbomb, started as
-    TortoiseHg starts it."""
+    TortoiseHg starts it (``--config ui.interactive=True``; the server
+    itself makes every prompt go over its channels)."""
     rc = str(tmp_path / "cmdserver.rc")
     with open(rc, "w") as fp:
         base = hg.BASE_HGRC.replace("patchbomb =\n", "")
@@ -46,7 +34,7 @@ def _open(repo, tmp_path, hgrc):
     old = os.environ.get("HGRCPATH")
     os.environ["HGRCPATH"] = rc
     try:
-        return hglib.open(repo, configs=["ui.interactive=true", "ui.nontty=true"])
+        return hglib.open(repo, configs=["ui.interactive=true"])
     finally:
         if old is None:
             del os.environ["HGRCPATH"]
@@ -85,7 +73,7 @@ def _email(revs="1:3"):
 
 
 def test_a_refusal_mid_series_with_patchbomb_per_command_sends_the_rest(tmp_path, pki, repo):
-    server = _RefusingServer(pki.rsa, "starttls").start()
+    server = servers.ContentFilterServer(pki.rsa, "starttls").start()
     client = _open(repo, tmp_path, hg.smtp_hgrc(server.port, cacerts=pki.ca.cert))
     try:
         # Twice in one server: the first command loads patchbomb, the second

@@ -20,21 +20,23 @@ class Connection:
     by the senders of one burst."""
 
     def __init__(self, ui):
-        remembered = login.Remembered()
-        self.session, self.bhost, timeout = _open(ui, remembered=remembered)
+        self._ui = ui
+        # The login that succeeded, kept in login.py's own holder for the
+        # reconnections of this run.
+        self._remembered = login.Remembered()
+        self.session, self.bhost, timeout = _open(ui, remembered=self._remembered)
         self.timeout = _core.timeout_seconds(timeout)
         # Seconds every reconnection of this connection may still spend
         # waiting on the server, together: one smtp.timeout. A server that
         # takes connections and never speaks costs that once, not once per
         # attempt.
         self.reconnect_left = self.timeout
-        self._reopen = lambda within: _open(ui, True, remembered, within)[0]
 
     def reopen(self, within):
         """Open the session again, connecting, greeting and logging in
         within ``within`` seconds (what is left of the run's reconnection
         budget); the new session then waits for replies as configured."""
-        self.session = self._reopen(within)
+        self.session = _open(self._ui, True, self._remembered, within)[0]
         self.session.set_timeout(self.timeout)
         return self.session
 

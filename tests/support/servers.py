@@ -431,6 +431,22 @@ class SmtpServer:
         assert self.messages == [], "a message arrived"
 
 
+class _FilteringHandler(_Handler):
+    """Refuses at the end of data every message with a line of 70 or more
+    ``x`` (patch 2 of support/hg.py's ``make_repo`` has one of 1500)."""
+
+    async def handle_DATA(self, smtp, session, envelope):
+        if b"x" * 70 in envelope.original_content:
+            return "550 5.7.1 refused by content filter"
+        return await super().handle_DATA(smtp, session, envelope)
+
+
+class ContentFilterServer(SmtpServer):
+    """An SmtpServer whose content filter refuses patch 2 of a series."""
+
+    handler_class = _FilteringHandler
+
+
 class BlockingTlsServer:
     """A one-connection server on Python's blocking ``ssl`` module.
 
