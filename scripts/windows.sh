@@ -183,7 +183,7 @@ PY
     [ -n "$pyd" ] || { log "no securesmtp/_core*.pyd in $(basename "$wheel")"; return 1; }
     dlls="$(x86_64-w64-mingw32-objdump -p "$pyd" | sed -n 's/^[[:space:]]*DLL Name: //p' | tr 'A-Z' 'a-z' | sort -u)"
     [ -n "$dlls" ] || { log "objdump found no imports in $(basename "$pyd")"; return 1; }
-    printf '%s\n' "$dlls" | grep -qx 'python3.dll' || { log "$(basename "$pyd") does not import python3.dll"; rc=1; }
+    grep -qx 'python3.dll' <<<"$dlls" || { log "$(basename "$pyd") does not import python3.dll"; rc=1; }
     for dll in $dlls; do
         allowed=0
         [ "$dll" = python3.dll ] && allowed=1
@@ -221,7 +221,11 @@ wine_prefix() {
         x86_64-w64-mingw32-gcc -O2 -Wall -Werror -shared -o "$dll" \
             scripts/windows/bcryptprimitives.c -ladvapi32 -Wl,--kill-at
     fi
-    x86_64-w64-mingw32-objdump -p "$dll" | grep -q 'ProcessPrng' || { log "$dll exports no ProcessPrng"; return 1; }
+    # Read whole before matching: `grep -q` would stop reading early and,
+    # under pipefail, objdump's broken pipe would read as a failure.
+    local exports
+    exports="$(x86_64-w64-mingw32-objdump -p "$dll")"
+    grep -q 'ProcessPrng' <<<"$exports" || { log "$dll exports no ProcessPrng"; return 1; }
     cmp -s "$dll" "$system32/bcryptprimitives.dll" || cp "$dll" "$system32/bcryptprimitives.dll"
 }
 
@@ -236,7 +240,12 @@ run_tests() {
     export WINEPREFIX="$PREFIX" WINEDEBUG=-all WINEARCH=win64
     export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER="$WINE"
     local out="$WORK/test.log" rc=0 passed failed
-    timeout 900 /usr/bin/cargo test --target "$TARGET" -Zbuild-std 2>&1 | tee "$out" >&2 || rc=$?
+    # Wine hands the Unix environment to Windows programs. SSL_CERT_FILE and
+    # SSL_CERT_DIR (set on many CI machines) would make rustls-native-certs
+    # read those paths instead of the Windows ROOT store, which is what a
+    # Windows user's machine has and what these tests should read.
+    timeout 900 env -u SSL_CERT_FILE -u SSL_CERT_DIR \
+        /usr/bin/cargo test --target "$TARGET" -Zbuild-std 2>&1 | tee "$out" >&2 || rc=$?
     passed="$(sed -n 's/^test result: .* \([0-9][0-9]*\) passed;.*/\1/p' "$out" | awk '{n += $1} END {print n + 0}')"
     failed="$(sed -n 's/^test result: .* \([0-9][0-9]*\) failed;.*/\1/p' "$out" | awk '{n += $1} END {print n + 0}')"
     log "under $($WINE --version): $passed passed, $failed failed"
