@@ -22,4 +22,9 @@ parity-long:
 	bash scripts/setup.sh && SECURESMTP_PARITY_CASES=$${SECURESMTP_PARITY_CASES:-100000} \
 		.venv/bin/python -m pytest -p no:cacheprovider -q tests/test_parity_generated.py
 
-.PHONY: test demo bench bench-import dist parity-long
+# The Windows x86_64 wheel, cross-built into .work/dist/, and the core's
+# Rust tests under Wine (scripts/windows.sh; needs .venv from setup.sh).
+windows:
+	bash scripts/setup.sh && bash scripts/windows.sh
+
+.PHONY: test demo bench bench-import dist parity-long windows

@@ -279,6 +279,25 @@ mod tests {
         }
     }
 
+    /// On Windows the default roots are the current user's ROOT store, not
+    /// the bundled ones. Under Wine (`make windows`) that store holds the
+    /// host's certificates, which Wine copies into it. SSL_CERT_FILE or
+    /// SSL_CERT_DIR would replace the store (rustls-native-certs), so the
+    /// check needs them unset, as scripts/windows.sh runs it.
+    #[cfg(windows)]
+    #[test]
+    fn on_windows_the_default_roots_are_the_root_store() {
+        if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some()
+        {
+            return;
+        }
+        let store = rustls_native_certs::load_native_certs().certs;
+        let (source, count) = default_roots_source();
+        assert_eq!(source, DefaultRootsSource::System);
+        assert!(count > 0);
+        assert_eq!(count, Roots::from_certs(&store).len());
+    }
+
     #[test]
     fn no_roots_are_loaded_when_disabled_pinned_or_insecure() {
         let disabled = TlsPolicy {
