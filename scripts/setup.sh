@@ -214,7 +214,7 @@ use_zig() {
 }
 
 wheel_path() {
-    ls "$DIST"/securesmtp-*.whl 2>/dev/null | head -n 1
+    ls "$DIST"/securesmtp-*linux*.whl 2>/dev/null | head -n 1
 }
 
 build_wheel() {

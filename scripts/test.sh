@@ -8,7 +8,8 @@
 #   4. the full end-to-end suite in .venv;
 #   5. a representative subset in each matrix venv (other Python and
 #      Mercurial versions, the wheel as users install it);
-#   6. Mercurial's own patchbomb tests with the extension enabled.
+#   6. Mercurial's own patchbomb tests with the extension enabled;
+#   7. the Windows wheel, cross-built, and the core's Rust tests under Wine.
 # Steps 4-6 run with a PATH that has no cargo: nothing may need a toolchain.
 # Extra arguments go to the step-4 pytest (e.g. scripts/test.sh -k verify).
 # Exits non-zero if any step fails; every step runs either way, and the time
@@ -86,7 +87,7 @@ checks() {
     (cd / && MYPYPATH= "$ROOT/$v/python" -m mypy.stubtest securesmtp._core \
         --mypy-config-file "$ROOT/pyproject.toml" \
         --allowlist "$ROOT/tests/stubtest-allowlist.txt") || rc=1
-    "$v/auditwheel" show .work/dist/securesmtp-*.whl || rc=1
+    "$v/auditwheel" show .work/dist/securesmtp-*linux*.whl || rc=1
     return "$rc"
 }
 
@@ -147,6 +148,10 @@ step "fuzz" sh fuzz/run.sh "${FUZZ_SECONDS:-20}"
 make_test_path
 step "no cargo on the test PATH" check_no_cargo
 step "checks (ruff, mypy, stubtest, auditwheel)" checks
+# Windows x86_64: the wheel cross-built into .work/dist/ and the core's Rust
+# tests under Wine (scripts/windows.sh, docs/compat.md). Before
+# the end-to-end tests: tests/test_folder_install.py uses its folder.
+step "Windows wheel and Rust tests under Wine" bash scripts/windows.sh
 step "pytest (full suite, .venv)" nocargo "$ROOT/.venv" .venv/bin/python -m pytest \
     -p no:cacheprovider -q -rs tests/ "$@"
 step "pytest (version matrix, subset)" matrix

@@ -154,6 +154,8 @@ build_wheel() {
     mkdir -p "$DIST"
     cmp -s "$wheel" "$DIST/$(basename "$wheel")" || cp "$wheel" "$DIST/"
     ls -l "$DIST/$(basename "$wheel")" >&2
+    # The folder and zip for a Windows install without pip (TortoiseHg).
+    "$VENV/bin/python" scripts/dist.py "$DIST" >&2
 }
 
 # ---------------------------------------------------------------------------
