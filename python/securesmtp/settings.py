@@ -205,6 +205,31 @@ def _joined(values):
     return " ".join(v.decode("ascii", "replace") for v in values) or None
 
 
+def _certifi_bundle():
+    """certifi's CA file when hg's Python can import certifi, else None.
+
+    Stock Mercurial's default trust is then that file alone, not the
+    system's store (``sslutil._defaultcacerts``): a CA the system trusts and
+    certifi does not is refused there, so it is refused here too."""
+    try:
+        import certifi
+
+        path = certifi.where()
+    except (ImportError, AttributeError):
+        return None
+    return os.fsencode(path) if os.path.exists(path) else None
+
+
+def _pinned(ui, bhost):
+    """Whether pins replace CA checks for ``bhost`` (stock then loads no CA
+    file at all)."""
+    return bool(
+        ui.configlist(b"hostsecurity", b"%s:fingerprints" % bhost)
+        or ui.configlist(b"hostsecurity", b"%s:pubkeys" % bhost)
+        or ui.configlist(b"hostfingerprints", bhost)
+    )
+
+
 def verification(ui, bhost):
     """The keyword arguments of ``_core.connect`` that decide trust."""
     cafile = None
@@ -215,6 +240,8 @@ def verification(ui, bhost):
         web = ui.config(b"web", b"cacerts")
         if web:
             cafile = _path(ui, web, b"web.cacerts")
+        elif not ui.configbool(b"devel", b"disableloaddefaultcerts") and not _pinned(ui, bhost):
+            cafile = _certifi_bundle()
     # Each read with the default Mercurial registered for it (a mismatched
     # one is a devel warning): the per-host cipher list has none.
     _visible(b"hostsecurity.%s:ciphers" % bhost, ui.config(b"hostsecurity", b"%s:ciphers" % bhost, None))
