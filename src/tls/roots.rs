@@ -157,11 +157,11 @@ fn default_roots_and_source() -> &'static (Arc<Roots>, DefaultRootsSource) {
     static ROOTS: OnceLock<(Arc<Roots>, DefaultRootsSource)> = OnceLock::new();
     ROOTS.get_or_init(|| {
         // Errors name unreadable files in the store; whatever did load is
-        // used, and an empty result falls back to the bundled roots. The
-        // system's certificates are kept: an expired root or one that is no
-        // CA is refused as OpenSSL refuses it.
-        let roots = Roots::from_certs(&system_certs());
-        if roots.is_empty() {
+        // used. The system's certificates are kept: an expired root or one
+        // that is no CA is refused as OpenSSL refuses it.
+        let (certs, fallback) = system_certs();
+        let roots = Roots::from_certs(&certs);
+        if roots.is_empty() && fallback {
             (Arc::new(Roots::bundled()), DefaultRootsSource::Bundled)
         } else {
             (Arc::new(roots), DefaultRootsSource::System)
@@ -169,17 +169,50 @@ fn default_roots_and_source() -> &'static (Arc<Roots>, DefaultRootsSource) {
     })
 }
 
-/// The platform store's certificates: on Unix (but macOS) as OpenSSL reads
-/// its default file and hashed directories ([`super::store`]), elsewhere
-/// through the platform's own API.
+/// The platform store's certificates, and whether an empty result may fall
+/// back to the bundled roots: on Unix (but macOS) as OpenSSL reads its
+/// default file and hashed directories ([`super::store`]), elsewhere through
+/// the platform's own API.
 #[cfg(all(unix, not(target_os = "macos")))]
-fn system_certs() -> Vec<CertificateDer<'static>> {
-    super::store::load()
+fn system_certs() -> (Vec<CertificateDer<'static>>, bool) {
+    (super::store::load(), true)
 }
 
-#[cfg(not(all(unix, not(target_os = "macos"))))]
-fn system_certs() -> Vec<CertificateDer<'static>> {
-    rustls_native_certs::load_native_certs().certs
+/// On Windows: the current user's ROOT store, unless `SSL_CERT_FILE` or
+/// `SSL_CERT_DIR` is set. Then only what they name, read OpenSSL's way
+/// (stock reads them beside the system stores: reading them alone is
+/// stricter, never looser), and nothing in them is no reason to trust the
+/// bundled roots, which stock would not.
+#[cfg(windows)]
+fn system_certs() -> (Vec<CertificateDer<'static>>, bool) {
+    windows_certs(
+        std::env::var_os("SSL_CERT_FILE"),
+        std::env::var_os("SSL_CERT_DIR"),
+    )
+}
+
+/// [`system_certs`] on Windows, given the two variables: rustls-native-certs
+/// would read them instead of the store, and every file of a directory,
+/// where OpenSSL finds only hash-named ones.
+#[cfg(any(windows, test))]
+fn windows_certs(
+    file: Option<std::ffi::OsString>,
+    dirs: Option<std::ffi::OsString>,
+) -> (Vec<CertificateDer<'static>>, bool) {
+    if file.is_none() && dirs.is_none() {
+        return (rustls_native_certs::load_native_certs().certs, true);
+    }
+    let dirs = dirs
+        .as_deref()
+        .map(super::store::split_dirs)
+        .unwrap_or_default();
+    let certs = super::store::load_from(file.as_deref().map(Path::new), &dirs);
+    (certs, false)
+}
+
+#[cfg(not(any(windows, all(unix, not(target_os = "macos")))))]
+fn system_certs() -> (Vec<CertificateDer<'static>>, bool) {
+    (rustls_native_certs::load_native_certs().certs, true)
 }
 
 #[cfg(test)]
@@ -296,6 +329,30 @@ mod tests {
         assert_eq!(source, DefaultRootsSource::System);
         assert!(count > 0);
         assert_eq!(count, Roots::from_certs(&store).len());
+    }
+
+    /// Windows with SSL_CERT_DIR set (the logic runs on every platform; the
+    /// Windows build uses it): a stray `.pem` is not read, and a store that
+    /// holds nothing then is not replaced by the bundled roots.
+    #[test]
+    fn windows_reads_ssl_cert_dir_by_hash_and_never_falls_back_from_it() {
+        let dir = std::env::temp_dir().join(format!("securesmtp-win-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stray = testutil::Ca::new("Stray CA");
+        std::fs::write(dir.join("stray.pem"), stray.pem()).unwrap();
+        let (certs, fallback) = windows_certs(None, Some(dir.clone().into_os_string()));
+        let missing = dir.join("missing.pem").into_os_string();
+        let (none, fallback_missing) = windows_certs(Some(missing), None);
+        let hashed = testutil::Ca::new("Hashed CA");
+        let hash = super::super::store::name_hash(
+            super::super::cert::parse(hashed.der()).unwrap().subject(),
+        );
+        std::fs::write(dir.join(format!("{hash:08x}.0")), hashed.pem()).unwrap();
+        let (found, _) = windows_certs(None, Some(dir.clone().into_os_string()));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(certs.is_empty() && !fallback);
+        assert!(none.is_empty() && !fallback_missing);
+        assert_eq!(found, vec![CertificateDer::from(hashed.der().to_vec())]);
     }
 
     #[test]

@@ -23,24 +23,35 @@ use x509_parser::x509::X509Name;
 use super::{cert, pem};
 
 /// The certificates of the default store.
+#[cfg(all(unix, not(target_os = "macos")))]
 pub(crate) fn load() -> Vec<CertificateDer<'static>> {
     let probed = openssl_probe::probe();
     let file = std::env::var_os("SSL_CERT_FILE")
         .map(PathBuf::from)
         .or(probed.cert_file);
-    let dirs: Vec<PathBuf> = match std::env::var_os("SSL_CERT_DIR") {
-        Some(dirs) => std::env::split_paths(&dirs)
-            .filter(|p| !p.as_os_str().is_empty())
-            .collect(),
+    let dirs = match std::env::var_os("SSL_CERT_DIR") {
+        Some(dirs) => split_dirs(&dirs),
         None => probed.cert_dir,
     };
-    let mut certs = file.as_deref().map(read_whole).unwrap_or_default();
-    for dir in &dirs {
+    load_from(file.as_deref(), &dirs)
+}
+
+/// A file read whole and directories looked up by hash, as OpenSSL does.
+pub(crate) fn load_from(file: Option<&Path>, dirs: &[PathBuf]) -> Vec<CertificateDer<'static>> {
+    let mut certs = file.map(read_whole).unwrap_or_default();
+    for dir in dirs {
         certs.extend(hashed_dir(dir));
     }
     certs.sort_unstable_by(|a, b| a.as_ref().cmp(b.as_ref()));
     certs.dedup();
     certs
+}
+
+/// `SSL_CERT_DIR`'s directories (`:`-separated on Unix, `;` on Windows).
+pub(crate) fn split_dirs(dirs: &std::ffi::OsStr) -> Vec<PathBuf> {
+    std::env::split_paths(dirs)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect()
 }
 
 /// Every certificate of a PEM file, or none if OpenSSL would refuse it.
@@ -178,6 +189,7 @@ mod tests {
 
     /// `openssl x509 -subject_hash` of a PEM certificate, where the
     /// command exists.
+    #[cfg(unix)]
     fn openssl_hash(pem_text: &str) -> Option<u32> {
         let file = TempFile::new(pem_text);
         let out = std::process::Command::new("openssl")
@@ -188,6 +200,7 @@ mod tests {
         u32::from_str_radix(String::from_utf8_lossy(&out.stdout).trim(), 16).ok()
     }
 
+    #[cfg(unix)]
     #[test]
     fn the_subject_hash_is_openssls() {
         let mut checked = 0;
@@ -220,7 +233,9 @@ mod tests {
         let other = name_hash(cert::parse(stray.der()).unwrap().subject());
         std::fs::write(dir.join(format!("{other:08x}.1")), stray.pem()).unwrap();
         let found = hashed_dir(&dir);
+        let through_the_store = load_from(None, std::slice::from_ref(&dir));
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(found, vec![CertificateDer::from(good.der().to_vec())]);
+        assert_eq!(through_the_store, found);
     }
 }
