@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::smtp::reply::code;
 use crate::smtp::{CommandError, Reply, ReplyError, SaslError};
 use crate::tls::{TlsSetupError, VerifyFailure};
 
@@ -414,13 +415,13 @@ impl fmt::Display for Error {
             Error::Protocol { stage, reason } => {
                 write!(f, "bad reply from the server at {stage}: {reason}")
             }
-            Error::Reply { stage, reply } if reply.code() == 421 => {
+            Error::Reply { stage, reply } if reply.is_closing() => {
                 write!(
                     f,
                     "the server is closing the connection (at {stage}): {reply}"
                 )
             }
-            Error::Reply { stage, reply } if reply.code() == 221 => {
+            Error::Reply { stage, reply } if reply.code() == code::GOODBYE => {
                 write!(f, "the server ended the session at {stage}: {reply}")
             }
             Error::Reply { stage, reply } if reply.is_positive() => {
@@ -490,7 +491,7 @@ impl fmt::Display for Error {
                 reply,
                 detail,
             } => {
-                if reply.code() / 100 == 4 {
+                if reply.is_transient() {
                     // RFC 4954 6: "454 4.7.0 Temporary authentication
                     // failure" says nothing about the secret: the server
                     // could not check it (its password database is down).

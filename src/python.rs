@@ -29,7 +29,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::error::{self, Error, Kind, Setting, Stage};
-use crate::pipeline::Outcome;
+use crate::session::queue::Outcome;
 use crate::session::{Observer, Session};
 use crate::settings::{Settings, Timeout};
 use crate::smtp::{Credentials, Mechanism};
