@@ -7,6 +7,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::smtp::reply::code;
 use crate::smtp::{CommandError, Reply, ReplyError, SaslError};
 use crate::tls::{TlsSetupError, VerifyFailure};
 
@@ -129,8 +130,10 @@ pub enum Kind {
     Input,
     /// The user interrupted.
     Interrupted,
-    /// A bug in this extension: a panic caught at the Python binding (never
-    /// the kind of an [`Error`]).
+    /// The session was already ended (QUIT) when it was used again; nothing
+    /// was sent.
+    SessionClosed,
+    /// A bug in this extension: a panic caught at the Python binding.
     Internal,
 }
 
@@ -269,6 +272,12 @@ pub enum Error {
     BadInput(CommandError),
     /// The user interrupted.
     Interrupted,
+    /// The session was used after it ended (QUIT); nothing was sent.
+    SessionClosed,
+    /// A bug in this extension, caught where it surfaced (a panic at the
+    /// Python binding): `context` says where, never what the panic said,
+    /// which could quote a secret.
+    Internal { context: String },
 }
 
 impl Error {
@@ -306,6 +315,8 @@ impl Error {
             Error::RecipientsRefused { .. } => Kind::Recipients,
             Error::BadInput(_) => Kind::Input,
             Error::Interrupted => Kind::Interrupted,
+            Error::SessionClosed => Kind::SessionClosed,
+            Error::Internal { .. } => Kind::Internal,
         }
     }
 
@@ -414,13 +425,13 @@ impl fmt::Display for Error {
             Error::Protocol { stage, reason } => {
                 write!(f, "bad reply from the server at {stage}: {reason}")
             }
-            Error::Reply { stage, reply } if reply.code() == 421 => {
+            Error::Reply { stage, reply } if reply.is_closing() => {
                 write!(
                     f,
                     "the server is closing the connection (at {stage}): {reply}"
                 )
             }
-            Error::Reply { stage, reply } if reply.code() == 221 => {
+            Error::Reply { stage, reply } if reply.code() == code::GOODBYE => {
                 write!(f, "the server ended the session at {stage}: {reply}")
             }
             Error::Reply { stage, reply } if reply.is_positive() => {
@@ -490,7 +501,7 @@ impl fmt::Display for Error {
                 reply,
                 detail,
             } => {
-                if reply.code() / 100 == 4 {
+                if reply.is_transient() {
                     // RFC 4954 6: "454 4.7.0 Temporary authentication
                     // failure" says nothing about the secret: the server
                     // could not check it (its password database is down).
@@ -522,6 +533,8 @@ impl fmt::Display for Error {
             }
             Error::BadInput(e) => write!(f, "{e}"),
             Error::Interrupted => f.write_str("interrupted"),
+            Error::SessionClosed => f.write_str("the SMTP session is closed"),
+            Error::Internal { context } => write!(f, "internal error in securesmtp ({context})"),
         }
     }
 }
@@ -629,6 +642,28 @@ mod tests {
         );
         assert_eq!(shown(550, "no"), "the server refused EHLO: 550 no");
         assert!(shown(421, "going away").starts_with("the server is closing the connection"));
+    }
+
+    #[test]
+    fn a_closed_session_is_an_error_of_its_own_kind_with_no_stage_or_reply() {
+        let e = Error::SessionClosed;
+        assert_eq!(e.kind(), Kind::SessionClosed);
+        assert_eq!(e.stage(), None);
+        assert!(e.reply().is_none());
+        assert_eq!(e.setting(), None);
+        assert_eq!(e.to_string(), "the SMTP session is closed");
+    }
+
+    #[test]
+    fn an_internal_error_says_where_and_is_of_kind_internal() {
+        let e = Error::Internal {
+            context: "at src/python.rs:1".into(),
+        };
+        assert_eq!(e.kind(), Kind::Internal);
+        assert_eq!(
+            e.to_string(),
+            "internal error in securesmtp (at src/python.rs:1)"
+        );
     }
 
     #[test]

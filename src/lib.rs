@@ -5,10 +5,11 @@
 //!
 //! - `python` (feature `python`): the PyO3 binding, the only pyo3 user;
 //! - [`settings`]: hgrc values validated into a session config;
-//! - [`session`]: the SMTP state machine (greeting, EHLO, STARTTLS, AUTH,
-//!   transactions with PIPELINING and CHUNKING, QUIT), writing only through
-//!   `channel`, which demands proof of a verified handshake for anything
-//!   past the cleartext phase;
+//! - [`session`]: the send engine in one folder: the SMTP state machine
+//!   (greeting, EHLO, STARTTLS, AUTH, a series streamed with PIPELINING and
+//!   CHUNKING or in lock-step, QUIT), its reply queue ([`session::queue`]),
+//!   and the channel it writes through, which demands proof of a verified
+//!   handshake for anything past the cleartext phase;
 //! - [`transport`]: sockets, TLS records, timeouts, interrupts: the only I/O,
 //!   behind the `Transport` trait;
 //! - [`smtp`] (the wire, pure), [`tls`] (trust, pins, verifier, report) and
@@ -19,9 +20,7 @@
 
 #![cfg_attr(not(feature = "python"), forbid(unsafe_code))]
 
-mod channel;
 pub mod error;
-pub mod pipeline;
 #[cfg(feature = "python")]
 mod python;
 pub mod session;

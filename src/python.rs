@@ -9,9 +9,12 @@
 //! Core errors become one exception class, `SmtpError`, whose attributes
 //! (`kind`, `stage`, `setting`, `code`, `server_text`, `fingerprint`, ...)
 //! let the shim choose between `error.SecurityError` and `error.Abort` and
-//! write the hint. `kind`, `stage` and `setting` are the enums [`Kind`],
-//! [`Stage`] and [`Setting`] below, mirrors of the core's, so the shim
-//! compares typed values, never message text or labels.
+//! write the hint. `kind`, `stage` and `setting` are the core's enums
+//! [`Kind`], [`Stage`] and [`Setting`] themselves, so the shim compares
+//! typed values, never message text or labels. Every `SmtpError` is made
+//! by one map, [`to_pyerr_at`], from an [`Error`]: a session used after
+//! `quit` ([`Error::SessionClosed`]) and a caught panic
+//! ([`Error::Internal`]) included, so every one carries every attribute.
 //!
 //! No Rust panic reaches Python as a `PanicException` (a `BaseException`
 //! that Mercurial would print as a traceback): every entry point runs in
@@ -29,7 +32,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
 use crate::error::{self, Error, Kind, Setting, Stage};
-use crate::pipeline::Outcome;
+use crate::session::queue::Outcome;
 use crate::session::{Observer, Session};
 use crate::settings::{Settings, Timeout};
 use crate::smtp::{Credentials, Mechanism};
@@ -86,19 +89,13 @@ fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
         let at = PANIC_AT
             .with(|p| p.borrow_mut().take())
             .unwrap_or_else(|| "an unknown place".to_owned());
-        Err(internal_error(&format!(
-            "internal error in securesmtp (at {at})"
-        )))
+        Err(internal_error(format!("at {at}")))
     })
 }
 
-fn internal_error(message: &str) -> PyErr {
-    let err = SmtpError::new_err(message.to_owned());
-    Python::attach(|py| {
-        let value = err.value(py);
-        let _ = set_defaults(value).and_then(|_| value.setattr("kind", Kind::Internal));
-    });
-    err
+/// `SmtpError` of kind `INTERNAL`, saying where.
+fn internal_error(context: String) -> PyErr {
+    Python::attach(|py| to_pyerr(py, Error::Internal { context }, &Pending::default()))
 }
 
 /// Every attribute an `SmtpError` has, at its empty value.
@@ -119,12 +116,15 @@ fn set_defaults(value: &Bound<'_, pyo3::exceptions::PyBaseException>) -> PyResul
     value.setattr("refused", Vec::<(String, u16, String)>::new())
 }
 
+/// The KeyboardInterrupt (or other signal handler error) that interrupted
+/// a wait, to be raised in place of [`Error::Interrupted`].
+type Pending = Arc<Mutex<Option<PyErr>>>;
+
 /// Python-side progress hooks, called with the GIL re-acquired.
 struct PyObserver {
     transcript: Option<Py<PyAny>>,
     notice: Option<Py<PyAny>>,
-    /// The KeyboardInterrupt (or other signal handler error) to re-raise.
-    pending: Arc<Mutex<Option<PyErr>>>,
+    pending: Pending,
 }
 
 impl Interrupt for PyObserver {
@@ -168,8 +168,9 @@ impl Observer for PyObserver {
 /// An open SMTP session (see `session::Session`).
 #[pyclass(name = "Session", module = "securesmtp._core")]
 struct PySession {
+    /// None once `quit` has ended the session.
     inner: Mutex<Option<Session>>,
-    pending: Arc<Mutex<Option<PyErr>>>,
+    pending: Pending,
 }
 
 impl PySession {
@@ -178,7 +179,7 @@ impl PySession {
     fn lock(&self) -> PyResult<MutexGuard<'_, Option<Session>>> {
         self.inner
             .lock()
-            .map_err(|_| internal_error("internal error in securesmtp (the session was poisoned)"))
+            .map_err(|_| internal_error("the session was poisoned".to_owned()))
     }
 
     /// Run `f` on the session with the GIL released, then turn its error
@@ -190,9 +191,9 @@ impl PySession {
     ) -> PyResult<T> {
         guarded(|| {
             let mut guard = self.lock()?;
-            let session = guard
-                .as_mut()
-                .ok_or_else(|| SmtpError::new_err("the SMTP session is closed"))?;
+            let Some(session) = guard.as_mut() else {
+                return Err(to_pyerr(py, Error::SessionClosed, &self.pending));
+            };
             let result = py.detach(|| f(&mut *session));
             result.map_err(|e| session_pyerr(py, session, e, &self.pending))
         })
@@ -336,9 +337,9 @@ impl PySession {
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         guarded(|| {
             let guard = self.lock()?;
-            let s = guard
-                .as_ref()
-                .ok_or_else(|| SmtpError::new_err("the SMTP session is closed"))?;
+            let Some(s) = guard.as_ref() else {
+                return Err(to_pyerr(py, Error::SessionClosed, &self.pending));
+            };
             let d = PyDict::new(py);
             d.set_item("peer", s.peer().to_string())?;
             d.set_item("greeting", s.greeting().map(|r| r.to_string()))?;
@@ -468,7 +469,7 @@ fn timeout_seconds(py: Python<'_>, timeout: TimeoutArg) -> PyResult<f64> {
         timeout
             .duration()
             .map(|d| d.as_secs_f64())
-            .map_err(|e| to_pyerr(py, e, &Arc::new(Mutex::new(None))))
+            .map_err(|e| to_pyerr(py, e, &Pending::default()))
     })
 }
 
@@ -552,7 +553,7 @@ fn verify_chain(
 fn mechanism_list(
     py: Python<'_>,
     names: Option<Vec<String>>,
-    pending: &Arc<Mutex<Option<PyErr>>>,
+    pending: &Pending,
 ) -> PyResult<Vec<Mechanism>> {
     names
         .unwrap_or_default()
@@ -691,29 +692,26 @@ impl PyVerdict {
 
 /// Turn a core error into `SmtpError` with attributes, or re-raise the
 /// KeyboardInterrupt that caused an interruption.
-fn to_pyerr(py: Python<'_>, e: Error, pending: &Arc<Mutex<Option<PyErr>>>) -> PyErr {
+fn to_pyerr(py: Python<'_>, e: Error, pending: &Pending) -> PyErr {
     let setting = e.setting();
     to_pyerr_at(py, e, setting, pending)
 }
 
 /// [`to_pyerr`] for an error of `session`, which knows more than the error
 /// about the setting to blame.
-fn session_pyerr(
-    py: Python<'_>,
-    session: &Session,
-    e: Error,
-    pending: &Arc<Mutex<Option<PyErr>>>,
-) -> PyErr {
+fn session_pyerr(py: Python<'_>, session: &Session, e: Error, pending: &Pending) -> PyErr {
     let setting = session.setting_at_fault(&e);
     to_pyerr_at(py, e, setting, pending)
 }
 
-/// [`to_pyerr`] with the setting to blame decided by the caller.
+/// The one map from a core error to a Python exception, with the setting
+/// to blame decided by the caller: the only place an `SmtpError` is made,
+/// so every one has every attribute `_core.pyi` declares.
 fn to_pyerr_at(
     py: Python<'_>,
     e: Error,
     setting: Option<error::Setting>,
-    pending: &Arc<Mutex<Option<PyErr>>>,
+    pending: &Pending,
 ) -> PyErr {
     if let Error::Interrupted = e {
         if let Some(err) = pending.lock().ok().and_then(|mut p| p.take()) {

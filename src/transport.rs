@@ -585,28 +585,28 @@ fn wait_tick(
     Ok(())
 }
 
+/// Write `data` to the socket in full.
 fn write_plain(
     sock: &mut TcpStream,
-    mut data: &[u8],
+    data: &[u8],
     idle: Duration,
     interrupt: &mut dyn Interrupt,
 ) -> Result<(), IoFailure> {
-    let mut idle_since = Instant::now();
-    let mut asked = Instant::now();
-    while !data.is_empty() {
-        match sock.write(data) {
-            Ok(0) => return Err(IoFailure::Closed),
-            Ok(n) => {
-                data = &data[n..];
-                idle_since = Instant::now();
-                progress_tick(&mut asked, interrupt)?;
+    let mut rest = data;
+    write_loop(
+        || {
+            if rest.is_empty() {
+                return None;
             }
-            Err(e) if is_wait(&e) => wait_tick(idle_since, idle, interrupt)?,
-            Err(e) if is_closed(&e) => return Err(IoFailure::Closed),
-            Err(e) => return Err(IoFailure::Os(e)),
-        }
-    }
-    Ok(())
+            let written = sock.write(rest);
+            if let Ok(n) = written {
+                rest = &rest[n..];
+            }
+            Some(written)
+        },
+        idle,
+        interrupt,
+    )
 }
 
 /// Send every TLS record rustls has queued.
@@ -616,10 +616,27 @@ fn flush_tls(
     idle: Duration,
     interrupt: &mut dyn Interrupt,
 ) -> Result<(), IoFailure> {
+    write_loop(
+        || conn.wants_write().then(|| conn.write_tls(sock)),
+        idle,
+        interrupt,
+    )
+}
+
+/// The one write loop, for cleartext and TLS records alike: `step` makes
+/// one write and says how many bytes went out, or `None` when nothing is
+/// left to write. The peer may take nothing for `idle` at most, and the
+/// interrupt hook is asked at least once a [`SLICE`] however the peer
+/// paces its reads.
+fn write_loop(
+    mut step: impl FnMut() -> Option<io::Result<usize>>,
+    idle: Duration,
+    interrupt: &mut dyn Interrupt,
+) -> Result<(), IoFailure> {
     let mut idle_since = Instant::now();
     let mut asked = Instant::now();
-    while conn.wants_write() {
-        match conn.write_tls(sock) {
+    while let Some(written) = step() {
+        match written {
             Ok(0) => return Err(IoFailure::Closed),
             Ok(_) => {
                 idle_since = Instant::now();

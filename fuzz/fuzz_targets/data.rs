@@ -3,9 +3,10 @@
 //!
 //! Checked for every message and every slicing:
 //! - what a receiver unstuffs from the DATA body (`unstuff`, RFC 5321
-//!   4.5.2) is exactly the message with CRLF line endings, as a plain
-//!   byte-at-a-time rule states it (CRLF stays, a bare CR or LF becomes
-//!   CRLF, a last line without an ending gets one); the BDAT bytes are that
+//!   4.5.2) is exactly the message with CRLF line endings, as the plain
+//!   byte-at-a-time rule `smtp::data::crlf_reference` states it (CRLF
+//!   stays, a bare CR or LF becomes CRLF, a last line without an ending
+//!   gets one), the same rule the unit tests use; the BDAT bytes are that
 //!   same normalised message;
 //! - the DATA body has no bare CR or LF and exactly one end-of-data line, at
 //!   the very end: no SMTP smuggling sequence survives encoding, wherever
@@ -19,13 +20,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use securesmtp::smtp::data::{unstuff, wire_size, Encoder, Slices};
+use securesmtp::smtp::data::{crlf_reference, unstuff, wire_size, Encoder, Slices};
 
 fuzz_target!(|data: &[u8]| {
     let [size, seed, msg @ ..] = data else {
         return;
     };
-    let normalised = reference(msg);
+    let normalised = crlf_reference(msg);
 
     let data_wire = sliced(Encoder::for_data(), msg, usize::from(*size) + 1);
     let bdat_wire = sliced(Encoder::for_bdat(), msg, usize::from(*size) + 1);
@@ -77,33 +78,6 @@ fn cut(mut encoder: Encoder, msg: &[u8], seed: u8) -> Vec<u8> {
         rest = &rest[n..];
     }
     encoder.finish(&mut out);
-    out
-}
-
-/// CRLF stays, bare CR and bare LF become CRLF, a final CRLF is added to a
-/// last line without one.
-fn reference(msg: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < msg.len() {
-        match msg[i] {
-            b'\r' if msg.get(i + 1) == Some(&b'\n') => {
-                out.extend_from_slice(b"\r\n");
-                i += 2;
-            }
-            b'\r' | b'\n' => {
-                out.extend_from_slice(b"\r\n");
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    if !out.is_empty() && !out.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
     out
 }
 

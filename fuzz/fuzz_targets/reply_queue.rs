@@ -1,4 +1,4 @@
-//! The queue of replies a streamed series waits for (`pipeline::Pipeline`),
+//! The queue of replies a series waits for (`session::queue::ReplyQueue`),
 //! driven as the session drives it: messages begun in DATA or BDAT mode,
 //! their commands' replies expected, replies of any code settled in any
 //! number, the connection lost (in order after a 421, or dropped) at any
@@ -22,7 +22,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use libfuzzer_sys::fuzz_target;
-use securesmtp::pipeline::{Expect, Outcome, Pipeline};
+use securesmtp::session::queue::{Expect, Outcome, ReplyQueue};
 use securesmtp::smtp::{Reply, ReplyParser};
 
 /// Codes a server may answer anything with.
@@ -42,7 +42,7 @@ struct Message {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut p = Pipeline::default();
+    let mut p = ReplyQueue::default();
     let mut due: VecDeque<(Option<u64>, Expect)> = VecDeque::new();
     let mut messages: HashMap<u64, Message> = HashMap::new();
     let mut settled: HashSet<u64> = HashSet::new();
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
                 next_id += 1;
                 let rcpts: Vec<String> =
                     (0..1 + op as usize / 4 % 3).map(|i| format!("r{i}@example.test")).collect();
-                let mut expect = |p: &mut Pipeline, id: Option<u64>, what: Expect| {
+                let mut expect = |p: &mut ReplyQueue, id: Option<u64>, what: Expect| {
                     p.expect(id, what);
                     due.push_back((id, what));
                 };
@@ -135,7 +135,7 @@ fuzz_target!(|data: &[u8]| {
 /// The outcomes decided since the last call, against what the driver saw.
 /// `lost`: the connection is gone, in order (421) or not.
 fn check(
-    p: &mut Pipeline,
+    p: &mut ReplyQueue,
     messages: &HashMap<u64, Message>,
     settled: &mut HashSet<u64>,
     lost: Option<bool>,

@@ -43,6 +43,7 @@ class Kind:
     RECIPIENTS: Kind
     INPUT: Kind
     INTERRUPTED: Kind
+    SESSION_CLOSED: Kind
     INTERNAL: Kind
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...

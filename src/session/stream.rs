@@ -3,7 +3,7 @@
 //! waiting for its verdict; [`Session::confirm`] waits for every reply still
 //! due and returns one [`Outcome`] per message. A single message is a series
 //! of one. Every command written puts its expected reply on the queue
-//! ([`crate::pipeline`]), and every reply read settles the queue's front, so
+//! ([`super::queue`]), and every reply read settles the queue's front, so
 //! the verdicts of all three modes below come from one set of rules.
 //!
 //! What goes ahead of what (RFC 2920 3.1, RFC 3030 4):
@@ -16,17 +16,27 @@
 //! - Neither (or `smtp.pipelining = false`): lock-step, each command waits
 //!   for its reply, and a message's verdict is known when `submit` returns.
 //!
+//! Round trips: about one for the whole series with CHUNKING, one per
+//! message with PIPELINING alone, 3 + recipients per message in lock-step.
+//!
 //! Between writes, and between the slices of a large body, replies that have
 //! already arrived are read and settled, so neither side's buffers fill.
 //! Bodies are encoded a slice at a time ([`Encoder`]): the session never
 //! holds a normalised copy of a whole message.
+//!
+//! Left out: DSN (RFC 3461), BINARYMIME (RFC 3030 3).
 
 use std::borrow::Cow;
 
-use super::*;
-use crate::pipeline::{Expect, Outcome};
+use super::queue::{Expect, Outcome, ReplyQueue};
+use super::Session;
+use crate::error::{Error, Stage};
 use crate::smtp::data::{self, Encoder, Slices};
-use crate::smtp::CommandError;
+use crate::smtp::{sanitize, Command, CommandError, Reply};
+use crate::tls;
+
+/// Bytes per BDAT chunk: large messages go in bounded chunks, all pipelined.
+const BDAT_CHUNK: usize = 1 << 20;
 
 /// Message bytes encoded per write of a DATA body.
 const DATA_SLICE: usize = 256 * 1024;
@@ -51,21 +61,21 @@ impl Session {
         message: &[u8],
     ) -> Result<(), Error> {
         if self.broken {
-            self.pipeline.record(id, Outcome::NotSent);
+            self.queue.record(id, Outcome::NotSent);
             return Err(Error::Closed { stage: Stage::Mail });
         }
         if let Err(e) = self.proof() {
-            self.pipeline.record(id, Outcome::NotSent);
+            self.queue.record(id, Outcome::NotSent);
             return Err(e);
         }
         let (mail, rcpts) = match self.envelope(from, recipients, message) {
             Ok(envelope) => envelope,
             Err(e) => {
-                self.pipeline.record(id, Outcome::Refused(e));
+                self.queue.record(id, Outcome::Refused(e));
                 return Ok(());
             }
         };
-        self.pipeline.begin(id, recipients);
+        self.queue.begin(id, recipients);
         let result = if !self.pipelines() {
             self.lockstep(id, &mail, &rcpts, message)
         } else if self.caps.chunking() {
@@ -80,13 +90,13 @@ impl Session {
     /// call, and the failure that ended the connection if one did.
     pub fn confirm(&mut self) -> (Vec<(u64, Outcome)>, Option<Error>) {
         let mut failure = None;
-        while self.pipeline.expecting() {
+        while self.queue.expecting() {
             if let Err(e) = self.settle_next() {
                 failure = Some(self.lose(e));
                 break;
             }
         }
-        (self.pipeline.take_done(), failure)
+        (self.queue.take_done(), failure)
     }
 
     /// One command, one reply: for a server without PIPELINING. Each reply
@@ -99,26 +109,30 @@ impl Session {
         rcpts: &[Command],
         message: &[u8],
     ) -> Result<(), Error> {
-        if self.pipeline.needs_reset() {
+        if self.queue.needs_reset() {
             self.exchange(None, &Command::Rset, Expect::Reset)?;
         }
         self.exchange(Some(id), mail, Expect::Mail)?;
         for (i, rcpt) in rcpts.iter().enumerate() {
-            if self.pipeline.refused(id) {
+            if self.queue.refused(id) {
                 break;
             }
             self.exchange(Some(id), rcpt, Expect::Rcpt(i))?;
         }
-        if !self.pipeline.refused(id) {
+        if !self.queue.refused(id) {
             self.exchange(Some(id), &Command::Data, Expect::Data)?;
-            if self.pipeline.data_reply(id).map(|(r, _)| r.code()) == Some(354) {
-                self.pipeline.expect(Some(id), Expect::EndOfData);
+            if self
+                .queue
+                .data_reply(id)
+                .is_some_and(|(r, _)| r.starts_mail_input())
+            {
+                self.queue.expect(Some(id), Expect::EndOfData);
                 self.write_data_body(message)?;
-                self.pipeline.end_written(id, true);
+                self.queue.end_written(id, true);
                 self.settle_next()?;
             }
         }
-        self.pipeline.seal(id);
+        self.queue.seal(id);
         Ok(())
     }
 
@@ -126,9 +140,9 @@ impl Session {
     /// write while unasked-for bytes wait, so a reply injected between two
     /// lock-step commands ends the session instead of shifting verdicts.
     fn exchange(&mut self, id: Option<u64>, cmd: &Command, what: Expect) -> Result<(), Error> {
-        self.pipeline.expect(id, what);
+        self.queue.expect(id, what);
         let reply = self.command(cmd, what.stage())?;
-        self.pipeline.settle(reply)
+        self.queue.settle(reply)
     }
 
     fn stream_chunked(
@@ -139,10 +153,10 @@ impl Session {
         message: &[u8],
     ) -> Result<(), Error> {
         let mut out = self.envelope_group(id, mail, rcpts);
-        let mut expect = |pipeline: &mut Pipeline| pipeline.expect(Some(id), Expect::Chunk);
+        let mut expect = |queue: &mut ReplyQueue| queue.expect(Some(id), Expect::Chunk);
         self.write_chunks(&mut out, message, &mut expect)?;
-        self.pipeline.end_written(id, false);
-        self.pipeline.seal(id);
+        self.queue.end_written(id, false);
+        self.queue.seal(id);
         self.pump()
     }
 
@@ -156,19 +170,20 @@ impl Session {
         let mut out = self.envelope_group(id, mail, rcpts);
         self.log_command(&Command::Data);
         Command::Data.write_to(&mut out);
-        self.pipeline.expect(Some(id), Expect::Data);
+        self.queue.expect(Some(id), Expect::Data);
         self.write(&out, Stage::Mail)?;
         // RFC 2920 3.1: DATA ends the group; the body waits for its 354
         // (reading it settles the previous message's verdict on the way).
-        while self.pipeline.awaits(id, Expect::Data) {
+        while self.queue.awaits(id, Expect::Data) {
             self.settle_next()?;
         }
-        let answer = self
-            .pipeline
+        let go_ahead = self
+            .queue
             .data_reply(id)
-            .map(|(reply, deliverable)| (reply.code(), deliverable));
-        if let Some((354, deliverable)) = answer {
-            self.pipeline.expect(Some(id), Expect::EndOfData);
+            .filter(|(reply, _)| reply.starts_mail_input())
+            .map(|(_, deliverable)| deliverable);
+        if let Some(deliverable) = go_ahead {
+            self.queue.expect(Some(id), Expect::EndOfData);
             if deliverable {
                 self.write_data_body(message)?;
             } else {
@@ -176,9 +191,9 @@ impl Session {
                 // one, and the envelope's refusal is the verdict.
                 self.write_body(b".\r\n", 0)?;
             }
-            self.pipeline.end_written(id, true);
+            self.queue.end_written(id, true);
         }
-        self.pipeline.seal(id);
+        self.queue.seal(id);
         self.pump()
     }
 
@@ -226,7 +241,7 @@ impl Session {
         }
         let bad = |reason| {
             Error::BadInput(CommandError::BadAddress {
-                address: crate::smtp::sanitize(address.as_bytes()),
+                address: sanitize(address.as_bytes()),
                 reason,
             })
         };
@@ -250,18 +265,18 @@ impl Session {
     /// each with its reply queued.
     fn envelope_group(&mut self, id: u64, mail: &Command, rcpts: &[Command]) -> Vec<u8> {
         let mut out = Vec::new();
-        if self.pipeline.needs_reset() {
+        if self.queue.needs_reset() {
             self.log_command(&Command::Rset);
             Command::Rset.write_to(&mut out);
-            self.pipeline.expect(None, Expect::Reset);
+            self.queue.expect(None, Expect::Reset);
         }
         self.log_command(mail);
         mail.write_to(&mut out);
-        self.pipeline.expect(Some(id), Expect::Mail);
+        self.queue.expect(Some(id), Expect::Mail);
         for (i, rcpt) in rcpts.iter().enumerate() {
             self.log_command(rcpt);
             rcpt.write_to(&mut out);
-            self.pipeline.expect(Some(id), Expect::Rcpt(i));
+            self.queue.expect(Some(id), Expect::Rcpt(i));
         }
         out
     }
@@ -269,11 +284,11 @@ impl Session {
     /// Write the message as BDAT chunks after the commands in `out`, one
     /// [`BDAT_CHUNK`] of the message encoded at a time; `expect` is called
     /// once per chunk. Returns the number of chunks.
-    pub(super) fn write_chunks(
+    fn write_chunks(
         &mut self,
         out: &mut Vec<u8>,
         message: &[u8],
-        expect: &mut dyn FnMut(&mut Pipeline),
+        expect: &mut dyn FnMut(&mut ReplyQueue),
     ) -> Result<usize, Error> {
         let mut slices = Slices::new(Encoder::for_bdat(), message, BDAT_CHUNK);
         let mut chunk = Vec::new();
@@ -289,7 +304,7 @@ impl Session {
                 self.observer
                     .transcript(&format!("C: <message data, {} bytes>", chunk.len()));
             }
-            expect(&mut self.pipeline);
+            expect(&mut self.queue);
             count += 1;
             if chunk.len() <= INLINE_CHUNK {
                 out.extend_from_slice(&chunk);
@@ -309,7 +324,7 @@ impl Session {
 
     /// The message dot-stuffed with its end-of-data line, a slice at a time,
     /// settling replies that arrive in between.
-    pub(super) fn write_data_body(&mut self, message: &[u8]) -> Result<(), Error> {
+    fn write_data_body(&mut self, message: &[u8]) -> Result<(), Error> {
         if self.observer.wants_transcript() {
             self.observer
                 .transcript(&format!("C: <message body, {} bytes>", message.len()));
@@ -337,23 +352,23 @@ impl Session {
 
     /// Read and settle the reply due next, waiting for it.
     fn settle_next(&mut self) -> Result<(), Error> {
-        let stage = self.pipeline.next_stage().unwrap_or(Stage::Body);
+        let stage = self.queue.next_stage().unwrap_or(Stage::Body);
         let reply = self.read_reply(stage)?;
-        self.pipeline.settle(reply)
+        self.queue.settle(reply)
     }
 
     /// Take in whatever the server has already sent, without waiting, and
     /// settle the complete replies against the queue; stop when nothing
     /// more has arrived or nothing more is due.
-    pub(super) fn pump(&mut self) -> Result<(), Error> {
+    fn pump(&mut self) -> Result<(), Error> {
         loop {
-            while let Some(stage) = self.pipeline.next_stage() {
+            while let Some(stage) = self.queue.next_stage() {
                 match self.buffered_reply(stage)? {
-                    Some(reply) => self.pipeline.settle(reply)?,
+                    Some(reply) => self.queue.settle(reply)?,
                     None => break,
                 }
             }
-            let Some(stage) = self.pipeline.next_stage() else {
+            let Some(stage) = self.queue.next_stage() else {
                 return Ok(());
             };
             let n = self
@@ -376,14 +391,14 @@ impl Session {
             // may still be waiting to be read. A read that fails now adds
             // nothing to the error already in hand.
             if let Err(said) = self.pump() {
-                if said.reply().is_some_and(|r| r.code() == 421) {
+                if said.reply().is_some_and(Reply::is_closing) {
                     e = said;
                 }
             }
         }
-        let orderly = e.reply().is_some_and(|r| r.code() == 421);
+        let orderly = e.reply().is_some_and(Reply::is_closing);
         self.broken = true;
-        self.pipeline.lose(orderly);
+        self.queue.lose(orderly);
         e
     }
 }

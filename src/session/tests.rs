@@ -26,9 +26,9 @@ use proptest::prelude::*;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
+use super::queue::Outcome;
 use super::{Config, Observer, Security, Session};
 use crate::error::Error;
-use crate::pipeline::Outcome;
 use crate::smtp::Credentials;
 use crate::tls::{Dangerous, MinVersion, TlsPolicy, Trust, Verdict, VerdictSlot, VerifyFailure};
 use crate::transport::{Interrupt, IoFailure, TlsInfo, Transport};

@@ -37,6 +37,32 @@ const SANITIZE_CAP: usize = 2000;
 /// ellipsis included.
 const MALFORMED_EXCERPT: usize = 100;
 
+/// The reply codes this client gives a meaning of its own, each named once
+/// (RFC 5321 4.2.2 unless noted). A rule about a whole class of codes
+/// (2yz, 4yz, ...) or about one of these is a method of [`Reply`].
+pub mod code {
+    /// 220: service ready; the greeting, and the go-ahead for the TLS
+    /// handshake after STARTTLS (RFC 3207 4).
+    pub const READY: u16 = 220;
+    /// 221: service closing transmission channel, the answer to QUIT.
+    pub const GOODBYE: u16 = 221;
+    /// 235: authentication succeeded (RFC 4954 6).
+    pub const AUTHENTICATED: u16 = 235;
+    /// 250: requested action completed; the only greeting EHLO and HELO
+    /// take (RFC 5321 4.1.1.1).
+    pub const OK: u16 = 250;
+    /// 334: a SASL challenge, to be answered on the next line (RFC 4954 4).
+    pub const CHALLENGE: u16 = 334;
+    /// 354: start mail input, the go-ahead for a DATA body.
+    pub const START_MAIL_INPUT: u16 = 354;
+    /// 421: service not available, closing transmission channel; the
+    /// server closes after it, whatever command it answers (RFC 5321 3.8).
+    pub const CLOSING: u16 = 421;
+    /// 530: authentication required (RFC 4954 6); RFC 3207 4 gives the same
+    /// code for "must issue a STARTTLS command first".
+    pub const AUTH_REQUIRED: u16 = 530;
+}
+
 /// One complete server reply: its code and the text of each of its lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
@@ -80,6 +106,28 @@ impl Reply {
     /// 5yz: permanent negative completion.
     pub fn is_permanent(&self) -> bool {
         self.code / 100 == 5
+    }
+
+    /// 421: the server is closing the connection ([`code::CLOSING`]); it
+    /// processed nothing after the command this answers.
+    pub fn is_closing(&self) -> bool {
+        self.code == code::CLOSING
+    }
+
+    /// 421 or 221: the server closes the connection after this reply, so
+    /// nothing more may be said on it, QUIT included.
+    pub fn ends_session(&self) -> bool {
+        self.is_closing() || self.code == code::GOODBYE
+    }
+
+    /// 334: a SASL challenge ([`code::CHALLENGE`]).
+    pub fn is_challenge(&self) -> bool {
+        self.code == code::CHALLENGE
+    }
+
+    /// 354: the server takes a DATA body now ([`code::START_MAIL_INPUT`]).
+    pub fn starts_mail_input(&self) -> bool {
+        self.code == code::START_MAIL_INPUT
     }
 
     /// The text of all lines, each [`sanitize`]d, joined with `\n`.

@@ -27,7 +27,7 @@ use crate::transport::{Interrupt, IoFailure, TlsInfo, Transport};
 /// public constructor: [`Channel`] makes one from a passing verdict or from
 /// the configured absence of TLS, and nothing else can.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Secured {
+pub(super) struct Secured {
     _private: (),
 }
 
@@ -46,7 +46,7 @@ enum State {
 
 /// A write that the channel refused to make.
 #[derive(Debug)]
-pub(crate) enum WriteError {
+pub(super) enum WriteError {
     /// The transport failed.
     Io(IoFailure),
     /// The command may not go out on this channel as it stands.
@@ -60,7 +60,7 @@ impl From<IoFailure> for WriteError {
 }
 
 /// The transport of a session, with the proof rules above.
-pub(crate) struct Channel {
+pub(super) struct Channel {
     transport: Box<dyn Transport>,
     state: State,
 }
@@ -68,7 +68,7 @@ pub(crate) struct Channel {
 impl Channel {
     /// A channel over `transport`. `cleartext_by_choice` is true only when the
     /// user configured no TLS at all.
-    pub(crate) fn new(transport: Box<dyn Transport>, cleartext_by_choice: bool) -> Channel {
+    pub(super) fn new(transport: Box<dyn Transport>, cleartext_by_choice: bool) -> Channel {
         let state = if cleartext_by_choice {
             State::Secured(Secured { _private: () })
         } else {
@@ -78,7 +78,7 @@ impl Channel {
     }
 
     /// The proof, when the channel has one.
-    pub(crate) fn proof(&self) -> Option<Secured> {
+    pub(super) fn proof(&self) -> Option<Secured> {
         match self.state {
             State::Secured(proof) => Some(proof),
             State::BeforeTls | State::Unverified => None,
@@ -86,13 +86,13 @@ impl Channel {
     }
 
     /// Whether anything at all may still be written.
-    pub(crate) fn may_speak(&self) -> bool {
+    pub(super) fn may_speak(&self) -> bool {
         !matches!(self.state, State::Unverified)
     }
 
     /// Write bytes that need the proof: anything after TLS began, and AUTH,
     /// MAIL, RCPT, DATA, BDAT and the message at any time.
-    pub(crate) fn write(
+    pub(super) fn write(
         &mut self,
         bytes: &[u8],
         _proof: Secured,
@@ -103,7 +103,7 @@ impl Channel {
 
     /// Write `cmd` without proof: only EHLO, HELO, STARTTLS and QUIT, and only
     /// while no TLS has begun.
-    pub(crate) fn write_before_tls(
+    pub(super) fn write_before_tls(
         &mut self,
         cmd: &Command,
         interrupt: &mut dyn Interrupt,
@@ -122,7 +122,7 @@ impl Channel {
     /// secured only when the handshake completed and the verdict passed;
     /// from the moment the handshake starts it is otherwise unverified, so a
     /// failure part way leaves nothing writable.
-    pub(crate) fn start_tls(
+    pub(super) fn start_tls(
         &mut self,
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
@@ -140,7 +140,7 @@ impl Channel {
     }
 
     /// Read some bytes by `deadline`; see [`Transport::read_some`].
-    pub(crate) fn read_some(
+    pub(super) fn read_some(
         &mut self,
         buf: &mut [u8],
         deadline: Instant,
@@ -151,27 +151,27 @@ impl Channel {
 
     /// Bytes that have already arrived, without waiting; see
     /// [`Transport::read_ready`].
-    pub(crate) fn read_ready(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
+    pub(super) fn read_ready(&mut self, buf: &mut [u8]) -> Result<usize, IoFailure> {
         self.transport.read_ready(buf)
     }
 
     /// The address connected to.
-    pub(crate) fn peer(&self) -> SocketAddr {
+    pub(super) fn peer(&self) -> SocketAddr {
         self.transport.peer()
     }
 
     /// Negotiated TLS parameters, once the handshake is done.
-    pub(crate) fn tls_info(&self) -> Option<TlsInfo> {
+    pub(super) fn tls_info(&self) -> Option<TlsInfo> {
         self.transport.tls_info()
     }
 
     /// Change how long the peer may take to accept written data.
-    pub(crate) fn set_idle(&mut self, idle: Duration) {
+    pub(super) fn set_idle(&mut self, idle: Duration) {
         self.transport.set_idle(idle);
     }
 
     /// Close the transport; nothing may be written afterwards.
-    pub(crate) fn close(&mut self) {
+    pub(super) fn close(&mut self) {
         self.state = State::Unverified;
         self.transport.close();
     }

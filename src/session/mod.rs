@@ -1,42 +1,52 @@
-//! The SMTP client state machine (RFC 5321) with STARTTLS (RFC 3207),
-//! implicit TLS (RFC 8314), AUTH (RFC 4954; mechanisms in `smtp::auth`), PIPELINING
+//! The send engine: an SMTP submission session (RFC 5321) with STARTTLS
+//! (RFC 3207), implicit TLS (RFC 8314), AUTH (RFC 4954), PIPELINING
 //! (RFC 2920) and CHUNKING (RFC 3030).
 //!
-//! A [`Session`] is connected, greeted, secured and (optionally)
-//! authenticated by [`Session::connect`] and [`Session::authenticate`]; then
-//! each [`Session::send`] is one mail transaction on the same connection, and
-//! [`Session::quit`] ends it.
+//! A [`Session`] is connected, greeted, secured and EHLO'd by
+//! [`Session::connect`] (this file), optionally logged in by
+//! [`Session::authenticate`] (`auth.rs`), then sends a series of messages
+//! with [`Session::submit`] and [`Session::confirm`] (`stream.rs`, the only
+//! way mail is sent), and ends with [`Session::quit`].
 //!
-//! The security contract lives here and in `channel`: nothing after the TLS
-//! handshake is sent unless the certificate verifier said yes (the channel
-//! hands out the proof every such write needs only then);
-//! STARTTLS that is not offered, refused, or followed by injected bytes ends
-//! the session; capabilities learned in cleartext are forgotten; AUTH never
-//! goes over cleartext to a remote host unless the caller allowed it.
+//! The files of the engine:
+//! - `mod.rs`: connect, greeting, EHLO/HELO, STARTTLS, the TLS handshake
+//!   and its verdict, one command and its reply, reading replies within the
+//!   timeout, QUIT, and turning transport failures into [`Error`]s;
+//! - `auth.rs`: AUTH, its initial response and challenges;
+//! - `stream.rs`: submit/confirm, in lock-step, with PIPELINING, or with
+//!   PIPELINING and CHUNKING;
+//! - [`queue`]: the replies still due and the outcome of each message they
+//!   decide (pure, no I/O);
+//! - `channel.rs`: the transport behind the proof every write past the
+//!   cleartext phase needs.
 //!
-//! Round trips per message, the cost that matters on a slow link, for
-//! [`Session::send`]: one with PIPELINING and CHUNKING (envelope and
-//! `BDAT n LAST` in one write), two with PIPELINING (envelope and DATA, then
-//! the body), 3 + recipients without. A series streamed with
-//! [`Session::submit`] and [`Session::confirm`] (session/stream.rs) does not
-//! wait between messages: about one round trip for the whole series with
-//! CHUNKING, one per message with PIPELINING alone.
+//! The security contract lives here and in `channel.rs`: nothing after the
+//! TLS handshake is sent unless the certificate verifier said yes (the
+//! channel hands out the proof every such write needs only then); STARTTLS
+//! that is not offered, refused, or followed by injected bytes ends the
+//! session; capabilities learned in cleartext are forgotten; AUTH never goes
+//! over cleartext to a remote host unless the caller allowed it.
 //!
 //! Left out: DSN, BINARYMIME, SMTP over a proxy.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::channel::{Channel, Secured, WriteError};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
+
+use self::channel::{Channel, Secured, WriteError};
+use self::queue::ReplyQueue;
 use crate::error::{Error, Setting, Stage};
-use crate::pipeline::Pipeline;
-use crate::smtp::{
-    auth, scram, Capabilities, Command, Credentials, Exchange, Mechanism, Reply, ReplyParser,
-    SaslError,
-};
-use crate::tls::{self, MinVersion, TlsPolicy, Verdict};
+use crate::smtp::reply::code;
+use crate::smtp::{sanitize, Capabilities, Command, Reply, ReplyParser};
+use crate::tls::{self, MinVersion, TlsPolicy, Verdict, VerdictSlot};
 use crate::transport::{ConnectFailure, Connection, Interrupt, IoFailure, TlsInfo, Transport};
 
+mod auth;
+mod channel;
+pub mod queue;
 mod stream;
 
 /// How the connection is secured.
@@ -101,8 +111,9 @@ pub struct Session {
     /// The connection is out of step or gone (timeout, interrupt, a close or
     /// garbage mid-transaction): QUIT would only wait for nothing.
     broken: bool,
-    /// Replies still due for streamed messages ([`Session::submit`]).
-    pipeline: Pipeline,
+    /// The replies still due for the messages of the series, in lock-step
+    /// as well as pipelined ([`Session::submit`]).
+    queue: ReplyQueue,
 }
 
 /// How long a silent server may leave the greeting unsent before the user
@@ -116,17 +127,9 @@ const QUIT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Whether the connection is still usable after `e`: the server refused
 /// something in an orderly way and is waiting for the next command.
 fn in_step(e: &Error) -> bool {
-    // 421 and 221 both say the server is closing the connection.
-    e.reply()
-        .is_some_and(|r| r.code() != 421 && r.code() != 221)
+    e.reply().is_some_and(|r| !r.ends_session())
         || matches!(e, Error::RecipientsRefused { .. } | Error::BadInput(_))
 }
-
-/// The longest command line, CRLF included (RFC 5321 4.5.3.1.4).
-const MAX_COMMAND_LINE: usize = 512;
-
-/// Bytes per BDAT chunk: large messages go in bounded chunks, all pipelined.
-const BDAT_CHUNK: usize = 1 << 20;
 
 impl Session {
     /// Connect, read the greeting, EHLO, secure the channel as configured and
@@ -196,7 +199,7 @@ impl Session {
             observer,
             read_buf: vec![0; 16 * 1024],
             broken: false,
-            pipeline: Pipeline::default(),
+            queue: ReplyQueue::default(),
         };
         match session.open(tls) {
             Ok(()) => Ok(session),
@@ -223,7 +226,7 @@ impl Session {
             self.handshake(cfg, slot, name)?;
         }
         let greeting = self.read_greeting()?;
-        if greeting.code() != 220 {
+        if greeting.code() != code::READY {
             return Err(Error::reply_at(Stage::Greeting, greeting));
         }
         self.greeting = Some(greeting);
@@ -263,7 +266,7 @@ impl Session {
     pub fn setting_at_fault(&self, e: &Error) -> Option<Setting> {
         let starttls_unused = self.config.security == Security::None && self.caps.starttls();
         let wants_tls = matches!(e, Error::AuthUnavailable { .. })
-            || e.reply().is_some_and(|r| r.code() == 530);
+            || e.reply().is_some_and(|r| r.code() == code::AUTH_REQUIRED);
         if starttls_unused && wants_tls {
             return Some(Setting::Tls);
         }
@@ -281,150 +284,8 @@ impl Session {
     }
 
     /// The address connected to.
-    pub fn peer(&self) -> std::net::SocketAddr {
+    pub fn peer(&self) -> SocketAddr {
         self.conn.peer()
-    }
-
-    /// Authenticate with the first of `allowed` that the server offers
-    /// (empty: [`Mechanism::DEFAULT`]); returns the mechanism used. Refuses
-    /// to send a password over cleartext to a remote host.
-    pub fn authenticate(
-        &mut self,
-        credentials: &Credentials,
-        allowed: &[Mechanism],
-    ) -> Result<Mechanism, Error> {
-        let result = self.try_authenticate(credentials, allowed);
-        if let Err(e) = &result {
-            self.broken |= !in_step(e);
-        }
-        result
-    }
-
-    /// The mechanism [`authenticate`](Self::authenticate) would use with
-    /// `allowed`, given what the server offers on the current channel.
-    pub fn auth_mechanism(&self, allowed: &[Mechanism]) -> Option<Mechanism> {
-        let allowed = if allowed.is_empty() {
-            &Mechanism::DEFAULT[..]
-        } else {
-            allowed
-        };
-        Mechanism::choose(allowed, &self.caps)
-    }
-
-    fn try_authenticate(
-        &mut self,
-        credentials: &Credentials,
-        allowed: &[Mechanism],
-    ) -> Result<Mechanism, Error> {
-        self.proof()?;
-        if self.config.security == Security::None
-            && !self.config.allow_cleartext_auth
-            && !self.conn.peer().ip().is_loopback()
-        {
-            return Err(Error::CleartextAuth {
-                server: server_label(&self.config.host, self.config.port),
-            });
-        }
-        let mechanism = self
-            .auth_mechanism(allowed)
-            .ok_or_else(|| Error::AuthUnavailable {
-                offered: self.caps.auth_mechanisms().to_vec(),
-                allowed: allowed.iter().map(|m| m.name()).collect(),
-            })?;
-        let nonce = if mechanism == Mechanism::ScramSha256 {
-            scram::client_nonce()
-        } else {
-            String::new()
-        };
-        let mut exchange = Exchange::new(mechanism, credentials, nonce);
-        let reply = self.send_auth(&mut exchange, mechanism)?;
-        let reply = self.answer_challenges(&mut exchange, mechanism, reply)?;
-        match reply.code() {
-            235 => {
-                exchange.finish(&reply).map_err(|failure| {
-                    // Logged in to a server that could not prove who it is:
-                    // nothing more goes over this connection.
-                    self.broken = true;
-                    Error::AuthExchange {
-                        mechanism: mechanism.name(),
-                        failure,
-                    }
-                })?;
-                Ok(mechanism)
-            }
-            334 => {
-                self.cancel_auth();
-                Err(Error::AuthExchange {
-                    mechanism: mechanism.name(),
-                    failure: SaslError::UnexpectedChallenge,
-                })
-            }
-            _ => Err(Error::AuthRefused {
-                mechanism: mechanism.name(),
-                reply,
-                detail: exchange.detail().map(str::to_owned),
-            }),
-        }
-    }
-
-    /// AUTH with the initial response, and the server's first answer.
-    fn send_auth(&mut self, exchange: &mut Exchange, mechanism: Mechanism) -> Result<Reply, Error> {
-        let initial = exchange.initial_response(&self.config.host, self.config.port);
-        // RFC 4954 4: an initial response that would make the AUTH line
-        // longer than SMTP's 512 octets (OAuth2 tokens run to kilobytes)
-        // goes as the answer to the server's first, empty, challenge.
-        let fits = |ir: &String| {
-            "AUTH ".len() + mechanism.name().len() + 1 + ir.len() + 2 <= MAX_COMMAND_LINE
-        };
-        let (inline, deferred) = match initial {
-            Some(ir) if !fits(&ir) => (None, Some(ir)),
-            other => (other, None),
-        };
-        let reply = self.command(
-            &Command::Auth {
-                mechanism: mechanism.name().into(),
-                initial_response: inline,
-            },
-            Stage::Auth,
-        )?;
-        match (deferred, reply.code()) {
-            (Some(ir), 334) => self.command(&Command::AuthResponse(ir), Stage::Auth),
-            _ => Ok(reply),
-        }
-    }
-
-    /// Answer the server's 334 challenges (a bounded number); the reply
-    /// that is not one.
-    fn answer_challenges(
-        &mut self,
-        exchange: &mut Exchange,
-        mechanism: Mechanism,
-        mut reply: Reply,
-    ) -> Result<Reply, Error> {
-        let mut challenges = 0;
-        while reply.code() == 334 && challenges < auth::MAX_CHALLENGES {
-            challenges += 1;
-            let challenge = reply.lines().first().map(|l| String::from_utf8_lossy(l));
-            match exchange.answer(challenge.as_deref().unwrap_or("")) {
-                Ok(answer) => {
-                    reply = self.command(&Command::AuthResponse(answer), Stage::Auth)?;
-                }
-                Err(failure) => {
-                    self.cancel_auth();
-                    return Err(Error::AuthExchange {
-                        mechanism: mechanism.name(),
-                        failure,
-                    });
-                }
-            }
-        }
-        Ok(reply)
-    }
-
-    /// Ends an exchange the client cannot go on with (RFC 4954 4: `*`).
-    fn cancel_auth(&mut self) {
-        let _ = self.write_raw(b"*\r\n", "*");
-        let _ = self.read_reply(Stage::Auth);
     }
 
     /// How long the server may stay silent from now on.
@@ -454,7 +315,7 @@ impl Session {
         let reply = self.command(&ehlo, Stage::Hello)?;
         // Only 250 is a greeting (RFC 5321 4.1.1.1); a 220 or 221 here is
         // reported as what it is, not later as missing capabilities.
-        if reply.code() == 250 {
+        if reply.code() == code::OK {
             self.caps = Capabilities::from_ehlo(&reply);
             return Ok(());
         }
@@ -463,7 +324,7 @@ impl Session {
         }
         let helo = Command::helo(&name).map_err(Error::BadInput)?;
         let reply = self.command(&helo, Stage::Hello)?;
-        if reply.code() != 250 {
+        if reply.code() != code::OK {
             return Err(Error::reply_at(Stage::Hello, reply));
         }
         self.caps = Capabilities::none();
@@ -472,15 +333,15 @@ impl Session {
 
     fn start_tls(
         &mut self,
-        (config, slot): (std::sync::Arc<rustls::ClientConfig>, tls::VerdictSlot),
-        name: rustls::pki_types::ServerName<'static>,
+        (config, slot): (Arc<ClientConfig>, VerdictSlot),
+        name: ServerName<'static>,
     ) -> Result<(), Error> {
         let server = server_label(&self.config.host, self.config.port);
         if !self.caps.starttls() {
             return Err(Error::StartTlsNotOffered { server });
         }
         let reply = self.command(&Command::StartTls, Stage::StartTls)?;
-        if reply.code() != 220 {
+        if reply.code() != code::READY {
             return Err(Error::reply_at(Stage::StartTls, reply));
         }
         // Anything already buffered was sent before the handshake by someone
@@ -536,9 +397,9 @@ impl Session {
 
     fn handshake(
         &mut self,
-        config: std::sync::Arc<rustls::ClientConfig>,
-        slot: tls::VerdictSlot,
-        name: rustls::pki_types::ServerName<'static>,
+        config: Arc<ClientConfig>,
+        slot: VerdictSlot,
+        name: ServerName<'static>,
     ) -> Result<(), Error> {
         let server = server_label(&self.config.host, self.config.port);
         let (result, verdict) = self
@@ -646,13 +507,6 @@ impl Session {
         }
     }
 
-    fn write_raw(&mut self, bytes: &[u8], shown: &str) -> Result<(), Error> {
-        if self.observer.wants_transcript() {
-            self.observer.transcript(&format!("C: {shown}"));
-        }
-        self.write(bytes, Stage::Auth)
-    }
-
     /// Every write but the few commands of the cleartext phase goes through
     /// here and needs the channel's proof.
     fn write(&mut self, bytes: &[u8], stage: Stage) -> Result<(), Error> {
@@ -728,7 +582,7 @@ impl Session {
                 if self.observer.wants_transcript() {
                     self.log_reply(&reply);
                 }
-                if reply.code() == 421 && stage != Stage::Quit {
+                if reply.is_closing() && stage != Stage::Quit {
                     // RFC 5321 3.8: the server is closing. Report this
                     // reply, not the closed socket the next read would
                     // find (in a pipelined group more replies were due).
@@ -749,11 +603,8 @@ impl Session {
         }
         for (i, line) in lines.iter().enumerate() {
             let sep = if i + 1 == lines.len() { ' ' } else { '-' };
-            self.observer.transcript(&format!(
-                "S: {}{sep}{}",
-                reply.code(),
-                crate::smtp::sanitize(line)
-            ));
+            self.observer
+                .transcript(&format!("S: {}{sep}{}", reply.code(), sanitize(line)));
         }
     }
 
@@ -788,10 +639,7 @@ impl Session {
 }
 
 /// The rustls config, its verdict slot and the server name, when TLS is used.
-type TlsSettings = (
-    (std::sync::Arc<rustls::ClientConfig>, tls::VerdictSlot),
-    rustls::pki_types::ServerName<'static>,
-);
+type TlsSettings = ((Arc<ClientConfig>, VerdictSlot), ServerName<'static>);
 
 fn tls_settings(config: &Config) -> Result<Option<TlsSettings>, Error> {
     Ok(match config.security {

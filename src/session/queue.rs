@@ -1,11 +1,13 @@
-//! The replies a streamed series still waits for, and what they decide.
+//! The replies a series still waits for, and what they decide.
 //!
-//! When a series streams (RFC 2920 with RFC 3030, or RFC 2920 alone), the
-//! session writes message n+1 before message n's replies are in. Each
-//! command written puts one [`Expect`] on the queue, tagged with its message;
-//! replies arrive in command order (RFC 2920 3.1), so each reply read settles
-//! the queue's front. When a message's last expected reply is settled, its
-//! [`Outcome`] is final and waits in [`Pipeline::take_done`].
+//! Every command the session writes for a message puts one [`Expect`] on
+//! the queue, tagged with its message, and every reply read settles the
+//! queue's front: replies arrive in command order (one at a time in
+//! lock-step, and by RFC 2920 3.1 when commands are pipelined). Lock-step uses the queue as a
+//! pipelined series does, with one reply due at a time, so the verdicts of
+//! every mode come from the same rules. When a message's last expected
+//! reply is settled, its [`Outcome`] is final and waits in
+//! [`ReplyQueue::take_done`].
 //!
 //! When the connection fails, every message still in flight gets an outcome
 //! from what is known: a refusal already read stands; after a 421 (the
@@ -15,7 +17,8 @@
 //! and one whose end of data did not go out was not ([`Outcome::NotSent`]).
 //! Only `NotSent` messages may be sent again.
 //!
-//! Pure: no I/O, so the rules are tested here with plain replies.
+//! Pure: no I/O, so the rules are tested here with plain replies, and the
+//! `reply_queue` fuzz target drives the queue as the session does.
 
 use std::collections::VecDeque;
 
@@ -118,7 +121,7 @@ impl Flight {
                 .collect();
             return Some(Error::RecipientsRefused { refused });
         }
-        if let Some(r) = self.data.as_ref().filter(|r| r.code() != 354) {
+        if let Some(r) = self.data.as_ref().filter(|r| !r.starts_mail_input()) {
             return Some(Error::reply_at(Stage::Data, r.clone()));
         }
         if let Some(r) = &self.chunk_refused {
@@ -155,7 +158,7 @@ impl Flight {
 
 /// The queue of expected replies and the messages they belong to.
 #[derive(Debug, Default)]
-pub struct Pipeline {
+pub struct ReplyQueue {
     queue: VecDeque<(Option<u64>, Expect)>,
     flights: VecDeque<Flight>,
     done: Vec<(u64, Outcome)>,
@@ -164,7 +167,7 @@ pub struct Pipeline {
     dirty: bool,
 }
 
-impl Pipeline {
+impl ReplyQueue {
     /// A message is about to be written.
     pub fn begin(&mut self, id: u64, recipients: &[String]) {
         self.flights.push_back(Flight {
@@ -349,7 +352,7 @@ mod tests {
     }
 
     /// Queue a chunked message: MAIL, RCPTs, one `BDAT LAST`.
-    fn chunked(p: &mut Pipeline, id: u64, n: usize) {
+    fn chunked(p: &mut ReplyQueue, id: u64, n: usize) {
         p.begin(id, &rcpts(n));
         p.expect(Some(id), Expect::Mail);
         for i in 0..n {
@@ -369,7 +372,7 @@ mod tests {
         }
     }
 
-    fn statuses(p: &mut Pipeline) -> Vec<(u64, String)> {
+    fn statuses(p: &mut ReplyQueue) -> Vec<(u64, String)> {
         p.take_done()
             .iter()
             .map(|(id, o)| (*id, status(o)))
@@ -378,7 +381,7 @@ mod tests {
 
     #[test]
     fn replies_settle_the_messages_they_belong_to_in_order() {
-        let mut p = Pipeline::default();
+        let mut p = ReplyQueue::default();
         chunked(&mut p, 1, 2);
         p.expect(None, Expect::Reset);
         chunked(&mut p, 2, 1);
@@ -409,7 +412,7 @@ mod tests {
 
     #[test]
     fn a_refusal_in_the_middle_belongs_to_its_message_alone() {
-        let mut p = Pipeline::default();
+        let mut p = ReplyQueue::default();
         for id in 1..=2 {
             chunked(&mut p, id, 1);
         }
@@ -449,7 +452,7 @@ mod tests {
 
     #[test]
     fn refused_sender_and_refused_recipients_are_reported_at_their_stage() {
-        let mut p = Pipeline::default();
+        let mut p = ReplyQueue::default();
         chunked(&mut p, 1, 1);
         chunked(&mut p, 2, 2);
         for r in [
@@ -477,7 +480,7 @@ mod tests {
 
     #[test]
     fn a_drop_leaves_sent_messages_unknown_and_unsent_ones_not_sent() {
-        let mut p = Pipeline::default();
+        let mut p = ReplyQueue::default();
         chunked(&mut p, 1, 1);
         chunked(&mut p, 2, 1);
         chunked(&mut p, 3, 1);
@@ -502,7 +505,7 @@ mod tests {
 
     #[test]
     fn after_a_421_nothing_still_in_flight_was_accepted_but_refusals_stand() {
-        let mut p = Pipeline::default();
+        let mut p = ReplyQueue::default();
         chunked(&mut p, 1, 1);
         chunked(&mut p, 2, 1);
         chunked(&mut p, 3, 1);
@@ -529,7 +532,7 @@ mod tests {
 
     #[test]
     fn data_mode_needs_no_reset_after_the_dot_and_one_after_a_refused_data() {
-        let mut p = Pipeline::default();
+        let mut p = ReplyQueue::default();
         p.begin(1, &rcpts(1));
         p.expect(Some(1), Expect::Mail);
         p.expect(Some(1), Expect::Rcpt(0));
