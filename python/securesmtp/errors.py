@@ -216,7 +216,10 @@ _KIND_HINTS = {
     ),
     Kind.INTERNAL: _(b"this is a bug in securesmtp; please report it"),
     # A session used after it ended (QUIT, or closed on a failure).
-    Kind.SESSION_CLOSED: _(b"the session with the server had already ended; this is a bug in securesmtp; please report it"),
+    Kind.SESSION_CLOSED: _(
+        b"the session with the server had already ended; this is a bug in "
+        b"securesmtp; please report it"
+    ),
 }
 _KIND_HINTS[Kind.PROTOCOL] = _KIND_HINTS[Kind.IO]
 
