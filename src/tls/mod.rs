@@ -33,6 +33,7 @@ mod names;
 mod pem;
 mod pin;
 mod policy;
+mod profile;
 mod report;
 mod roots;
 #[cfg(all(unix, not(target_os = "macos")))]
@@ -58,6 +59,7 @@ pub use danger::Dangerous;
 pub use names::ascii_host;
 pub use pin::{fingerprint, spki_pin, HashAlg, Pin, PinError};
 pub use policy::{MinVersion, TlsPolicy, TlsSetupError};
+pub use profile::{Fault, Refusal, Role};
 pub use report::{describe_chain, describe_chain_at, CertSummary};
 pub use roots::{default_roots_source, DefaultRootsSource};
 pub use suites::{cipher_suite_name, supported_cipher_suites};
