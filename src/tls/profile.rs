@@ -185,6 +185,8 @@ const ALLOWED: &[Allowed] = &[
         NonCritical,
         Opaque,
     ),
+    // SET's hashedRootKey, on a root of Debian's ca-certificates.
+    allow("2.23.42.7.0", "SET hashedRootKey", NonCritical, Opaque),
 ];
 
 /// Extensions OpenSSL enforces and this verifier does not: named in the

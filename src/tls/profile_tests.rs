@@ -425,3 +425,50 @@ fn non_minimal_lengths_are_not_der() {
         .is_none());
     assert!(Reader::new(&[0x04, 0x01, 0x00]).next().is_some());
 }
+
+/// Debian's ca-certificates: the Mozilla roots as files.
+const DEBIAN_ROOTS: &str = "/usr/share/ca-certificates/mozilla";
+
+#[test]
+fn every_debian_root_is_inside_the_profile_as_an_anchor() {
+    let Ok(entries) = std::fs::read_dir(DEBIAN_ROOTS) else {
+        // The pytest suite's test_trust_roots.py fails where the
+        // package is missing; here only the profile is under test.
+        eprintln!("{DEBIAN_ROOTS} is missing: install ca-certificates");
+        return;
+    };
+    let mut checked = 0;
+    let mut outside = Vec::new();
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let certs = super::super::pem::certificates(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        for der in certs {
+            checked += 1;
+            if let Err(fault) = strict(&der) {
+                outside.push(format!("{}: {fault}", path.display()));
+            }
+        }
+    }
+    assert!(checked >= 100, "only {checked} roots read");
+    assert!(outside.is_empty(), "{}", outside.join("\n"));
+}
+
+#[test]
+fn every_webpki_root_is_inside_the_profile_as_far_as_it_is_bundled() {
+    // webpki-roots holds each root's subject, key and name constraints,
+    // not its certificate: what is there must read as the profile reads
+    // names, and the Debian test above covers the certificates themselves.
+    for anchor in webpki_roots::TLS_SERVER_ROOTS {
+        assert!(
+            name_strings(anchor.subject.as_ref()).is_some(),
+            "{:?}",
+            anchor.subject
+        );
+        if let Some(constraints) = &anchor.name_constraints {
+            let mut value = Reader::new(constraints.as_ref());
+            assert!(value.next().is_some() || value.done());
+        }
+    }
+}
