@@ -706,10 +706,30 @@ impl Verifier {
         leaf: Option<&X509Certificate<'_>>,
         common_name: names::CommonName,
     ) -> VerifyFailure {
+        let presented = leaf.map(names::presented).unwrap_or_default();
+        // An address is shown as the user wrote it: its normal form may be
+        // the very text the certificate presents (0:0:0:0:0:0:0:1 and ::1).
+        let (expected, address) = match &self.name {
+            ServerName::IpAddress(ip) => (self.written.clone(), Some(std::net::IpAddr::from(*ip))),
+            name => (name.to_str().into_owned(), None),
+        };
+        let written_otherwise = presented.iter().find(|p| {
+            address.is_some() && p.parse().ok() == address && !p.eq_ignore_ascii_case(&expected)
+        });
+        let why = leaf
+            .and_then(|c| names::why_not(c, &self.name, common_name))
+            .or_else(|| {
+                written_otherwise.map(|p| {
+                    format!(
+                        "its common name {p} is the same address written otherwise, and a \
+                         common name is compared as text (as stock Mercurial compares it)"
+                    )
+                })
+            });
         VerifyFailure::NameMismatch {
-            expected: self.name.to_str().into_owned(),
-            presented: leaf.map(names::presented).unwrap_or_default(),
-            why: leaf.and_then(|c| names::why_not(c, &self.name, common_name)),
+            expected,
+            presented,
+            why,
         }
     }
 }
@@ -1816,6 +1836,30 @@ mod tests {
     }
 
     // -- why a name did not count --------------------------------------------
+
+    #[test]
+    fn an_address_written_otherwise_than_the_common_name_is_shown_as_written() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let mut params = testutil::leaf_params(&[]);
+        params.subject_alt_names.clear();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "::1");
+        let leaf = ca.sign(&params, &KeyKind::Ecdsa.key());
+        assert_eq!(
+            verify(&trusting(&file, "::1"), &[&leaf]),
+            Ok(Trust::CommonNameFallback)
+        );
+        let failure = verify(&trusting(&file, "0:0:0:0:0:0:0:1"), &[&leaf]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate for ::1 is not valid for 0:0:0:0:0:0:0:1: its common name ::1 is the \
+             same address written otherwise, and a common name is compared as text (as stock \
+             Mercurial compares it)"
+        );
+    }
 
     #[test]
     fn an_ip_address_written_as_a_dns_name_is_explained() {
