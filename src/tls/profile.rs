@@ -8,8 +8,9 @@
 //! certificate trusted as itself) passes [`strict`]:
 //!
 //! - its DER is what OpenSSL's decoder reads ([`decodes`]): one certificate,
-//!   minimal lengths, a serial that is not empty, names whose strings are of
-//!   a type OpenSSL canonicalises and that decode (UTF-8, BMP, Universal);
+//!   minimal lengths, a serial that is not empty, names whose values are
+//!   strings OpenSSL canonicalises and that decode (UTF-8, BMP, Universal),
+//!   or a BIT STRING (x500UniqueIdentifier);
 //! - its validity times are `YYMMDDHHMMSSZ` (UTCTime) or `YYYYMMDDHHMMSSZ`
 //!   (GeneralizedTime), the only forms OpenSSL's time check takes;
 //! - no extension is there twice, and each is on [`ALLOWED`] with a
@@ -428,6 +429,7 @@ fn extensions(parsed: &X509Certificate<'_>, raw: Vec<Tlv<'_>>) -> Result<(), Fau
 
 const BOOLEAN: u8 = 0x01;
 const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
 const OCTET_STRING: u8 = 0x04;
 const OID: u8 = 0x06;
 const UTF8_STRING: u8 = 0x0c;
@@ -631,6 +633,10 @@ fn string_decodes(value: Tlv<'_>) -> bool {
         UTF8_STRING => std::str::from_utf8(bytes).is_ok(),
         // Read byte for byte (as Latin-1 where not ASCII) by OpenSSL.
         PRINTABLE_STRING | T61_STRING | IA5_STRING | NUMERIC_STRING | VISIBLE_STRING => true,
+        // x500UniqueIdentifier: kept as it is by OpenSSL's canonical form
+        // (real certificates carry it; cryptography-vectors'
+        // scottishpower-bitstring-dn.pem).
+        BIT_STRING => bytes.first().is_some_and(|&unused| unused <= 7),
         BMP_STRING => {
             bytes.len() % 2 == 0 && bytes.chunks(2).all(|c| !(0xd8..=0xdf).contains(&c[0]))
         }

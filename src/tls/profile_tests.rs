@@ -395,6 +395,21 @@ fn name_strings_openssl_cannot_decode_are_refused() {
             "{tag}"
         );
     }
+    // A BIT STRING (x500UniqueIdentifier) is read by OpenSSL as it is.
+    let unique = wrap(
+        SEQUENCE,
+        &wrap(
+            SET,
+            &wrap(
+                SEQUENCE,
+                &[wrap(OID, &[0x55, 0x04, 0x2d]), wrap(BIT_STRING, &[0, 1])].concat(),
+            ),
+        ),
+    );
+    assert_eq!(
+        decodes(&edited(ca.der(), |f| f[3] = unique.clone())),
+        Ok(())
+    );
 }
 
 #[test]
