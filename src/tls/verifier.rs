@@ -548,7 +548,14 @@ impl Verifier {
         {
             Ok(Trust::CommonNameFallback)
         } else {
-            Err(self.name_mismatch(Some(&cert), names::CommonName::Allowed))
+            // Its own name constraints turn the common name off; saying so
+            // keeps the message from reading "for x, not x".
+            let common_name = if anchor::has_name_constraints(&cert) {
+                names::CommonName::NameConstrained
+            } else {
+                names::CommonName::Allowed
+            };
+            Err(self.name_mismatch(Some(&cert), common_name))
         }
     }
 
@@ -1858,6 +1865,30 @@ mod tests {
             "certificate for ::1 is not valid for 0:0:0:0:0:0:0:1: its common name ::1 is the \
              same address written otherwise, and a common name is compared as text (as stock \
              Mercurial compares it)"
+        );
+    }
+
+    #[test]
+    fn a_name_constrained_certificate_trusted_as_itself_says_why_its_common_name_is_not_used() {
+        let mut params = testutil::leaf_params(&[]);
+        params.subject_alt_names.clear();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("localhost".into())],
+            excluded_subtrees: Vec::new(),
+        });
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let der = testutil::self_signed(&params, &KeyKind::Ecdsa.key());
+        let file = TempFile::new(&testutil::der_to_pem(&der));
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&der])
+                .unwrap_err()
+                .to_string(),
+            "certificate for localhost is not valid for localhost: it has no subjectAltName, \
+             and its common name is not used when a CA of its chain has name constraints"
         );
     }
 
