@@ -44,7 +44,8 @@ NS_CERT_TYPE = x509.ObjectIdentifier("2.16.840.1.113730.1.1")
 UNKNOWN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1.1")
 ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
 
-HOSTS = ("localhost", "mail.example.org", "127.0.0.1", "::1", "localhost.")
+HOSTS = ("localhost", "mail.example.org", "127.0.0.1", "::1", "localhost.", "a.localhost",
+         "0:0:0:0:0:0:0:1")
 
 # -- the grammar ----------------------------------------------------------------
 
@@ -93,9 +94,13 @@ NAMES = (
 SANS = (
     "dns:HOST", "dns:localhost", "dns:mail.example.org", "dns:*.example.org", "dns:localhost.",
     "dns:127.0.0.1", "dns:other.example", "ip:127.0.0.1", "ip:::1", "email:a@example.org",
-    "uri:https://localhost/",
+    "uri:https://localhost/", "dns:*.localhost", "dns:*", "dns:l*.HOST", "dns:*.HOST",
+    "dns:*.org", "dns:mail.*.org",
 )
-CNS = ("HOST", "HOST", "localhost", "localhost.", "127.0.0.1", "0:0:0:0:0:0:0:1", "other.example", "")
+# Wildcards reach the common-name path too (a leaf without subjectAltName
+# under the CA file, or trusted as itself).
+CNS = ("HOST", "HOST", "localhost", "localhost.", "127.0.0.1", "0:0:0:0:0:0:0:1", "other.example", "",
+       "*.example.org", "*", "*.localhost", "l*calhost", "*.org")
 EMAILS = ("", "", "a@example.org", "b@other.example", "c@mail.example.org")
 
 
