@@ -14,7 +14,10 @@
 //! pins, the CA-file-replaces-defaults rule, a self-signed leaf trusted as
 //! itself when it is in the CA file, and the common-name fallback for a
 //! certificate without subjectAltName. What weakens verification is in the
-//! private `danger` module.
+//! private `danger` module. Before any of it, every certificate the verdict
+//! rests on passes one strict profile (`profile`: DER as OpenSSL decodes
+//! it, and only extensions whose handling matches OpenSSL's), so that trust
+//! is decided from a closed set.
 //!
 //! A client certificate ([`ClientCert`]) is presented when the caller
 //! gives one.

@@ -2,6 +2,9 @@
 //! application byte is exchanged.
 //!
 //! Order, as Mercurial's `sslutil`:
+//! 0. every certificate sent must decode as OpenSSL decodes it, and every
+//!    certificate a verdict below rests on must pass the strict profile
+//!    ([`super::profile`]) before any rule is applied to it;
 //! 1. pins: when any are configured, the leaf must match one, and nothing
 //!    else is checked (no CA, no name), even with `--insecure`;
 //! 2. `--insecure`: no CA or name check (see [`super::danger`]);
