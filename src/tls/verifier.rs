@@ -167,7 +167,7 @@ pub enum VerifyFailure {
         public_keys: bool,
     },
     /// A certificate the verdict rests on is outside the strict profile
-    /// ([`super::profile`]).
+    /// (`tls::profile`).
     OutsideProfile(Box<Refusal>),
     /// No CA file, default roots disabled, no pins: nothing can be trusted.
     NoTrustAnchors,
