@@ -60,10 +60,13 @@ def certificate_files(root, skip=()):
 
 
 def _first_certificate(data):
-    begin = b"-----BEGIN CERTIFICATE-----"
-    if begin in data:
+    # Both labels OpenSSL reads as a plain certificate.
+    for label in (b"CERTIFICATE", b"X509 CERTIFICATE"):
+        begin = b"-----BEGIN " + label + b"-----"
+        if begin not in data:
+            continue
         start = data.index(begin) + len(begin)
-        end = data.find(b"-----END CERTIFICATE-----", start)
+        end = data.find(b"-----END " + label + b"-----", start)
         if end < 0:
             return None
         try:
