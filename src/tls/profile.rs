@@ -439,7 +439,6 @@ const T61_STRING: u8 = 0x14;
 const IA5_STRING: u8 = 0x16;
 const UTC_TIME: u8 = 0x17;
 const GENERALIZED_TIME: u8 = 0x18;
-const VISIBLE_STRING: u8 = 0x1a;
 const UNIVERSAL_STRING: u8 = 0x1c;
 const BMP_STRING: u8 = 0x1e;
 const SEQUENCE: u8 = 0x30;
@@ -631,8 +630,10 @@ fn string_decodes(value: Tlv<'_>) -> bool {
     let bytes = value.content;
     match value.tag {
         UTF8_STRING => std::str::from_utf8(bytes).is_ok(),
-        // Read byte for byte (as Latin-1 where not ASCII) by OpenSSL.
-        PRINTABLE_STRING | T61_STRING | IA5_STRING | NUMERIC_STRING | VISIBLE_STRING => true,
+        // Read byte for byte (as Latin-1 where not ASCII) by OpenSSL. Not
+        // VisibleString: OpenSSL's name decoder (ASN1_PRINTABLE) does not
+        // take it, and refuses the certificate (found by the generator).
+        PRINTABLE_STRING | T61_STRING | IA5_STRING | NUMERIC_STRING => true,
         // x500UniqueIdentifier: kept as it is by OpenSSL's canonical form
         // (real certificates carry it; cryptography-vectors'
         // scottishpower-bitstring-dn.pem).

@@ -1251,6 +1251,15 @@ def _(m):
     return Case(chain=[m.leaf(m.root)], cafile=[m.root, _raw(m, other, None, cn=(0x0C, b"\xff\xfe"))])
 
 
+@case("cafile-visiblestring-cn-beside-root",
+      "web.cacerts holds the root and the leaf, whose common name is a VisibleString "
+      "(found by the generated parity test)")
+def _(m):
+    leaf = m.leaf(m.root)
+    edited = _raw(m, leaf, m.root, cn=(0x1A, b"localhost"))
+    return Case(chain=[edited], cafile=[m.root, edited])
+
+
 def _timed_root(m, times):
     root = m.ca("Odd Time Root")
     edited = _raw(m, root, None, times=times)
