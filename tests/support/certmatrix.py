@@ -1252,12 +1252,12 @@ def _(m):
 
 
 @case("cafile-visiblestring-cn-beside-root",
-      "web.cacerts holds the root and the leaf, whose common name is a VisibleString "
+      "web.cacerts holds the root and a certificate whose common name is a VisibleString "
       "(found by the generated parity test)")
 def _(m):
-    leaf = m.leaf(m.root)
-    edited = _raw(m, leaf, m.root, cn=(0x1A, b"localhost"))
-    return Case(chain=[edited], cafile=[m.root, edited])
+    other = m.leaf(m.root)
+    edited = _raw(m, other, m.root, cn=(0x1A, b"localhost"))
+    return Case(chain=[m.leaf(m.root)], cafile=[m.root, edited])
 
 
 def _timed_root(m, times):
