@@ -14,6 +14,10 @@ unless it is one of the allowed differences of docs/security.md:
   the user's own CA file and OpenSSL does not find it because it skips an
   issuer whose key identifier differs from the authority key identifier.
 
+The parts include what the strict profile (``src/tls/profile.rs``) judges:
+extensions as raw bytes on any certificate, time encodings, common-name
+string types and CA files with foreign blocks.
+
 A failure prints the shrunk specification of the chain; replay it with
 ``--hypothesis-seed`` as printed. The number of cases is
 ``SECURESMTP_PARITY_CASES`` (``make parity-long`` runs 100,000).
@@ -29,7 +33,10 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from support import frankencert
 
-CASES = int(os.environ.get("SECURESMTP_PARITY_CASES", "1500"))
+# 1,200 keeps make test's time: the grammar's raw extensions, time forms,
+# name strings and foreign blocks cost a quarter more per case than the
+# 1,500 cases of before.
+CASES = int(os.environ.get("SECURESMTP_PARITY_CASES", "1200"))
 HERE = os.path.dirname(os.path.abspath(__file__))
 SUMMARY = os.path.join(os.path.dirname(HERE), ".work", "parity-summary.txt")
 

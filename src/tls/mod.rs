@@ -14,7 +14,10 @@
 //! pins, the CA-file-replaces-defaults rule, a self-signed leaf trusted as
 //! itself when it is in the CA file, and the common-name fallback for a
 //! certificate without subjectAltName. What weakens verification is in the
-//! private `danger` module.
+//! private `danger` module. Before any of it, every certificate the verdict
+//! rests on passes one strict profile (`profile`: DER as OpenSSL decodes
+//! it, and only extensions whose handling matches OpenSSL's), so that trust
+//! is decided from a closed set.
 //!
 //! A client certificate ([`ClientCert`]) is presented when the caller
 //! gives one.
@@ -33,6 +36,7 @@ mod names;
 mod pem;
 mod pin;
 mod policy;
+mod profile;
 mod report;
 mod roots;
 // OpenSSL's way of reading a store: the default store on Unix (but macOS),
@@ -60,6 +64,7 @@ pub use danger::Dangerous;
 pub use names::ascii_host;
 pub use pin::{fingerprint, spki_pin, HashAlg, Pin, PinError};
 pub use policy::{MinVersion, TlsPolicy, TlsSetupError};
+pub use profile::{Fault, Refusal, Role};
 pub use report::{describe_chain, describe_chain_at, CertSummary};
 pub use roots::{default_roots_source, DefaultRootsSource};
 pub use suites::{cipher_suite_name, supported_cipher_suites};

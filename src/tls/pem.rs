@@ -12,15 +12,23 @@
 //! stock refuses: CR-only line ends, a second BEGIN inside a block, text
 //! after the END dashes, a blank line between base64 lines.
 //!
-//! Left out: `TRUSTED CERTIFICATE` blocks (OpenSSL's trust settings are not
-//! modelled, so their certificates are not trusted: stricter), PEM headers
-//! (`Proc-Type:`, only for encrypted keys). Other blocks (keys, CRLs) must
-//! be well framed, as OpenSSL reads them too, and are then skipped.
+//! Every block OpenSSL decodes must decode, or the file is refused as
+//! OpenSSL refuses it (`[X509] PEM lib`): certificates as OpenSSL's decoder
+//! reads them ([`super::profile::decodes`]), `TRUSTED CERTIFICATE`, `X509
+//! CRL` and every `... PRIVATE KEY` but the encrypted one. Other blocks
+//! must be well framed and are then skipped, as OpenSSL skips them.
+//!
+//! Left out: `TRUSTED CERTIFICATE` blocks are decoded but their
+//! certificates are not trusted (OpenSSL's trust settings are not
+//! modelled: stricter); PEM headers (`Proc-Type:`, only for encrypted keys)
+//! fail the file.
 
 use std::fmt;
 
 use base64::Engine;
 use rustls::pki_types::CertificateDer;
+
+use super::{cert, profile};
 
 /// Why a CA file cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +44,9 @@ pub(crate) enum PemError {
     BadBase64 { line: usize },
     /// A CERTIFICATE block that is not a DER certificate.
     NotACertificate { line: usize },
+    /// A block OpenSSL decodes (a certificate outside what it decodes, a
+    /// key, a CRL) that does not decode.
+    Undecodable { line: usize, what: String },
 }
 
 impl fmt::Display for PemError {
@@ -50,12 +61,30 @@ impl fmt::Display for PemError {
             Self::NotACertificate { line } => {
                 write!(f, "block at line {line}: not a valid certificate")
             }
+            Self::Undecodable { line, what } => write!(f, "block at line {line}: {what}"),
         }
     }
 }
 
 /// The PEM labels OpenSSL reads as a plain certificate.
 const CERTIFICATE_LABELS: [&[u8]; 2] = [b"CERTIFICATE", b"X509 CERTIFICATE"];
+
+/// Why a block OpenSSL decodes (other than a certificate) does not decode,
+/// or `None` if it does or is a kind OpenSSL skips.
+fn undecodable(label: &[u8], der: &[u8]) -> Option<String> {
+    let shown = String::from_utf8_lossy(label);
+    let fails = match label {
+        b"TRUSTED CERTIFICATE" => !profile::trusted_certificate_decodes(der),
+        b"X509 CRL" => !profile::crl_decodes(der),
+        // OpenSSL 3 decodes every block whose label ends so, except the
+        // encrypted one (kept undecoded until a password is given).
+        _ if label.ends_with(b"PRIVATE KEY") && label != b"ENCRYPTED PRIVATE KEY" => {
+            !profile::private_key_decodes(label, der)
+        }
+        _ => false,
+    };
+    fails.then(|| format!("a {shown} block that does not decode"))
+}
 
 /// A line as OpenSSL's PEM reader sees it: the trailing bytes up to and
 /// including the space removed (`sanitize_line`, EAY-compatible mode).
@@ -133,8 +162,14 @@ pub(crate) fn certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>,
                 Ok((rest, _)) => rest.len(),
                 Err(_) => return Err(PemError::NotACertificate { line: start }),
             };
-            let used = der.len() - rest;
-            certs.push(CertificateDer::from(der[..used].to_vec()));
+            let used = &der[..der.len() - rest];
+            profile::decodes(used).map_err(|fault| PemError::Undecodable {
+                line: start,
+                what: format!("certificate {}: it {fault}", cert::subject(used)),
+            })?;
+            certs.push(CertificateDer::from(used.to_vec()));
+        } else if let Some(what) = undecodable(label, &der) {
+            return Err(PemError::Undecodable { line: start, what });
         }
     }
     Ok(certs)
@@ -245,7 +280,7 @@ mod tests {
     #[test]
     fn other_blocks_are_skipped_but_must_be_well_framed() {
         let der = a_cert();
-        let key = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        let key = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
         let text = format!("{key}{}", pem(&der));
         assert_eq!(certificates(text.as_bytes()).unwrap().len(), 1);
         let bad = format!(
@@ -253,5 +288,41 @@ mod tests {
             pem(&der)
         );
         assert!(certificates(bad.as_bytes()).is_err());
+    }
+
+    fn block(label: &str, der: &[u8]) -> String {
+        pem(der).replace("CERTIFICATE", label)
+    }
+
+    #[test]
+    fn every_block_openssl_decodes_must_decode_or_the_file_is_refused() {
+        let der = a_cert();
+        let junk = [0x30, 0x03, 0x02, 0x01, 0x05];
+        for label in [
+            "PRIVATE KEY",
+            "RSA PRIVATE KEY",
+            "EC PRIVATE KEY",
+            "DSA PRIVATE KEY",
+            "X509 CRL",
+            "TRUSTED CERTIFICATE",
+        ] {
+            let text = format!("{}{}", pem(&der), block(label, &junk));
+            assert!(
+                matches!(
+                    certificates(text.as_bytes()),
+                    Err(PemError::Undecodable { .. })
+                ),
+                "{label}"
+            );
+        }
+        // Blocks OpenSSL does not decode in a CA file are skipped.
+        for label in ["ENCRYPTED PRIVATE KEY", "PUBLIC KEY", "CERTIFICATE REQUEST"] {
+            let text = format!("{}{}", pem(&der), block(label, &junk));
+            assert_eq!(certificates(text.as_bytes()).unwrap().len(), 1, "{label}");
+        }
+        // A key that decodes is no reason to refuse the file.
+        let key = testutil::KeyKind::Ecdsa.key().serialize_der();
+        let text = format!("{}{}", block("PRIVATE KEY", &key), pem(&der));
+        assert_eq!(certificates(text.as_bytes()).unwrap().len(), 1);
     }
 }

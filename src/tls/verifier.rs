@@ -2,6 +2,9 @@
 //! application byte is exchanged.
 //!
 //! Order, as Mercurial's `sslutil`:
+//! 0. every certificate sent must decode as OpenSSL decodes it, and every
+//!    certificate a verdict below rests on must pass the strict profile
+//!    ([`super::profile`]) before any rule is applied to it;
 //! 1. pins: when any are configured, the leaf must match one, and nothing
 //!    else is checked (no CA, no name), even with `--insecure`;
 //! 2. `--insecure`: no CA or name check (see [`super::danger`]);
@@ -44,6 +47,7 @@ use super::anchor::{self, AnchorProblem};
 use super::danger::Dangerous;
 use super::pin::Pin;
 use super::policy::{TlsPolicy, TlsSetupError};
+use super::profile::{self, Refusal, Role};
 use super::roots::{self, Anchors, Roots};
 use super::{cert, constraints, names};
 
@@ -162,6 +166,9 @@ pub enum VerifyFailure {
         /// Whether any of them pins the public key.
         public_keys: bool,
     },
+    /// A certificate the verdict rests on is outside the strict profile
+    /// (`tls::profile`).
+    OutsideProfile(Box<Refusal>),
     /// No CA file, default roots disabled, no pins: nothing can be trusted.
     NoTrustAnchors,
     /// Any other reason, in words.
@@ -265,6 +272,7 @@ impl fmt::Display for VerifyFailure {
                 write!(f, "{what} ({})", pins.join(", "))
             }
             Self::NoTrustAnchors => f.write_str("no trusted CA certificates are loaded"),
+            Self::OutsideProfile(refusal) => refusal.fmt(f),
             Self::Other(words) => f.write_str(words),
         }
     }
@@ -288,6 +296,7 @@ impl VerifyFailure {
             | Self::NotTrustedAsItself { .. }
             | Self::NoCaInFile { .. } => CertificateError::UnknownIssuer,
             Self::LeafUnfit { .. } => CertificateError::InvalidPurpose,
+            Self::OutsideProfile(_) => CertificateError::BadEncoding,
             Self::PinMismatch { .. } | Self::Other(_) => {
                 CertificateError::Other(OtherError(Arc::new(self.clone())))
             }
@@ -375,6 +384,12 @@ fn path_problem(
 ) -> Result<(), VerifyFailure> {
     let malformed = || VerifyFailure::Other("certificate is malformed".to_owned());
     let leaf_der = path.end_entity().der();
+    // The closed set first: no rule below is applied to a certificate
+    // whose fields have not all been matched to OpenSSL's reading.
+    profile::check(Role::Server, &leaf_der).map_err(outside)?;
+    for ca in path.intermediate_certificates() {
+        profile::check(Role::Intermediate, &ca.der()).map_err(outside)?;
+    }
     let leaf = cert::parse(&leaf_der).ok_or_else(malformed)?;
     let cas: Vec<_> = path
         .intermediate_certificates()
@@ -404,6 +419,7 @@ fn path_problem(
     let Some(origin) = roots.origin(path.anchor()) else {
         return Ok(());
     };
+    profile::check(Role::Anchor, origin).map_err(outside)?;
     let Some(parsed) = cert::parse(origin) else {
         return Err(VerifyFailure::Other(
             "a trusted CA certificate is malformed".to_owned(),
@@ -415,6 +431,10 @@ fn path_problem(
         source: source.describe(),
         problem: Box::new(problem),
     })
+}
+
+fn outside(refusal: Refusal) -> VerifyFailure {
+    VerifyFailure::OutsideProfile(Box::new(refusal))
 }
 
 fn email_constraints(
@@ -451,6 +471,19 @@ impl Verifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<Trust, VerifyFailure> {
+        // OpenSSL decodes every certificate of the handshake whatever is
+        // then checked (a pin and --insecure turn its verification off, not
+        // its decoder); stock refuses a chain it cannot decode.
+        for (index, der) in std::iter::once(end_entity).chain(intermediates).enumerate() {
+            profile::decodes(der).map_err(|fault| {
+                let role = if index == 0 {
+                    Role::Server
+                } else {
+                    Role::Sent(index)
+                };
+                VerifyFailure::OutsideProfile(Box::new(Refusal::new(role, der, fault)))
+            })?;
+        }
         if !self.pins.is_empty() {
             return check_pins(&self.pins, end_entity);
         }
@@ -502,6 +535,7 @@ impl Verifier {
     ) -> Result<Trust, VerifyFailure> {
         let cert = cert::parse(leaf)
             .ok_or_else(|| VerifyFailure::Other("certificate is malformed".to_owned()))?;
+        profile::check(Role::Itself, leaf).map_err(outside)?;
         anchor::as_itself(&cert, secs(now)).map_err(|problem| match problem {
             AnchorProblem::Expired { not_after } => VerifyFailure::Expired { not_after },
             AnchorProblem::NotYetValid { not_before } => VerifyFailure::NotYetValid { not_before },
@@ -517,7 +551,14 @@ impl Verifier {
         {
             Ok(Trust::CommonNameFallback)
         } else {
-            Err(self.name_mismatch(Some(&cert), names::CommonName::Allowed))
+            // Its own name constraints turn the common name off; saying so
+            // keeps the message from reading "for x, not x".
+            let common_name = if anchor::has_name_constraints(&cert) {
+                names::CommonName::NameConstrained
+            } else {
+                names::CommonName::Allowed
+            };
+            Err(self.name_mismatch(Some(&cert), common_name))
         }
     }
 
@@ -675,10 +716,30 @@ impl Verifier {
         leaf: Option<&X509Certificate<'_>>,
         common_name: names::CommonName,
     ) -> VerifyFailure {
+        let presented = leaf.map(names::presented).unwrap_or_default();
+        // An address is shown as the user wrote it: its normal form may be
+        // the very text the certificate presents (0:0:0:0:0:0:0:1 and ::1).
+        let (expected, address) = match &self.name {
+            ServerName::IpAddress(ip) => (self.written.clone(), Some(std::net::IpAddr::from(*ip))),
+            name => (name.to_str().into_owned(), None),
+        };
+        let written_otherwise = presented.iter().find(|p| {
+            address.is_some() && p.parse().ok() == address && !p.eq_ignore_ascii_case(&expected)
+        });
+        let why = leaf
+            .and_then(|c| names::why_not(c, &self.name, common_name))
+            .or_else(|| {
+                written_otherwise.map(|p| {
+                    format!(
+                        "its common name {p} is the same address written otherwise, and a \
+                         common name is compared as text (as stock Mercurial compares it)"
+                    )
+                })
+            });
         VerifyFailure::NameMismatch {
-            expected: self.name.to_str().into_owned(),
-            presented: leaf.map(names::presented).unwrap_or_default(),
-            why: leaf.and_then(|c| names::why_not(c, &self.name, common_name)),
+            expected,
+            presented,
+            why,
         }
     }
 }
@@ -1259,10 +1320,11 @@ mod tests {
             ..testutil::policy("localhost")
         };
         assert_eq!(verify(&policy, &[&leaf.der]), Ok(Trust::Insecure));
-        assert_eq!(
+        // OpenSSL still decodes what it does not verify, and so does this.
+        assert!(matches!(
             verify(&policy, &[b"not even a certificate"]),
-            Ok(Trust::Insecure)
-        );
+            Err(VerifyFailure::OutsideProfile(_))
+        ));
     }
 
     #[test]
@@ -1287,8 +1349,9 @@ mod tests {
         let file = TempFile::new(&ca.pem());
         let failure = verify(&trusting(&file, "localhost"), &[b"garbage"]).unwrap_err();
         assert_eq!(
-            failure,
-            VerifyFailure::Other("certificate is malformed".into())
+            failure.to_string(),
+            "the server's certificate (?) is not DER that OpenSSL decodes, so it cannot be \
+             judged as stock Mercurial judges it; to send anyway, pin the server's certificate"
         );
     }
 
@@ -1527,7 +1590,7 @@ mod tests {
     fn a_self_signed_certificate_in_the_ca_file_must_be_fit_for_a_tls_server_to_be_trusted_as_itself(
     ) {
         let key = KeyKind::Ecdsa.key();
-        let cases: [(Edit, AnchorProblem); 3] = [
+        let cases: [(Edit, AnchorProblem); 2] = [
             (
                 |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
                 AnchorProblem::NotForServerAuth,
@@ -1536,13 +1599,16 @@ mod tests {
                 |p| p.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign],
                 AnchorProblem::KeyUsageNotForTls,
             ),
-            (
-                |p| p.custom_extensions = vec![unknown_critical_extension()],
-                AnchorProblem::CriticalExtension {
-                    oid: "1.3.6.1.4.1.99999.1".into(),
-                },
-            ),
         ];
+        // An unknown critical extension is outside the profile.
+        let mut params = testutil::leaf_params(&["localhost"]);
+        params.custom_extensions = vec![unknown_critical_extension()];
+        let der = testutil::self_signed(&params, &key);
+        let file = TempFile::new(&testutil::der_to_pem(&der));
+        assert!(matches!(
+            verify(&trusting(&file, "localhost"), &[&der]),
+            Err(VerifyFailure::OutsideProfile(refusal)) if refusal.role == Role::Itself
+        ));
         for (edit, problem) in cases {
             let mut params = testutil::leaf_params(&["localhost"]);
             edit(&mut params);
@@ -1597,6 +1663,20 @@ mod tests {
                 |p| p.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature],
                 AnchorProblem::NoCertSign,
             ),
+            // Critical and supported by OpenSSL, but not enforced here.
+            (
+                |p| {
+                    let mut ns = rcgen::CustomExtension::from_oid_content(
+                        &[2, 16, 840, 1, 113_730, 1, 1],
+                        vec![3, 2, 2, 4],
+                    );
+                    ns.set_criticality(true);
+                    p.custom_extensions = vec![ns];
+                },
+                AnchorProblem::CriticalExtension {
+                    oid: "2.16.840.1.113730.1.1".into(),
+                },
+            ),
             (
                 |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth],
                 AnchorProblem::NotForServerAuth,
@@ -1605,12 +1685,6 @@ mod tests {
             (
                 |p| p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::Any],
                 AnchorProblem::NotForServerAuth,
-            ),
-            (
-                |p| p.custom_extensions = vec![unknown_critical_extension()],
-                AnchorProblem::CriticalExtension {
-                    oid: "1.3.6.1.4.1.99999.1".into(),
-                },
             ),
             (
                 |p| p.is_ca = rcgen::IsCa::NoCa,
@@ -1772,6 +1846,54 @@ mod tests {
     }
 
     // -- why a name did not count --------------------------------------------
+
+    #[test]
+    fn an_address_written_otherwise_than_the_common_name_is_shown_as_written() {
+        let ca = Ca::new("Test CA");
+        let file = TempFile::new(&ca.pem());
+        let mut params = testutil::leaf_params(&[]);
+        params.subject_alt_names.clear();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "::1");
+        let leaf = ca.sign(&params, &KeyKind::Ecdsa.key());
+        assert_eq!(
+            verify(&trusting(&file, "::1"), &[&leaf]),
+            Ok(Trust::CommonNameFallback)
+        );
+        let failure = verify(&trusting(&file, "0:0:0:0:0:0:0:1"), &[&leaf]).unwrap_err();
+        assert_eq!(
+            failure.to_string(),
+            "certificate for ::1 is not valid for 0:0:0:0:0:0:0:1: its common name ::1 is the \
+             same address written otherwise, and a common name is compared as text (as stock \
+             Mercurial compares it)"
+        );
+    }
+
+    #[test]
+    fn a_name_constrained_certificate_trusted_as_itself_says_why_its_common_name_is_not_used() {
+        let mut params = testutil::leaf_params(&[]);
+        params.subject_alt_names.clear();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("localhost".into())],
+            excluded_subtrees: Vec::new(),
+        });
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "localhost");
+        let der = testutil::self_signed(&params, &KeyKind::Ecdsa.key());
+        let file = TempFile::new(&testutil::der_to_pem(&der));
+        assert_eq!(
+            verify(&trusting(&file, "localhost"), &[&der])
+                .unwrap_err()
+                .to_string(),
+            "certificate for localhost is not valid for localhost: it has no subjectAltName, \
+             and its common name is not used when a CA of its chain has name constraints"
+        );
+    }
 
     #[test]
     fn an_ip_address_written_as_a_dns_name_is_explained() {

@@ -1189,3 +1189,194 @@ for _framing, _what in (
     ("bad-der", "a CERTIFICATE block that is not DER after the root"),
 ):
     case("cafile-" + _framing, "web.cacerts holds the root with " + _what)(_framed(_framing))
+
+
+# -- Outside the strict profile (src/tls/profile.rs) ----------------------------------
+# Six families where x509-parser or webpki read a certificate or a trust file
+# otherwise than OpenSSL, each accepted by the extension before the profile
+# and refused by stock. Certificates are edited as DER (support/rawcert.py).
+
+
+def _raw(m, cert, signer, **edits):
+    from . import rawcert
+
+    return rawcert.edit(cert, signer.key if signer is not None else cert.key, **edits)
+
+
+def _block(label, der):
+    b64 = base64.b64encode(der).decode()
+    body = "\n".join(b64[i:i + 64] for i in range(0, len(b64), 64))
+    return ("-----BEGIN %s-----\n%s\n-----END %s-----\n" % (label, body, label)).encode()
+
+
+_JUNK = bytes.fromhex("3003020105")  # SEQUENCE { INTEGER 5 }: no key, CRL or certificate
+
+for _label, _name in (
+    ("PRIVATE KEY", "private-key"),
+    ("EC PRIVATE KEY", "ec-private-key"),
+    ("RSA PRIVATE KEY", "rsa-private-key"),
+    ("X509 CRL", "crl"),
+    ("TRUSTED CERTIFICATE", "trusted-certificate"),
+):
+    def _foreign(m, label=_label):
+        return Case(chain=[m.leaf(m.root)], cafile=m.root.pem + _block(label, _JUNK))
+
+    case("cafile-undecodable-" + _name,
+         "web.cacerts holds the root and a %s block that does not decode" % _label)(_foreign)
+
+
+@case("default-store-undecodable-private-key",
+      "SSL_CERT_FILE holds the root and a PRIVATE KEY block that does not decode")
+def _(m):
+    return Case(chain=[m.leaf(m.root)], default_store=[m.root, _Bytes(_block("PRIVATE KEY", _JUNK))])
+
+
+class _Bytes:
+    """Raw bytes standing in a list of certificates (written as they are)."""
+
+    def __init__(self, data):
+        self.pem = data
+
+
+@case("cafile-empty-serial-beside-root", "web.cacerts holds the root and a CA whose serial INTEGER is empty")
+def _(m):
+    other = m.ca("Empty Serial CA")
+    return Case(chain=[m.leaf(m.root)], cafile=[m.root, _raw(m, other, None, serial=b"")])
+
+
+@case("cafile-invalid-utf8-cn-beside-root",
+      "web.cacerts holds the root and a CA whose common name is a UTF8String of invalid UTF-8")
+def _(m):
+    other = m.ca("Invalid UTF-8 CA")
+    return Case(chain=[m.leaf(m.root)], cafile=[m.root, _raw(m, other, None, cn=(0x0C, b"\xff\xfe"))])
+
+
+@case("cafile-visiblestring-cn-beside-root",
+      "web.cacerts holds the root and a certificate whose common name is a VisibleString "
+      "(found by the generated parity test)")
+def _(m):
+    other = m.leaf(m.root)
+    edited = _raw(m, other, m.root, cn=(0x1A, b"localhost"))
+    return Case(chain=[m.leaf(m.root)], cafile=[m.root, edited])
+
+
+def _timed_root(m, times):
+    root = m.ca("Odd Time Root")
+    edited = _raw(m, root, None, times=times)
+    return Case(chain=[m.leaf(root)], cafile=[edited])
+
+
+def _utc(delta_days, form):
+    t = _now() + delta_days * DAY
+    return t.strftime(form)
+
+
+@case("anchor-utctime-offset", "the root's notBefore is a UTCTime with a +0000 offset")
+def _(m):
+    return _timed_root(m, [(0x17, _utc(-1, "%y%m%d%H%M%S") + "+0000"), (0x17, _utc(365, "%y%m%d%H%M%SZ"))])
+
+
+@case("anchor-utctime-no-seconds", "the root's notAfter is a UTCTime without seconds")
+def _(m):
+    return _timed_root(m, [(0x17, _utc(-1, "%y%m%d%H%M%SZ")), (0x17, _utc(365, "%y%m%d%H%MZ"))])
+
+
+@case("anchor-generalizedtime-fraction", "the root's notBefore is a GeneralizedTime with a fraction")
+def _(m):
+    return _timed_root(m, [(0x18, _utc(-1, "%Y%m%d%H%M%S") + ".5Z"), (0x17, _utc(365, "%y%m%d%H%M%SZ"))])
+
+
+@case("itself-generalizedtime-fraction",
+      "a self-signed certificate trusted as itself has a GeneralizedTime notBefore with a fraction")
+def _(m):
+    ss = m.cert("localhost", ca=True, san=["localhost"])
+    edited = _raw(m, ss, None, times=[(0x18, _utc(-1, "%Y%m%d%H%M%S") + ".5Z"),
+                                      (0x17, _utc(365, "%y%m%d%H%M%SZ"))])
+    return Case(chain=[edited], cafile=[edited])
+
+
+def _leaf_with(m, *extensions, root=None):
+    root = root or m.root
+    leaf = m.leaf(root)
+    return Case(chain=[_raw(m, leaf, root, extensions=list(extensions))], cafile=[root])
+
+
+def _ext(name, value, critical=False):
+    from . import rawcert
+
+    return rawcert.extension(rawcert.OIDS[name], value, critical)
+
+
+def _values():
+    from . import rawcert
+
+    return rawcert
+
+
+@case("leaf-rfc3779-ip-not-in-issuer", "the leaf has RFC 3779 IP address blocks its issuer does not have")
+def _(m):
+    return _leaf_with(m, _ext("ip", _values().RFC3779_IP))
+
+
+@case("leaf-rfc3779-as-not-in-issuer", "the leaf has RFC 3779 AS identifiers its issuer does not have")
+def _(m):
+    return _leaf_with(m, _ext("as", _values().RFC3779_AS))
+
+
+@case("leaf-proxycertinfo",
+      "the leaf (CN=localhost, no subjectAltName, which a proxy certificate may not have) "
+      "carries a non-critical proxyCertInfo")
+def _(m):
+    leaf = m.cert("localhost", m.root, ca=False, ku={"digital_signature"}, eku=[SERVER_AUTH])
+    edited = _raw(m, leaf, m.root, extensions=[_ext("proxy", _values().PROXY_CERT_INFO)])
+    return Case(chain=[edited], cafile=[m.root])
+
+
+@case("anchor-proxycertinfo", "the root carries a non-critical proxyCertInfo")
+def _(m):
+    root = m.ca("Proxy Root")
+    edited = _raw(m, root, None, extensions=[_ext("proxy", _values().PROXY_CERT_INFO)])
+    return Case(chain=[m.leaf(root)], cafile=[edited])
+
+
+@case("leaf-critical-sct", "the leaf's SCT list (certificate transparency) is marked critical")
+def _(m):
+    return _leaf_with(m, _ext("sct", _values().SCT_LIST, critical=True))
+
+
+@case("inter-critical-sct", "the intermediate's SCT list is marked critical")
+def _(m):
+    inter = m.ca("SCT Intermediate", m.root)
+    edited = _raw(m, inter, m.root, extensions=[_ext("sct", _values().SCT_LIST, critical=True)])
+    leaf = m.leaf(inter)
+    return Case(chain=[leaf, edited], cafile=[m.root])
+
+
+def _odd_root(m, name, value):
+    root = m.ca("Odd Extension Root " + name)
+    edited = _raw(m, root, None, extensions=[_ext(name, value)])
+    return Case(chain=[m.leaf(root)], cafile=[edited])
+
+
+for _what, _value_name in (("ski", "SKI"), ("aki", "AKI"), ("ns", "NS_SSL_CA"), ("crldp", "CRLDP")):
+    # The builder already wrote an SKI: the one appended makes it twice.
+    def _twice(m, what=_what, value_name=_value_name):
+        value = getattr(_values(), value_name)
+        root = m.ca("Twice Root " + what)
+        extensions = [_ext(what, value)] if what == "ski" else [_ext(what, value)] * 2
+        return Case(chain=[m.leaf(root)], cafile=[_raw(m, root, None, extensions=extensions)])
+
+    def _broken(m, what=_what):
+        return _odd_root(m, what, _values().NOT_DER_FOR_ANY)
+
+    case("anchor-duplicate-" + _what, "the root has its %s extension twice" % _what)(_twice)
+    if _what != "ski":
+        case("anchor-undecodable-" + _what,
+             "the root's %s extension does not decode" % _what)(_broken)
+
+
+@case("inter-duplicate-crldp", "the intermediate has its cRLDistributionPoints extension twice")
+def _(m):
+    inter = m.ca("Twice CRLDP Intermediate", m.root)
+    edited = _raw(m, inter, m.root, extensions=[_ext("crldp", _values().CRLDP)] * 2)
+    return Case(chain=[m.leaf(inter), edited], cafile=[m.root])

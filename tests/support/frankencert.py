@@ -44,7 +44,8 @@ NS_CERT_TYPE = x509.ObjectIdentifier("2.16.840.1.113730.1.1")
 UNKNOWN_OID = x509.ObjectIdentifier("1.3.6.1.4.1.55555.1.1")
 ANY_EKU = x509.ObjectIdentifier("2.5.29.37.0")
 
-HOSTS = ("localhost", "mail.example.org", "127.0.0.1", "::1", "localhost.")
+HOSTS = ("localhost", "mail.example.org", "127.0.0.1", "::1", "localhost.", "a.localhost",
+         "0:0:0:0:0:0:0:1")
 
 # -- the grammar ----------------------------------------------------------------
 
@@ -70,6 +71,14 @@ class Part:
     email: str
     serial: str
     signer: str
+    # Extensions as raw bytes: (oid, critical, contents) triples, where oid
+    # is a name of RAW_OIDS or a dotted OID and contents a name of
+    # RAW_VALUES ("dup" repeats an extension the certificate has).
+    raw: tuple = ()
+    # How the validity is encoded (TIME_FORMS) and the common name's string
+    # type (NAME_TYPES).
+    time: str = "der"
+    cn_type: str = "utf8"
 
 
 KEYS = ("ec256", "ec384", "rsa2048", "rsa1024", "ed25519")
@@ -85,10 +94,24 @@ NAMES = (
 SANS = (
     "dns:HOST", "dns:localhost", "dns:mail.example.org", "dns:*.example.org", "dns:localhost.",
     "dns:127.0.0.1", "dns:other.example", "ip:127.0.0.1", "ip:::1", "email:a@example.org",
-    "uri:https://localhost/",
+    "uri:https://localhost/", "dns:*.localhost", "dns:*", "dns:l*.HOST", "dns:*.HOST",
+    "dns:*.org", "dns:mail.*.org",
 )
-CNS = ("HOST", "HOST", "localhost", "localhost.", "127.0.0.1", "0:0:0:0:0:0:0:1", "other.example", "")
+# Wildcards reach the common-name path too (a leaf without subjectAltName
+# under the CA file, or trusted as itself).
+CNS = ("HOST", "HOST", "localhost", "localhost.", "127.0.0.1", "0:0:0:0:0:0:0:1", "other.example", "",
+       "*.example.org", "*", "*.localhost", "l*calhost", "*.org")
 EMAILS = ("", "", "a@example.org", "b@other.example", "c@mail.example.org")
+
+
+# Real extensions by name (support/rawcert.OIDS), with random private ones.
+RAW_OIDS = ("ip", "as", "proxy", "sct", "ski", "aki", "ns", "crldp", "bc", "aia", "policy-constraints",
+            "tls-feature", "ms-template", "random")
+RAW_VALUES = ("real", "real", "junk", "empty", "dup")
+TIME_FORMS = ("der", "utc-offset", "utc-no-seconds", "generalized-fraction", "generalized-for-utc",
+              "utc-no-z", "generalized-offset")
+NAME_TYPES = ("utf8", "printable", "ia5", "teletex", "bmp", "universal", "utf8-invalid",
+              "bmp-odd", "octet-string", "visible", "numeric")
 
 
 def _choice(xs):
@@ -137,6 +160,12 @@ def _mutations(role):
         "email": _choice(EMAILS),
         "serial": _choice(("one", "big")),
         "signer": st.just("same-name-other-key"),
+        "raw": st.lists(st.tuples(
+            st.one_of(_choice(RAW_OIDS[:-1]), st.integers(1, 1 << 20).map(
+                lambda n: "1.3.6.1.4.1.55555.%d" % n)),
+            st.booleans(), _choice(RAW_VALUES)), min_size=1, max_size=2).map(tuple),
+        "time": _choice(TIME_FORMS[1:]),
+        "cn_type": _choice(NAME_TYPES[1:]),
     }
 
 
@@ -170,7 +199,9 @@ CAFILE = (("root",), ("root",), ("root",), ("root", "inter"), ("inter",), ("leaf
           ("root", "leaf"), ("other",), ("root", "other"))
 FRAMING = ("plain", "plain", "plain", "crlf", "text-around", "blank-after-begin",
            "trailing-junk", "cr-only", "blank-inside", "double-begin", "bad-der",
-           "no-final-newline", "long-lines")
+           "no-final-newline", "long-lines", "junk-private-key", "junk-ec-private-key",
+           "junk-crl", "junk-trusted-certificate", "good-private-key", "junk-public-key",
+           "empty-serial-cert", "invalid-utf8-cert")
 
 
 @st.composite
@@ -349,7 +380,97 @@ def make(part, label, issuer, keys, host, now):
         if part.signature == "sha1":
             # cryptography no longer signs with SHA-1: sign again by hand.
             cert = certmatrix._resign(cert, signer_key, False, True)
+    if part.raw or part.time != "der" or part.cn_type != "utf8":
+        cert = _raw_edit(cert, key, signer_key, part, label, not_before, not_after)
     return Made(cert, key, subject)
+
+
+_RAW_OID_NAMES = {"aia": "1.3.6.1.5.5.7.1.1", "policy-constraints": "2.5.29.36",
+                  "tls-feature": "1.3.6.1.5.5.7.1.24", "ms-template": "1.3.6.1.4.1.311.21.7"}
+_RAW_REAL = {"aia": bytes.fromhex("300f300d06082b060105050730018601") + b"x",
+             "policy-constraints": bytes.fromhex("3003800100"),
+             "tls-feature": bytes.fromhex("3003020105"),
+             "ms-template": bytes.fromhex("3006060104020100")}
+
+
+def _raw_edit(cert, key, signer_key, part, label, not_before, not_after):
+    from . import rawcert
+
+    extensions = []
+    present = [e.oid.dotted_string for e in cert.extensions] if hasattr(cert, "extensions") else []
+    for oid, critical, value in part.raw:
+        dotted = rawcert.OIDS.get(oid) or _RAW_OID_NAMES.get(oid) or oid
+        if value == "dup":
+            if not present:
+                continue
+            dotted = present[len(extensions) % len(present)]
+            raw = next(e for e in cert.extensions if e.oid.dotted_string == dotted)
+            content = raw.value.public_bytes()
+            extensions.append(rawcert.extension(dotted, content, raw.critical))
+            continue
+        content = {
+            "real": {"ip": rawcert.RFC3779_IP, "as": rawcert.RFC3779_AS,
+                     "proxy": rawcert.PROXY_CERT_INFO, "sct": rawcert.SCT_LIST,
+                     "ski": rawcert.SKI, "aki": rawcert.AKI, "ns": rawcert.NS_SSL_CA,
+                     "crldp": rawcert.CRLDP, "bc": rawcert.BASIC_CA}.get(oid)
+            or _RAW_REAL.get(oid, bytes.fromhex("0500")),
+            "junk": rawcert.NOT_DER_FOR_ANY,
+            "empty": b"",
+        }[value]
+        extensions.append(rawcert.extension(dotted, content, critical))
+    times = None if part.time == "der" else _times(part.time, not_before, not_after)
+    cn = None
+    # Only a leaf's subject is re-encoded: a CA's is the issuer name of the
+    # certificates below it, which are already signed.
+    if part.cn_type != "utf8" and label == "leaf":
+        cn = _cn_value(part.cn_type, (part.cn or "x").replace("HOST", "localhost"))
+    holder = certmatrix.Cert(cert, key)
+    edited = rawcert.edit(holder, signer_key, extensions=extensions, times=times, cn=cn)
+    return rawcert.RawX509(edited.der, cert)
+
+
+def _times(form, not_before, not_after):
+    def utc(t, fmt="%y%m%d%H%M%SZ"):
+        return (0x17, t.strftime(fmt))
+
+    def gen(t, fmt="%Y%m%d%H%M%SZ"):
+        return (0x18, t.strftime(fmt))
+
+    def fit(t):
+        # UTCTime holds 1950 to 2049 only; outside, the form stays GeneralizedTime.
+        return utc(t) if 1950 <= t.year < 2050 else gen(t)
+
+    odd = {
+        "utc-offset": lambda t: utc(t, "%y%m%d%H%M%S+0000") if 1950 <= t.year < 2050 else gen(t),
+        "utc-no-seconds": lambda t: utc(t, "%y%m%d%H%MZ") if 1950 <= t.year < 2050 else gen(t),
+        "generalized-fraction": lambda t: gen(t, "%Y%m%d%H%M%S.5Z"),
+        "generalized-for-utc": lambda t: gen(t),
+        "utc-no-z": lambda t: utc(t, "%y%m%d%H%M%S") if 1950 <= t.year < 2050 else gen(t),
+        "generalized-offset": lambda t: gen(t, "%Y%m%d%H%M%S+0000"),
+    }[form]
+    return [odd(not_before), fit(not_after)]
+
+
+def _cn_value(kind, text):
+    if kind == "printable":
+        return (0x13, text.encode("ascii", "replace"))
+    if kind == "ia5":
+        return (0x16, text.encode("ascii", "replace"))
+    if kind == "visible":
+        return (0x1A, text.encode("ascii", "replace"))
+    if kind == "numeric":
+        return (0x12, b"12345")
+    if kind == "teletex":
+        return (0x14, text.encode("latin-1", "replace"))
+    if kind == "bmp":
+        return (0x1E, text.encode("utf-16-be"))
+    if kind == "universal":
+        return (0x1C, text.encode("utf-32-be"))
+    if kind == "utf8-invalid":
+        return (0x0C, text.encode() + b"\xff")
+    if kind == "bmp-odd":
+        return (0x1E, text.encode("utf-16-be") + b"\x00")
+    return (0x04, text.encode())  # octet-string: no string type at all
 
 
 def _frame(pems, framing):
@@ -377,6 +498,29 @@ def _frame(pems, framing):
         return text + b"-----BEGIN CERTIFICATE-----\nAAAAAAAA\n-----END CERTIFICATE-----\n"
     if framing == "no-final-newline":
         return text.rstrip(b"\n")
+    if framing.startswith("junk-"):
+        label = {"crl": "X509 CRL"}.get(framing[len("junk-"):]) or \
+            framing[len("junk-"):].upper().replace("-", " ")
+        return text + certmatrix._block(label, certmatrix._JUNK)
+    if framing == "good-private-key":
+        key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        return key + text
+    if framing in ("empty-serial-cert", "invalid-utf8-cert"):
+        from . import rawcert
+
+        k = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        c = (x509.CertificateBuilder()
+             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Stranger")]))
+             .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Stranger")]))
+             .public_key(k.public_key()).serial_number(7)
+             .not_valid_before(now - DAY).not_valid_after(now + DAY)
+             .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+             .sign(k, hashes.SHA256()))
+        edits = {"serial": b""} if framing == "empty-serial-cert" else {"cn": (0x0C, b"\xff\xfe")}
+        return text + rawcert.edit(certmatrix.Cert(c, k), k, **edits).pem
     if framing == "long-lines":
         # The base64 of each block on one line.
         out = []
