@@ -72,6 +72,10 @@ PY_REQUIREMENTS=(
     # tests/test_parity_generated.py: certificate chains generated from
     # parts, with shrinking.
     "hypothesis>=6.100,<7"
+    # tests/test_trust_vectors.py: certificates nobody here wrote (real-world
+    # ones, cryptography's edge cases, NIST's PKITS), judged by OpenSSL and
+    # by the extension.
+    "cryptography-vectors==50.0.2"
     # tests/test_callers.py: hg email through the command server, as
     # TortoiseHg runs commands.
     "python-hglib>=2.6,<3"
