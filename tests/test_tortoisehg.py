@@ -14,6 +14,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 
 import pytest
@@ -50,11 +51,19 @@ def _send(tmp_path, repo, folder, server, pki, answers=(), username=None):
                   + hg.hgrc_text(cfg))
     result = tmp_path / "result.json"
     env = dict(hg._env({"HGRCPATH": str(rc), "HOME": str(home)}), QT_QPA_PLATFORM="xcb")
-    proc = subprocess.run(
+    # Its own process group: a run past its bound takes Xvfb and the
+    # dialog's command server with it.
+    proc = subprocess.Popen(
         ["xvfb-run", "-a", SYSTEM_PYTHON, DRIVER, repo, "1:3", hg.TO, hg.SENDER, str(result)] + list(answers),
-        env=env, capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
-    assert result.exists(), (proc.stdout.decode(), proc.stderr.decode())
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    assert result.exists(), (out.decode(), err.decode())
     record = json.loads(result.read_text())
     record["text"] = "".join(record["output"])
     hg.check_output(record["text"], "")
