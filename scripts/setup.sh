@@ -202,16 +202,9 @@ setup_venv() {
 # ---------------------------------------------------------------------------
 # The extension
 
-source_hash() {
-    # Everything the build depends on; build products in python/ excluded.
-    {
-        find src python -type f \
-            ! -name '*.so' ! -name '*.pyd' ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 2>/dev/null
-        for f in Cargo.toml Cargo.lock pyproject.toml; do
-            [ -f "$f" ] && printf '%s\0' "$f"
-        done
-    } | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
-}
+# The same inputs for both wheels (scripts/source_hash.sh).
+# shellcheck source=scripts/source_hash.sh
+. "$ROOT/scripts/source_hash.sh"
 
 use_zig() {
     [ "${SECURESMTP_ZIG:-}" = 1 ] || { [ "${CI:-}" = true ] && [ "${SECURESMTP_ZIG:-}" != 0 ]; }

@@ -117,16 +117,9 @@ install_packages() {
 # ---------------------------------------------------------------------------
 # 2. The wheel
 
-# The same inputs scripts/setup.sh hashes for the Linux wheel.
-source_hash() {
-    {
-        find src python -type f \
-            ! -name '*.so' ! -name '*.pyd' ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 2>/dev/null
-        for f in Cargo.toml Cargo.lock pyproject.toml; do
-            [ -f "$f" ] && printf '%s\0' "$f"
-        done
-    } | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1
-}
+# The same inputs for both wheels (scripts/source_hash.sh).
+# shellcheck source=scripts/source_hash.sh
+. "$ROOT/scripts/source_hash.sh"
 
 wheel_in() {
     ls "$1"/securesmtp-*-"$TAG".whl 2>/dev/null | head -n 1
