@@ -220,18 +220,12 @@ def _certifi_bundle():
     return os.fsencode(path) if os.path.exists(path) else None
 
 
-def _pinned(ui, bhost):
-    """Whether pins replace CA checks for ``bhost`` (stock then loads no CA
-    file at all)."""
-    return bool(
-        ui.configlist(b"hostsecurity", b"%s:fingerprints" % bhost)
-        or ui.configlist(b"hostsecurity", b"%s:pubkeys" % bhost)
-        or ui.configlist(b"hostfingerprints", bhost)
-    )
-
-
 def verification(ui, bhost):
     """The keyword arguments of ``_core.connect`` that decide trust."""
+    fingerprints = ui.configlist(b"hostsecurity", b"%s:fingerprints" % bhost)
+    pubkeys = ui.configlist(b"hostsecurity", b"%s:pubkeys" % bhost)
+    legacy = ui.configlist(b"hostfingerprints", bhost)
+    load_default_roots = not ui.configbool(b"devel", b"disableloaddefaultcerts")
     cafile = None
     per_host = ui.config(b"hostsecurity", b"%s:verifycertsfile" % bhost)
     if per_host:
@@ -240,16 +234,17 @@ def verification(ui, bhost):
         web = ui.config(b"web", b"cacerts")
         if web:
             cafile = _path(ui, web, b"web.cacerts")
-        elif not ui.configbool(b"devel", b"disableloaddefaultcerts") and not _pinned(ui, bhost):
+        elif load_default_roots and not (fingerprints or pubkeys or legacy):
+            # With a pin stock loads no CA file at all.
             cafile = _certifi_bundle()
     # Each read with the default Mercurial registered for it (a mismatched
     # one is a devel warning): the per-host cipher list has none.
     _visible(b"hostsecurity.%s:ciphers" % bhost, ui.config(b"hostsecurity", b"%s:ciphers" % bhost, None))
     _visible(b"hostsecurity.ciphers", ui.config(b"hostsecurity", b"ciphers"))
-    for name in (b"%s:fingerprints" % bhost, b"%s:pubkeys" % bhost):
-        for item in ui.configlist(b"hostsecurity", name):
+    for name, items in ((b"%s:fingerprints" % bhost, fingerprints), (b"%s:pubkeys" % bhost, pubkeys)):
+        for item in items:
             _visible(b"hostsecurity." + name, item)
-    for item in ui.configlist(b"hostfingerprints", bhost):
+    for item in legacy:
         _visible(b"hostfingerprints.%s" % bhost, item)
     ciphers = ui.config(b"hostsecurity", b"%s:ciphers" % bhost, None) or ui.config(
         b"hostsecurity", b"ciphers"
@@ -265,12 +260,10 @@ def verification(ui, bhost):
         "client_cert": client_cert,
         "client_key": client_key,
         "ca_file": os.fsdecode(cafile) if cafile else None,
-        "load_default_roots": not ui.configbool(b"devel", b"disableloaddefaultcerts"),
-        "fingerprints": _joined(
-            ui.configlist(b"hostsecurity", b"%s:fingerprints" % bhost)
-        ),
-        "legacy_fingerprints": _joined(ui.configlist(b"hostfingerprints", bhost)),
-        "pubkeys": _joined(ui.configlist(b"hostsecurity", b"%s:pubkeys" % bhost)),
+        "load_default_roots": load_default_roots,
+        "fingerprints": _joined(fingerprints),
+        "legacy_fingerprints": _joined(legacy),
+        "pubkeys": _joined(pubkeys),
         "insecure": bool(ui.insecureconnections),
         "min_version": _minimum(ui, bhost),
         "ciphers": ciphers.decode("ascii", "replace") if ciphers else None,
